@@ -1,0 +1,11 @@
+//! kube-elector: a leader-election sidecar for Kubernetes.
+//!
+//! One process per pod competes for a lock object (a `coordination.k8s.io/v1` Lease by default)
+//! and publishes what it knows on a watch channel ([`status`]); the HTTP surface, the leader file,
+//! the pod label and the metrics read that channel and nothing else.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod election;
+pub mod metrics;
+pub mod status;

@@ -1,0 +1,120 @@
+//! The published leadership state: what the election loop knows, for everything else to read.
+//!
+//! The election driver is the only writer. It publishes a [`LeaderState`] on a
+//! [`tokio::sync::watch`] channel; the HTTP surface, the leader file, the pod label and the
+//! metrics only read it. Readiness is never a stored flag: [`LeaderState::is_leader_at`] compares
+//! the monotonic validity deadline with the moment of the question, so a process that was paused
+//! or starved answers "not leader" the instant it wakes, before its loop has run again.
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Sending half, owned by the election driver.
+pub type StateSender = watch::Sender<LeaderState>;
+/// Receiving half, cloned by every reader.
+pub type StateReceiver = watch::Receiver<LeaderState>;
+
+/// A snapshot of the election as this process sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderState {
+    /// This process's identity in the election.
+    pub identity: String,
+    /// The loop's last decision: this process holds the lock. Ask [`Self::is_leader_at`] instead
+    /// of reading this field, which goes stale while the loop is not running.
+    pub claims_leadership: bool,
+    /// The holder named by the most recently observed record; `None` when the lock is free
+    /// (released, or not created yet) or has not been read.
+    pub leader: Option<String>,
+    /// The lock's transition count with which this process holds it, while it claims leadership.
+    pub fencing_token: Option<u64>,
+    /// Wall-clock time at which this process last became leader, while it claims leadership.
+    pub leader_since: Option<Timestamp>,
+    /// Monotonic deadline of the claim: send time of the last successful renew plus the renew
+    /// deadline. `None` while not leader.
+    pub valid_until: Option<Instant>,
+    /// Transition count of the most recently observed record.
+    pub observed_transitions: Option<u64>,
+    /// The most recent failure of an election step, cleared by the next success.
+    pub last_error: Option<String>,
+    /// When the election loop last completed a step (an API attempt, a watch event or a timer).
+    pub last_progress: Instant,
+    /// Cumulative count of times this process became leader.
+    pub acquired_total: u64,
+    /// Cumulative count of times this process stopped being leader.
+    pub lost_total: u64,
+    /// Cumulative count of changes of the observed holder (including to and from "no holder").
+    pub observed_leader_changes_total: u64,
+    /// Wall-clock time of the last successful renew or acquire by this process.
+    pub last_renew: Option<Timestamp>,
+    /// True once shutdown has begun: the loop has stopped competing.
+    pub shutting_down: bool,
+}
+
+impl LeaderState {
+    /// The state before the first observation: not leader, nothing known.
+    pub fn new(identity: impl Into<String>, now: Instant) -> Self {
+        Self {
+            identity: identity.into(),
+            claims_leadership: false,
+            leader: None,
+            fencing_token: None,
+            leader_since: None,
+            valid_until: None,
+            observed_transitions: None,
+            last_error: None,
+            last_progress: now,
+            acquired_total: 0,
+            lost_total: 0,
+            observed_leader_changes_total: 0,
+            last_renew: None,
+            shutting_down: false,
+        }
+    }
+
+    /// Whether this process may act as leader at `now`: it claims leadership and the validity
+    /// deadline of that claim has not passed.
+    pub fn is_leader_at(&self, now: Instant) -> bool {
+        self.claims_leadership && self.valid_until.is_some_and(|deadline| now < deadline)
+    }
+
+    /// The fencing token, only while [`Self::is_leader_at`] holds.
+    pub fn fencing_token_at(&self, now: Instant) -> Option<u64> {
+        if self.is_leader_at(now) { self.fencing_token } else { None }
+    }
+}
+
+/// A new channel holding the initial state.
+pub fn channel(identity: impl Into<String>) -> (StateSender, StateReceiver) {
+    watch::channel(LeaderState::new(identity, Instant::now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn leadership_lapses_at_the_validity_deadline_without_any_update() {
+        let now = Instant::now();
+        let mut state = LeaderState::new("a", now);
+        assert!(!state.is_leader_at(now), "a fresh state must not be leader");
+        state.claims_leadership = true;
+        state.fencing_token = Some(3);
+        state.valid_until = Some(now + Duration::from_secs(2));
+        assert!(state.is_leader_at(now));
+        assert_eq!(state.fencing_token_at(now), Some(3));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let later = Instant::now();
+        assert!(!state.is_leader_at(later), "the claim must end exactly at its deadline");
+        assert_eq!(state.fencing_token_at(later), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_without_a_deadline_is_not_leadership() {
+        let now = Instant::now();
+        let mut state = LeaderState::new("a", now);
+        state.claims_leadership = true;
+        assert!(!state.is_leader_at(now));
+    }
+}
