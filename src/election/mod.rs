@@ -1,8 +1,80 @@
-//! The election (being written): timing model, lock kinds, decision function and driver.
+//! The election: timing model, lock kinds, the pure decision function and the loop that drives it.
+//!
+//! - [`timing`]: client-go's lease duration / renew deadline / retry period, validated.
+//! - [`record`]: the leader record a lock object holds.
+//! - [`decide`]: what to do next, as a pure function of (observed record, when, now).
+//! - [`lock`]: the three lock kinds behind one trait, and the API calls on them.
+//! - [`driver`]: the async loop that carries decisions out and publishes the state.
+//! - [`events`]: "became leader" / "stopped leading" Kubernetes Events.
 
+pub mod decide;
+pub mod driver;
+pub mod events;
+pub mod lock;
+pub mod record;
 mod timing;
 
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints};
+
+pub use driver::{Driver, Settings};
 pub use timing::{Error as TimingError, JITTER_FACTOR, Timing};
+
+use crate::clock::WallClock;
+use crate::metrics::ElectionMetrics;
+use crate::status::StateSender;
+
+/// Where the election takes place.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub lock_type: LockType,
+    pub namespace: String,
+    /// The election's name, which is the lock object's name.
+    pub name: String,
+}
+
+/// Runs the election on `target` until `shutdown` completes, then releases (see [`Driver::run`]).
+pub async fn run(
+    client: kube::Client,
+    target: &Target,
+    settings: Settings,
+    record_events: bool,
+    state: StateSender,
+    metrics: ElectionMetrics,
+    shutdown: impl Future<Output = ()>,
+) {
+    let recorder = record_events.then(|| {
+        events::Recorder::new(
+            client.clone(),
+            &target.namespace,
+            &settings.identity,
+            metrics.clone(),
+            settings.timing.renew_deadline,
+        )
+    });
+    match target.lock_type {
+        LockType::Leases => drive::<Lease>(client, target, settings, recorder, state, metrics, shutdown).await,
+        LockType::Configmaps => {
+            drive::<ConfigMap>(client, target, settings, recorder, state, metrics, shutdown).await
+        }
+        LockType::Endpoints => {
+            drive::<Endpoints>(client, target, settings, recorder, state, metrics, shutdown).await
+        }
+    }
+}
+
+async fn drive<K: lock::LockObject>(
+    client: kube::Client,
+    target: &Target,
+    settings: Settings,
+    recorder: Option<events::Recorder>,
+    state: StateSender,
+    metrics: ElectionMetrics,
+    shutdown: impl Future<Output = ()>,
+) {
+    let lock = lock::KubeLock::<K>::new(client, &target.namespace, &target.name, metrics.clone());
+    Driver::new(lock, settings, WallClock::system(), state, metrics, recorder).run(shutdown).await;
+}
 
 /// Which kind of object holds the lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]

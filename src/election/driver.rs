@@ -1,0 +1,584 @@
+//! The election loop: carries out [`decide`]'s decisions against the API server and publishes
+//! the outcome.
+//!
+//! One task owns the truth. It waits in a single `select!` on, in order of priority: shutdown,
+//! the end of its own claim's validity, news from the watch on the lock, and the time of its next
+//! attempt. An attempt is client-go's `tryAcquireOrRenew`: the leader writes straight from its
+//! cached record (the fast path) and reads again only after a conflict (the slow path, counted);
+//! a follower reads first when it polls, or writes straight from what its watch showed it.
+//! After every step the loop publishes a [`LeaderState`] on the watch channel.
+//!
+//! Followers in [`FollowMode::Watch`] make no requests in steady state: the watch tells them of
+//! every renewal, a release is acted on the moment it arrives, and an expiry exactly when the
+//! observed lease runs out. When the watch is down they poll every jittered retry period until
+//! it is back. [`FollowMode::Poll`] is client-go's behaviour, kept as a baseline and an option.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+
+use super::decide::{Claim, Decision, Freshness, Observed, decide, freshness, observe};
+use super::events::{Leadership, LockRef, Recorder};
+use super::lock::{Change, Error as LockError, KubeLock, LockObject, Snapshot, WatchError};
+use super::record::LeaderRecord;
+use super::{FollowMode, Timing};
+use crate::clock::{WallClock, monotonic_ns};
+use crate::metrics::{ElectionMetrics, RenewResult};
+use crate::status::{LeaderState, StateSender};
+
+/// What the loop needs to know beyond the lock itself.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// This process's identity in the election.
+    pub identity: String,
+    pub timing: Timing,
+    pub follow: FollowMode,
+    /// Write an empty holder when shutting down as leader, so others take over at once.
+    pub release_on_shutdown: bool,
+    /// Upper bound on the release (and the last Event) at shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// How long a watch asks the server to keep it open before it is renewed.
+const WATCH_SERVER_TIMEOUT: Duration = Duration::from_secs(290);
+
+/// News from the watch task.
+#[derive(Debug)]
+enum WatchNews<K> {
+    Connected,
+    Changed(Change<K>),
+    Lost(String),
+}
+
+/// The election loop for one lock of kind `K`.
+pub struct Driver<K: LockObject> {
+    lock: KubeLock<K>,
+    settings: Settings,
+    wall: WallClock,
+    state: StateSender,
+    metrics: ElectionMetrics,
+    recorder: Option<Recorder>,
+    /// What is known of the lock, and since when.
+    known: Option<Observed>,
+    /// The object behind `known`, kept whole so a write changes nothing but the record.
+    object: Option<K>,
+    /// This process's hold on the lock, while it leads.
+    claim: Option<Claim>,
+    /// A write whose outcome is unknown because it was interrupted (by shutdown).
+    write_in_flight: bool,
+    watch_up: bool,
+    poll_due: Instant,
+    backoff_until: Option<Instant>,
+    last_error: Option<String>,
+    last_renew: Option<Timestamp>,
+    acquired_total: u64,
+    lost_total: u64,
+    leader_changes_total: u64,
+    last_event: Option<JoinHandle<()>>,
+}
+
+impl<K: LockObject> Driver<K> {
+    pub fn new(
+        lock: KubeLock<K>,
+        settings: Settings,
+        wall: WallClock,
+        state: StateSender,
+        metrics: ElectionMetrics,
+        recorder: Option<Recorder>,
+    ) -> Self {
+        Self {
+            lock,
+            settings,
+            wall,
+            state,
+            metrics,
+            recorder,
+            known: None,
+            object: None,
+            claim: None,
+            write_in_flight: false,
+            watch_up: false,
+            poll_due: Instant::now(),
+            backoff_until: None,
+            last_error: None,
+            last_renew: None,
+            acquired_total: 0,
+            lost_total: 0,
+            leader_changes_total: 0,
+            last_event: None,
+        }
+    }
+
+    /// Runs the election until `shutdown` completes, then lets go of the lock (if configured)
+    /// and returns. Losing the election is never an error: the loop competes again.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let timing = self.settings.timing;
+        let (news_tx, mut news_rx) = mpsc::channel(64);
+        let watcher = match self.settings.follow {
+            FollowMode::Watch => Some(tokio::spawn(watch_lock(self.lock.clone(), timing, news_tx))),
+            FollowMode::Poll => {
+                drop(news_tx);
+                None
+            }
+        };
+        let mut heartbeat = tokio::time::interval(timing.retry_period);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tracing::info!(
+            identity = %self.settings.identity,
+            lock = %format!("{}/{}", self.lock.kind(), self.lock.name()),
+            namespace = %self.lock.namespace(),
+            follow = %self.settings.follow,
+            lease_duration = ?timing.lease_duration,
+            renew_deadline = ?timing.renew_deadline,
+            retry_period = ?timing.retry_period,
+            "election starting"
+        );
+        self.publish();
+        loop {
+            let now = Instant::now();
+            let wake = self.next_attempt(now);
+            let lapse = self.claim.as_ref().map(|c| c.valid_until);
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                () = sleep_until(lapse.unwrap_or(now)), if lapse.is_some() => {
+                    self.step_down("renew deadline passed without a successful renewal");
+                }
+                news = news_rx.recv(), if watcher.is_some() => match news {
+                    Some(news) => self.on_watch(news),
+                    None => self.watch_up = false,
+                },
+                () = sleep_until(wake) => {
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => break,
+                        () = self.attempt() => {}
+                    }
+                }
+                _ = heartbeat.tick() => {}
+            }
+            self.publish();
+        }
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
+        self.shut_down().await;
+    }
+
+    /// When the next attempt is due.
+    fn next_attempt(&self, now: Instant) -> Instant {
+        let due = if let Some(claim) = &self.claim {
+            claim.renew_due(&self.settings.timing)
+        } else {
+            let by_decision = match decide(self.known.as_ref(), &self.settings.identity, now, self.wall.now(), &self.settings.timing)
+            {
+                Decision::WaitUntil(expiry) => expiry,
+                Decision::Read | Decision::Create(_) | Decision::Claim(_) => now,
+            };
+            match self.settings.follow {
+                FollowMode::Poll => self.poll_due,
+                FollowMode::Watch if self.watch_up => by_decision,
+                FollowMode::Watch => by_decision.min(self.poll_due),
+            }
+        };
+        match self.backoff_until {
+            Some(until) if self.claim.is_none() => due.max(until),
+            _ => due,
+        }
+    }
+
+    /// Whether an attempt must read the lock before deciding.
+    fn must_read(&self) -> bool {
+        if self.known.is_none() {
+            return true;
+        }
+        self.claim.is_none() && (self.settings.follow == FollowMode::Poll || !self.watch_up)
+    }
+
+    /// The time one API call may take: what is left of the claim for a leader, the renew
+    /// deadline for a follower (a write answered later than that could not make it leader).
+    fn call_timeout(&self, now: Instant) -> Duration {
+        match &self.claim {
+            Some(claim) => claim.valid_until.saturating_duration_since(now),
+            None => self.settings.timing.renew_deadline,
+        }
+    }
+
+    /// One round of client-go's `tryAcquireOrRenew`.
+    async fn attempt(&mut self) {
+        let timing = self.settings.timing;
+        if self.claim.is_none() {
+            self.poll_due = Instant::now() + timing.jittered_retry(rand::random::<f64>());
+        }
+        if self.must_read()
+            && let Err(error) = self.read().await
+        {
+            return self.failed(error, None);
+        }
+        // A fast write, then at most a couple of reads after conflicts: bounded, never a spin.
+        for _ in 0..3 {
+            let now = Instant::now();
+            if let Some(claim) = &self.claim
+                && !claim.is_valid_at(now)
+            {
+                return self.step_down("renew deadline passed without a successful renewal");
+            }
+            match decide(self.known.as_ref(), &self.settings.identity, now, self.wall.now(), &timing) {
+                Decision::Read => {
+                    if let Err(error) = self.read().await {
+                        return self.failed(error, None);
+                    }
+                }
+                Decision::WaitUntil(_) => {
+                    if self.claim.is_some() {
+                        self.step_down("another holder has the lock");
+                    }
+                    return self.succeeded();
+                }
+                Decision::Create(record) => {
+                    let sent = Instant::now();
+                    self.write_in_flight = true;
+                    let result = self.lock.create(&record, self.call_timeout(sent)).await;
+                    self.write_in_flight = false;
+                    match result {
+                        Ok(snapshot) => return self.wrote(snapshot, sent),
+                        Err(error) if error.is_already_exists() => {
+                            if let Err(error) = self.read().await {
+                                return self.failed(error, None);
+                            }
+                        }
+                        Err(error) => return self.failed(error, Some(sent)),
+                    }
+                }
+                Decision::Claim(record) => {
+                    let Some(object) = self.object.clone() else {
+                        if let Err(error) = self.read().await {
+                            return self.failed(error, None);
+                        }
+                        continue;
+                    };
+                    let sent = Instant::now();
+                    self.write_in_flight = true;
+                    let result = self.lock.update(&object, &record, self.call_timeout(sent)).await;
+                    self.write_in_flight = false;
+                    match result {
+                        Ok(snapshot) => return self.wrote(snapshot, sent),
+                        Err(error) if error.is_conflict() => {
+                            if self.claim.is_some() {
+                                self.metrics.slowpath();
+                                self.metrics.renew(RenewResult::Failure, sent.elapsed());
+                            }
+                            tracing::debug!(%error, "write lost a race; reading the lock again");
+                            if let Err(error) = self.read().await {
+                                return self.failed(error, None);
+                            }
+                        }
+                        Err(error) => return self.failed(error, Some(sent)),
+                    }
+                }
+            }
+        }
+        self.succeeded();
+    }
+
+    /// Reads the lock and folds it into what is known.
+    async fn read(&mut self) -> Result<(), LockError> {
+        let snapshot = self.lock.get(self.call_timeout(Instant::now())).await?;
+        match snapshot {
+            Some(snapshot) => self.absorb_snapshot(snapshot),
+            None => self.absorb(None, None, None),
+        }
+        Ok(())
+    }
+
+    /// A write (create or update) sent at `sent` succeeded: the lock is ours.
+    fn wrote(&mut self, snapshot: Snapshot<K>, sent: Instant) {
+        let timing = self.settings.timing;
+        let now = Instant::now();
+        let wall = self.wall.now();
+        self.last_renew = Some(wall);
+        let record = snapshot.record.clone();
+        match &mut self.claim {
+            Some(claim) if claim.is_valid_at(now) => {
+                claim.renewed(sent, &timing);
+                self.metrics.renew(RenewResult::Success, now - sent);
+            }
+            _ => {
+                if self.claim.is_some() {
+                    self.step_down("renew deadline passed before the renewal was answered");
+                }
+                let claim = Claim::won(&record, wall, sent, &timing);
+                self.acquired_total += 1;
+                tracing::info!(
+                    identity = %self.settings.identity,
+                    election = %self.lock.name(),
+                    fencing_token = claim.fencing_token,
+                    monotonic_ns = %monotonic_ns(now),
+                    valid_until_monotonic_ns = %monotonic_ns(claim.valid_until),
+                    "became leader"
+                );
+                self.claim = Some(claim);
+                self.record_event(Leadership::Became, &snapshot.object);
+            }
+        }
+        self.absorb_snapshot(snapshot);
+        self.succeeded();
+    }
+
+    fn succeeded(&mut self) {
+        self.backoff_until = None;
+        self.last_error = None;
+    }
+
+    fn failed(&mut self, error: LockError, sent: Option<Instant>) {
+        let now = Instant::now();
+        if let (Some(sent), Some(_)) = (sent, &self.claim) {
+            self.metrics.renew(RenewResult::Failure, now - sent);
+        }
+        self.backoff_until = Some(now + self.settings.timing.jittered_retry(rand::random::<f64>()));
+        tracing::warn!(identity = %self.settings.identity, %error, leader = self.claim.is_some(), "election step failed");
+        self.last_error = Some(error.to_string());
+    }
+
+    /// Stops claiming leadership.
+    fn step_down(&mut self, reason: &str) {
+        let Some(claim) = self.claim.take() else { return };
+        self.lost_total += 1;
+        tracing::info!(
+            identity = %self.settings.identity,
+            election = %self.lock.name(),
+            fencing_token = claim.fencing_token,
+            monotonic_ns = %monotonic_ns(Instant::now()),
+            valid_until_monotonic_ns = %monotonic_ns(claim.valid_until),
+            reason,
+            "stopped leading"
+        );
+        if let Some(object) = self.object.clone() {
+            self.record_event(Leadership::Stopped, &object);
+        }
+    }
+
+    fn on_watch(&mut self, news: WatchNews<K>) {
+        match news {
+            WatchNews::Connected => self.watch_up = true,
+            WatchNews::Lost(reason) => {
+                if self.watch_up {
+                    tracing::warn!(identity = %self.settings.identity, %reason, "watch on the lock lost; polling until it is back");
+                }
+                self.watch_up = false;
+            }
+            WatchNews::Changed(Change::Present(snapshot)) => self.absorb_snapshot(snapshot),
+            WatchNews::Changed(Change::Deleted(version)) => self.absorb(None, None, version),
+            WatchNews::Changed(Change::Bookmark(_)) => {}
+        }
+    }
+
+    fn absorb_snapshot(&mut self, snapshot: Snapshot<K>) {
+        let version = snapshot.resource_version();
+        self.absorb(Some(snapshot.object), Some(snapshot.record), version);
+    }
+
+    /// Folds a version of the lock (or its absence) into what is known, keeping the object for
+    /// the next write, counting holder changes, and stepping down if someone else now holds it.
+    fn absorb(&mut self, object: Option<K>, record: Option<LeaderRecord>, version: Option<String>) {
+        let now = Instant::now();
+        let freshness = freshness(self.known.as_ref(), version.as_deref());
+        if freshness == Freshness::Stale {
+            return;
+        }
+        if freshness == Freshness::Unchanged && self.known.as_ref().is_some_and(|k| k.record == record) {
+            return;
+        }
+        let previous = self.known.as_ref().map(|k| k.holder().map(str::to_owned));
+        self.known = Some(observe(self.known.take(), record, version, now));
+        if freshness == Freshness::Changed || self.object.is_none() {
+            self.object = object;
+        }
+        let holder = self.known.as_ref().and_then(|k| k.holder().map(str::to_owned));
+        if let Some(previous) = previous
+            && previous != holder
+        {
+            self.leader_changes_total += 1;
+            tracing::info!(
+                identity = %self.settings.identity,
+                leader = holder.as_deref().unwrap_or(""),
+                previous = previous.as_deref().unwrap_or(""),
+                "observed a new leader"
+            );
+        }
+        if self.claim.is_some() && holder.as_deref() != Some(self.settings.identity.as_str()) {
+            self.step_down("the lock now names another holder");
+        }
+    }
+
+    fn record_event(&mut self, what: Leadership, object: &K) {
+        let Some(recorder) = &self.recorder else { return };
+        let lock = LockRef {
+            api_version: K::api_version(&()).into_owned(),
+            kind: K::kind(&()).into_owned(),
+            namespace: self.lock.namespace().to_owned(),
+            name: self.lock.name().to_owned(),
+            uid: object.meta().uid.clone(),
+        };
+        self.last_event = Some(recorder.record(what, lock, self.wall.now()));
+    }
+
+    /// Publishes what the loop knows now.
+    fn publish(&self) {
+        let now = Instant::now();
+        let claim = self.claim.as_ref();
+        self.state.send_replace(LeaderState {
+            identity: self.settings.identity.clone(),
+            claims_leadership: claim.is_some(),
+            leader: self.known.as_ref().and_then(|k| k.holder().map(str::to_owned)),
+            fencing_token: claim.map(|c| c.fencing_token),
+            leader_since: claim.map(|c| c.since),
+            valid_until: claim.map(|c| c.valid_until),
+            observed_transitions: self.known.as_ref().and_then(|k| k.record.as_ref()).map(LeaderRecord::fencing_token),
+            last_error: self.last_error.clone(),
+            last_progress: now,
+            acquired_total: self.acquired_total,
+            lost_total: self.lost_total,
+            observed_leader_changes_total: self.leader_changes_total,
+            last_renew: self.last_renew,
+            shutting_down: false,
+        });
+    }
+
+    /// Stops competing and, if leader, lets go of the lock so another candidate takes over at
+    /// once instead of after a lease duration. Leadership is withdrawn first: from here on the
+    /// process never answers "leader", whatever the API server says.
+    async fn shut_down(mut self) {
+        let deadline = Instant::now() + self.settings.shutdown_timeout;
+        let held = self.claim.is_some();
+        self.step_down("shutting down");
+        self.state.send_modify(|state| {
+            state.claims_leadership = false;
+            state.shutting_down = true;
+            state.lost_total = self.lost_total;
+        });
+        if self.settings.release_on_shutdown && (held || self.write_in_flight) {
+            match tokio::time::timeout_at(deadline, self.release(held)).await {
+                Ok(Ok(true)) => tracing::info!(identity = %self.settings.identity, "released the lock"),
+                Ok(Ok(false)) => tracing::info!(identity = %self.settings.identity, "the lock is not ours; nothing to release"),
+                Ok(Err(error)) => tracing::warn!(%error, "could not release the lock; others take over when it expires"),
+                Err(_) => tracing::warn!(
+                    timeout = ?self.settings.shutdown_timeout,
+                    "releasing the lock timed out; others take over when it expires"
+                ),
+            }
+        }
+        if let Some(event) = self.last_event.take() {
+            let _ = tokio::time::timeout_at(deadline, event).await;
+        }
+    }
+
+    /// Writes the released record: from the cached object when we knew we held the lock, with
+    /// one retry from a fresh read after a conflict, and only while the lock still names us.
+    async fn release(&mut self, held: bool) -> Result<bool, LockError> {
+        let timeout = self.settings.shutdown_timeout;
+        let mut fresh = !held;
+        if fresh {
+            self.read_for_release(timeout).await?;
+        }
+        loop {
+            let (Some(known), Some(object)) = (&self.known, &self.object) else { return Ok(false) };
+            let Some(record) = known.record.as_ref().filter(|r| r.holder() == Some(&self.settings.identity)) else {
+                return Ok(false);
+            };
+            let released = record.released(self.wall.now());
+            match self.lock.update(object, &released, timeout).await {
+                Ok(_) => return Ok(true),
+                Err(error) if error.is_conflict() && !fresh => {
+                    fresh = true;
+                    self.read_for_release(timeout).await?;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn read_for_release(&mut self, timeout: Duration) -> Result<(), LockError> {
+        match self.lock.get(timeout).await? {
+            Some(snapshot) => {
+                self.known = Some(Observed::new(
+                    Some(snapshot.record.clone()),
+                    snapshot.resource_version(),
+                    Instant::now(),
+                ));
+                self.object = Some(snapshot.object);
+            }
+            None => {
+                self.known = None;
+                self.object = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Keeps a watch open on the lock and reports what it sees; resumes from the last
+/// resourceVersion after the server ends a watch, starts over from the current state after
+/// `410 Gone`, and backs off (reporting the loss, so the loop polls) when the watch fails.
+async fn watch_lock<K: LockObject>(lock: KubeLock<K>, timing: Timing, news: mpsc::Sender<WatchNews<K>>) {
+    let mut version = String::new();
+    let mut backoff = timing.retry_period;
+    let max_backoff = timing.lease_duration.max(timing.retry_period);
+    loop {
+        let server_timeout = WATCH_SERVER_TIMEOUT.mul_f64(1.0 - rand::random::<f64>() * 0.1);
+        let opened = Instant::now();
+        let failure = match lock.watch(&version, server_timeout, timing.renew_deadline).await {
+            Err(error) => Some(error.to_string()),
+            Ok(mut stream) => {
+                if news.send(WatchNews::Connected).await.is_err() {
+                    return;
+                }
+                backoff = timing.retry_period;
+                let mut failure = None;
+                while let Some(item) = stream.next().await {
+                    match item {
+                        Ok(change) => {
+                            match &change {
+                                Change::Present(snapshot) => {
+                                    version = snapshot.resource_version().unwrap_or_default()
+                                }
+                                Change::Deleted(Some(v)) | Change::Bookmark(v) => version = v.clone(),
+                                Change::Deleted(None) => {}
+                            }
+                            if news.send(WatchNews::Changed(change)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(WatchError::Expired(reason)) => {
+                            tracing::debug!(%reason, "watch expired; starting over from the current state");
+                            version.clear();
+                            break;
+                        }
+                        Err(WatchError::Failed(reason)) => {
+                            failure = Some(reason);
+                            break;
+                        }
+                    }
+                }
+                // A server ends a healthy watch only at its timeout; one that ends much sooner
+                // is treated as a failure so a flapping connection cannot make this spin.
+                if failure.is_none() && !version.is_empty() && opened.elapsed() < server_timeout / 2 {
+                    failure = Some("the server closed the watch early".to_owned());
+                }
+                failure
+            }
+        };
+        if let Some(reason) = failure {
+            if news.send(WatchNews::Lost(reason)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(backoff.mul_f64(1.0 + rand::random::<f64>() * super::JITTER_FACTOR)).await;
+            backoff = (backoff * 2).min(max_backoff);
+        }
+    }
+}

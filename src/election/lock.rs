@@ -1,0 +1,422 @@
+//! The lock kinds: one small trait, three implementations, one client for all of them.
+//!
+//! [`LockObject`] says how a kind of object carries a [`LeaderRecord`]: a Lease in its `spec`, a
+//! ConfigMap or Endpoints object in client-go's `control-plane.alpha.kubernetes.io/leader`
+//! annotation. [`KubeLock`] does the I/O for any of them: every call carries a timeout and is
+//! counted in the API metrics, and writes use the observed `resourceVersion` so that the API
+//! server's optimistic concurrency decides races (a 409 means someone else wrote first).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{PostParams, WatchEvent, WatchParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use super::record::{LEADER_ANNOTATION, LeaderRecord, truncate_micros};
+use crate::metrics::{ElectionMetrics, Verb};
+
+/// A kind of object that can hold the leader record.
+pub trait LockObject:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    /// A new object named `name` holding `record`.
+    fn with_record(name: &str, namespace: &str, record: &LeaderRecord) -> Self;
+
+    /// The record the object holds; an object without one holds the empty record (no holder).
+    fn record(&self) -> Result<LeaderRecord, RecordError>;
+
+    /// Replaces the record, leaving everything else in the object as it is.
+    fn set_record(&mut self, record: &LeaderRecord);
+}
+
+/// The record in a lock object could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("the {LEADER_ANNOTATION} annotation does not hold a leader record: {source}")]
+pub struct RecordError {
+    #[source]
+    source: serde_json::Error,
+}
+
+impl LockObject for Lease {
+    fn with_record(name: &str, namespace: &str, record: &LeaderRecord) -> Self {
+        let mut lease = Lease { metadata: named(name, namespace), spec: None };
+        lease.set_record(record);
+        lease
+    }
+
+    fn record(&self) -> Result<LeaderRecord, RecordError> {
+        let Some(spec) = &self.spec else { return Ok(LeaderRecord::default()) };
+        Ok(LeaderRecord {
+            holder_identity: spec.holder_identity.clone().unwrap_or_default(),
+            lease_duration_seconds: spec.lease_duration_seconds.unwrap_or(0),
+            acquire_time: spec.acquire_time.as_ref().map(|t| t.0),
+            renew_time: spec.renew_time.as_ref().map(|t| t.0),
+            leader_transitions: spec.lease_transitions.unwrap_or(0),
+        })
+    }
+
+    fn set_record(&mut self, record: &LeaderRecord) {
+        let spec = self.spec.get_or_insert_with(LeaseSpec::default);
+        spec.holder_identity = Some(record.holder_identity.clone());
+        spec.lease_duration_seconds = Some(record.lease_duration_seconds);
+        spec.acquire_time = record.acquire_time.map(|t| MicroTime(truncate_micros(t)));
+        spec.renew_time = record.renew_time.map(|t| MicroTime(truncate_micros(t)));
+        spec.lease_transitions = Some(record.leader_transitions);
+    }
+}
+
+impl LockObject for ConfigMap {
+    fn with_record(name: &str, namespace: &str, record: &LeaderRecord) -> Self {
+        let mut map = ConfigMap { metadata: named(name, namespace), ..Default::default() };
+        map.set_record(record);
+        map
+    }
+
+    fn record(&self) -> Result<LeaderRecord, RecordError> {
+        annotation_record(&self.metadata)
+    }
+
+    fn set_record(&mut self, record: &LeaderRecord) {
+        set_annotation_record(&mut self.metadata, record);
+    }
+}
+
+impl LockObject for Endpoints {
+    fn with_record(name: &str, namespace: &str, record: &LeaderRecord) -> Self {
+        let mut endpoints = Endpoints { metadata: named(name, namespace), ..Default::default() };
+        endpoints.set_record(record);
+        endpoints
+    }
+
+    fn record(&self) -> Result<LeaderRecord, RecordError> {
+        annotation_record(&self.metadata)
+    }
+
+    fn set_record(&mut self, record: &LeaderRecord) {
+        set_annotation_record(&mut self.metadata, record);
+    }
+}
+
+fn named(name: &str, namespace: &str) -> ObjectMeta {
+    ObjectMeta { name: Some(name.to_owned()), namespace: Some(namespace.to_owned()), ..Default::default() }
+}
+
+fn annotation_record(meta: &ObjectMeta) -> Result<LeaderRecord, RecordError> {
+    match meta.annotations.as_ref().and_then(|a| a.get(LEADER_ANNOTATION)) {
+        None => Ok(LeaderRecord::default()),
+        Some(text) if text.trim().is_empty() => Ok(LeaderRecord::default()),
+        Some(text) => serde_json::from_str(text).map_err(|source| RecordError { source }),
+    }
+}
+
+fn set_annotation_record(meta: &mut ObjectMeta, record: &LeaderRecord) {
+    // Serializing a struct of strings and integers cannot fail.
+    let text = serde_json::to_string(record).unwrap_or_default();
+    meta.annotations.get_or_insert_with(BTreeMap::new).insert(LEADER_ANNOTATION.to_owned(), text);
+}
+
+/// One read of the lock object.
+#[derive(Clone, Debug)]
+pub struct Snapshot<K> {
+    pub object: K,
+    pub record: LeaderRecord,
+}
+
+impl<K: LockObject> Snapshot<K> {
+    fn of(object: K) -> Result<Self, RecordError> {
+        let record = object.record()?;
+        Ok(Self { object, record })
+    }
+
+    pub fn resource_version(&self) -> Option<String> {
+        self.object.resource_version()
+    }
+}
+
+/// Why a call on the lock failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{} {kind} {name:?}: the API server answered {code} {reason}: {message}", verb_name(*.verb))]
+    Api { verb: Verb, kind: String, name: String, code: u16, reason: String, message: String },
+    #[error("{} {kind} {name:?} failed: {source}", verb_name(*.verb))]
+    Transport {
+        verb: Verb,
+        kind: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{} {kind} {name:?} timed out after {after:?}", verb_name(*.verb))]
+    Timeout { verb: Verb, kind: String, name: String, after: Duration },
+    #[error("{kind} {name:?}: {source}")]
+    Record {
+        kind: String,
+        name: String,
+        #[source]
+        source: RecordError,
+    },
+}
+
+impl Error {
+    /// The HTTP status the API server answered with, if it answered.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Error::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Someone else wrote first (409 Conflict).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Api { code: 409, reason, .. } if reason == "Conflict")
+    }
+
+    /// The object exists already (409 AlreadyExists).
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, Error::Api { code: 409, reason, .. } if reason == "AlreadyExists")
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Api { code: 404, .. })
+    }
+}
+
+/// The events a watch on the lock delivers, reduced to what the election needs.
+#[derive(Debug)]
+pub enum Change<K> {
+    /// The object now looks like this.
+    Present(Snapshot<K>),
+    /// The object was deleted at this resourceVersion.
+    Deleted(Option<String>),
+    /// Nothing changed; the watch has reached this resourceVersion.
+    Bookmark(String),
+}
+
+/// Why a watch ended or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("the watch's resourceVersion is too old (410 Gone): {0}")]
+    Expired(String),
+    #[error("the watch failed: {0}")]
+    Failed(String),
+}
+
+/// Reads and writes one named lock object of kind `K`.
+#[derive(Clone)]
+pub struct KubeLock<K: LockObject> {
+    api: Api<K>,
+    name: String,
+    namespace: String,
+    metrics: ElectionMetrics,
+}
+
+impl<K: LockObject> KubeLock<K> {
+    pub fn new(client: Client, namespace: &str, name: &str, metrics: ElectionMetrics) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+            metrics,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The kind in the API's plural form, e.g. `leases`.
+    pub fn kind(&self) -> String {
+        K::plural(&()).into_owned()
+    }
+
+    /// Reads the lock; `None` when it does not exist.
+    pub async fn get(&self, timeout: Duration) -> Result<Option<Snapshot<K>>, Error> {
+        let object = self.call(Verb::Get, timeout, self.api.get_opt(&self.name)).await?;
+        object.map(|object| self.snapshot(object)).transpose()
+    }
+
+    /// Creates the lock holding `record`.
+    pub async fn create(&self, record: &LeaderRecord, timeout: Duration) -> Result<Snapshot<K>, Error> {
+        let object = K::with_record(&self.name, &self.namespace, record);
+        let created = self.call(Verb::Create, timeout, self.api.create(&PostParams::default(), &object)).await?;
+        self.snapshot(created)
+    }
+
+    /// Writes `record` over `current`, conditional on `current`'s resourceVersion.
+    pub async fn update(&self, current: &K, record: &LeaderRecord, timeout: Duration) -> Result<Snapshot<K>, Error> {
+        let mut object = current.clone();
+        object.set_record(record);
+        let replaced =
+            self.call(Verb::Update, timeout, self.api.replace(&self.name, &PostParams::default(), &object)).await?;
+        self.snapshot(replaced)
+    }
+
+    /// Opens a watch on the lock from `resource_version` ("" for the current state first).
+    pub async fn watch(
+        &self,
+        resource_version: &str,
+        server_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<BoxStream<'static, Result<Change<K>, WatchError>>, Error> {
+        let params = WatchParams::default()
+            .fields(&format!("metadata.name={}", self.name))
+            .timeout(u32::try_from(server_timeout.as_secs()).unwrap_or(290).max(1));
+        let stream = self.call(Verb::Watch, connect_timeout, self.api.watch(&params, resource_version)).await?;
+        let kind = self.kind();
+        let name = self.name.clone();
+        Ok(stream
+            .map_err(|e| WatchError::Failed(e.to_string()))
+            .and_then(move |event| {
+                let result = match event {
+                    WatchEvent::Added(object) | WatchEvent::Modified(object) => Snapshot::of(object)
+                        .map(Change::Present)
+                        .map_err(|e| WatchError::Failed(format!("{kind} {name:?}: {e}"))),
+                    WatchEvent::Deleted(object) => Ok(Change::Deleted(object.resource_version())),
+                    WatchEvent::Bookmark(bookmark) => Ok(Change::Bookmark(bookmark.metadata.resource_version)),
+                    WatchEvent::Error(status) if status.code == 410 => Err(WatchError::Expired(status.message)),
+                    WatchEvent::Error(status) => {
+                        Err(WatchError::Failed(format!("{} {}: {}", status.code, status.reason, status.message)))
+                    }
+                };
+                futures::future::ready(result)
+            })
+            .boxed())
+    }
+
+    fn snapshot(&self, object: K) -> Result<Snapshot<K>, Error> {
+        Snapshot::of(object).map_err(|source| Error::Record { kind: self.kind(), name: self.name.clone(), source })
+    }
+
+    /// Runs one API call under `timeout`, counting it in the metrics.
+    async fn call<T>(
+        &self,
+        verb: Verb,
+        timeout: Duration,
+        request: impl Future<Output = kube::Result<T>>,
+    ) -> Result<T, Error> {
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(timeout, request).await;
+        let elapsed = started.elapsed();
+        let (kind, name) = (self.kind(), self.name.clone());
+        let result = match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(kube::Error::Api(status))) => Err(Error::Api {
+                verb,
+                kind,
+                name,
+                code: status.code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            }),
+            Ok(Err(source)) => Err(Error::Transport { verb, kind, name, source }),
+            Err(_) => Err(Error::Timeout { verb, kind, name, after: timeout }),
+        };
+        let code = match &result {
+            Ok(_) => Some(success_code(verb)),
+            Err(error) => error.code(),
+        };
+        self.metrics.api_request(verb, code, elapsed);
+        result
+    }
+}
+
+/// The verb as the API server's audit log names it.
+pub fn verb_name(verb: Verb) -> &'static str {
+    match verb {
+        Verb::Get => "get",
+        Verb::Create => "create",
+        Verb::Update => "update",
+        Verb::Patch => "patch",
+        Verb::Watch => "watch",
+    }
+}
+
+fn success_code(verb: Verb) -> u16 {
+    match verb {
+        Verb::Create => 201,
+        _ => 200,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::Timestamp;
+
+    fn record() -> LeaderRecord {
+        let at: Timestamp = "2026-02-03T04:05:06.123456789Z".parse().unwrap();
+        LeaderRecord {
+            holder_identity: "pod-a".into(),
+            lease_duration_seconds: 15,
+            acquire_time: Some(at),
+            renew_time: Some(at),
+            leader_transitions: 3,
+        }
+    }
+
+    fn round_trip<K: LockObject>() {
+        let object = K::with_record("lock", "ns", &record());
+        let back = object.record().unwrap();
+        assert_eq!(back.holder_identity, "pod-a");
+        assert_eq!(back.leader_transitions, 3);
+        assert_eq!(back.lease_duration_seconds, 15);
+        assert_eq!(back.renew_time.unwrap().to_string(), "2026-02-03T04:05:06.123456Z", "microseconds kept");
+        assert_eq!(object.meta().name.as_deref(), Some("lock"));
+        assert_eq!(object.meta().namespace.as_deref(), Some("ns"));
+    }
+
+    #[test]
+    fn every_kind_round_trips_the_record() {
+        round_trip::<Lease>();
+        round_trip::<ConfigMap>();
+        round_trip::<Endpoints>();
+    }
+
+    #[test]
+    fn an_object_without_a_record_holds_the_empty_record() {
+        assert_eq!(Lease::default().record().unwrap(), LeaderRecord::default());
+        assert_eq!(ConfigMap::default().record().unwrap(), LeaderRecord::default());
+    }
+
+    #[test]
+    fn set_record_keeps_other_annotations_and_data() {
+        let mut map = ConfigMap::with_record("lock", "ns", &record());
+        map.metadata.annotations.get_or_insert_with(BTreeMap::new).insert("team".into(), "infra".into());
+        map.data = Some(BTreeMap::from([("k".to_owned(), "v".to_owned())]));
+        let mut next = record();
+        next.holder_identity = "pod-b".into();
+        map.set_record(&next);
+        assert_eq!(map.record().unwrap().holder_identity, "pod-b");
+        assert_eq!(map.metadata.annotations.as_ref().unwrap()["team"], "infra");
+        assert_eq!(map.data.as_ref().unwrap()["k"], "v");
+    }
+
+    #[test]
+    fn a_corrupt_annotation_is_an_error_not_an_empty_lock() {
+        let mut map = ConfigMap::default();
+        map.metadata.annotations = Some(BTreeMap::from([(LEADER_ANNOTATION.to_owned(), "{not json".to_owned())]));
+        let error = map.record().unwrap_err().to_string();
+        assert!(error.contains(LEADER_ANNOTATION), "{error}");
+    }
+}
