@@ -1,0 +1,129 @@
+//! The pod label: marks this pod `leader` or `follower`, so a Service can select the leader
+//! without gating readiness on leadership (vapor-ware k8s-elector offers the same).
+//!
+//! Follows the published state only. The label turns to `follower` when leadership ends, when
+//! the claim's validity deadline passes (a timer, so a starved election loop cannot leave a stale
+//! `leader` label), and on shutdown. A failed patch is retried every retry period.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use tokio::time::{Instant, sleep_until};
+
+use crate::metrics::{ElectionMetrics, Verb};
+use crate::status::{LeaderState, StateReceiver};
+
+/// The default label key.
+pub const DEFAULT_KEY: &str = "kube-elector/role";
+
+/// The label value for a state at a moment.
+pub fn role(state: &LeaderState, now: Instant) -> &'static str {
+    if state.is_leader_at(now) { "leader" } else { "follower" }
+}
+
+/// The merge patch that sets `key` to `value`.
+pub fn patch_body(key: &str, value: &str) -> serde_json::Value {
+    serde_json::json!({ "metadata": { "labels": BTreeMap::from([(key, value)]) } })
+}
+
+/// Patches one pod's label.
+pub struct PodLabel {
+    api: Api<Pod>,
+    pod: String,
+    key: String,
+    metrics: ElectionMetrics,
+    timeout: Duration,
+}
+
+impl PodLabel {
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        pod: &str,
+        key: &str,
+        metrics: ElectionMetrics,
+        timeout: Duration,
+    ) -> Self {
+        Self { api: Api::namespaced(client, namespace), pod: pod.into(), key: key.into(), metrics, timeout }
+    }
+
+    async fn set(&self, value: &str) -> Result<(), String> {
+        let started = Instant::now();
+        let patch = Patch::Merge(patch_body(&self.key, value));
+        let outcome = tokio::time::timeout(self.timeout, self.api.patch(&self.pod, &PatchParams::default(), &patch)).await;
+        let (code, result) = match outcome {
+            Ok(Ok(_)) => (Some(200), Ok(())),
+            Ok(Err(kube::Error::Api(status))) => (Some(status.code), Err(format!("{} {}", status.code, status.message))),
+            Ok(Err(error)) => (None, Err(error.to_string())),
+            Err(_) => (None, Err(format!("timed out after {:?}", self.timeout))),
+        };
+        self.metrics.api_request(Verb::Patch, code, started.elapsed());
+        result
+    }
+
+    /// Keeps the label in step with the state until `shutdown`, then sets `follower`.
+    pub async fn run(self, mut state: StateReceiver, retry: Duration, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut applied: Option<&'static str> = None;
+        let mut retry_at: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            let snapshot = state.borrow_and_update().clone();
+            let desired = role(&snapshot, now);
+            if applied != Some(desired) && retry_at.is_none_or(|at| at <= now) {
+                match self.set(desired).await {
+                    Ok(()) => {
+                        tracing::info!(pod = %self.pod, label = %self.key, value = desired, "labelled pod");
+                        applied = Some(desired);
+                        retry_at = None;
+                    }
+                    Err(error) => {
+                        tracing::warn!(pod = %self.pod, label = %self.key, %error, "could not label pod; retrying");
+                        retry_at = Some(Instant::now() + retry);
+                    }
+                }
+                continue;
+            }
+            let lapse = snapshot.valid_until.filter(|_| desired == "leader");
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                changed = state.changed() => if changed.is_err() { break },
+                () = sleep_until(lapse.unwrap_or(now)), if lapse.is_some() => {}
+                () = sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() => {}
+            }
+        }
+        if applied != Some("follower") {
+            if let Err(error) = self.set("follower").await {
+                tracing::warn!(pod = %self.pod, %error, "could not reset the pod label on shutdown");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn role_follows_validity_not_just_the_claim() {
+        let now = Instant::now();
+        let mut state = LeaderState::new("a", now);
+        assert_eq!(role(&state, now), "follower");
+        state.claims_leadership = true;
+        state.valid_until = Some(now + Duration::from_secs(1));
+        assert_eq!(role(&state, now), "leader");
+        assert_eq!(role(&state, now + Duration::from_secs(1)), "follower");
+    }
+
+    #[test]
+    fn patch_touches_only_the_label() {
+        assert_eq!(
+            patch_body(DEFAULT_KEY, "leader"),
+            serde_json::json!({"metadata": {"labels": {"kube-elector/role": "leader"}}})
+        );
+    }
+}
