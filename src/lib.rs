@@ -6,6 +6,10 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod config;
 pub mod election;
+pub mod http;
+pub mod leader_file;
 pub mod metrics;
+pub mod process_metrics;
 pub mod status;

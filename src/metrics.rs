@@ -1,15 +1,52 @@
-//! Prometheus metrics of the election (STUB: interface only; the bodies are being written).
+//! Prometheus metrics of the election: the families, their label types, and how state is mirrored.
 //!
-//! The driver records events it alone sees (API requests, renew attempts, slow paths); everything
-//! that is state (leadership, fencing token, counts of transitions) is mirrored from the published
-//! [`LeaderState`] when a scrape asks, so a paused process cannot serve a stale "leader".
+//! The driver records events it alone sees ([`ElectionMetrics::api_request`],
+//! [`ElectionMetrics::renew`], [`ElectionMetrics::slowpath`]); everything that is state (leadership,
+//! fencing token, counts of transitions, last renew) is mirrored from the published [`LeaderState`]
+//! when a scrape asks ([`ElectionMetrics::observe_state`]), so a paused process cannot serve a stale
+//! "leader".
+//!
+//! Families (OpenMetrics names; every one carries `election` and `namespace` labels):
+//!
+//! | family | type | notes |
+//! |---|---|---|
+//! | `elector_is_leader` | gauge | 1 while `is_leader_at(now)`, 0 from start-up |
+//! | `elector_leadership_transitions_total{direction="acquired\|lost"}` | counter | mirrors `acquired_total` / `lost_total` |
+//! | `elector_observed_leader_changes_total` | counter | mirrors `observed_leader_changes_total` |
+//! | `elector_renew_duration_seconds{result="success\|failure"}` | histogram | 1 ms … 10 s buckets |
+//! | `elector_api_requests_total{verb,code}` | counter | `code` = HTTP status, or `error` for transport failures and timeouts |
+//! | `elector_api_request_duration_seconds{verb}` | histogram | |
+//! | `elector_fencing_token` | gauge | the token while leader, **-1 while not leader** (always present, so alerts can compare `>= 0`) |
+//! | `elector_last_renew_timestamp_seconds` | gauge | wall clock of the last successful renew; 0 before the first |
+//! | `elector_build_info{version}` | gauge | always 1 |
+//! | `leader_election_master_status{name}` | gauge | client-go's name, `name` = election |
+//! | `leader_election_slowpath_total{name}` | counter | client-go's name |
+//!
+//! There is deliberately no `identity` label: Prometheus already attaches the pod through the scrape
+//! configuration, and the identity is normally the pod name, so the label would only add cardinality.
+//! Process metrics (`process_*`) come from [`crate::process_metrics`] and carry no election labels.
+//!
+//! Handles are cheap clones sharing atomics; nothing here takes a lock on the hot path.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use prometheus_client::registry::Registry;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 use tokio::time::Instant;
 
 use crate::status::LeaderState;
+
+/// Histogram buckets for API requests and renews: 1 ms … 10 s.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0,
+];
 
 /// The API verbs the elector uses, as a bounded label value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -21,6 +58,27 @@ pub enum Verb {
     Watch,
 }
 
+impl Verb {
+    pub const ALL: [Verb; 5] = [Verb::Get, Verb::Create, Verb::Update, Verb::Patch, Verb::Watch];
+
+    /// The label value: Kubernetes' lower-case verb names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Watch => "watch",
+        }
+    }
+}
+
+impl EncodeLabelValue for Verb {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
 /// Outcome of one renew (or acquire) attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RenewResult {
@@ -28,26 +86,503 @@ pub enum RenewResult {
     Failure,
 }
 
-/// Handles to every election metric family; cheap to clone.
+impl RenewResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RenewResult::Success => "success",
+            RenewResult::Failure => "failure",
+        }
+    }
+}
+
+impl EncodeLabelValue for RenewResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+/// Direction of a leadership transition of this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Acquired,
+    Lost,
+}
+
+impl EncodeLabelValue for Direction {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        let value = match self {
+            Direction::Acquired => "acquired",
+            Direction::Lost => "lost",
+        };
+        EncodeLabelValue::encode(&value, encoder)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: Direction,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RenewLabels {
+    result: RenewResult,
+}
+
+/// `code` is an HTTP status ("200", "409") or "error"; bounded by the statuses the API returns.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ApiRequestLabels {
+    verb: Verb,
+    code: Cow<'static, str>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VerbLabels {
+    verb: Verb,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct NameLabels {
+    name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// A counter that follows a cumulative count published elsewhere and never goes down.
+///
+/// `seen` remembers the highest value mirrored so far; `fetch_max` makes concurrent scrapes add
+/// each increment exactly once.
 #[derive(Clone, Debug, Default)]
-pub struct ElectionMetrics {}
+struct MirroredCounter {
+    counter: Counter,
+    seen: Arc<AtomicU64>,
+}
+
+impl MirroredCounter {
+    fn new(counter: Counter) -> Self {
+        Self {
+            counter,
+            seen: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn mirror(&self, total: u64) {
+        let previous = self.seen.fetch_max(total, Ordering::AcqRel);
+        if total > previous {
+            self.counter.inc_by(total - previous);
+        }
+    }
+}
+
+/// Handles to every election metric family; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ElectionMetrics {
+    is_leader: Gauge,
+    master_status: Gauge,
+    fencing_token: Gauge,
+    last_renew_timestamp: Gauge<f64, AtomicU64>,
+    acquired: MirroredCounter,
+    lost: MirroredCounter,
+    observed_changes: MirroredCounter,
+    renew_duration: HistogramFamily<RenewLabels>,
+    api_requests: Family<ApiRequestLabels, Counter>,
+    api_request_duration: HistogramFamily<VerbLabels>,
+    slowpath: Counter,
+}
+
+impl Default for ElectionMetrics {
+    /// Handles that are registered nowhere: for code paths (and tests) that do not export metrics.
+    fn default() -> Self {
+        Self::register(&mut Registry::default(), "", "")
+    }
+}
 
 impl ElectionMetrics {
     /// Registers every family in `registry`, labelled with the election and namespace.
-    pub fn register(_registry: &mut Registry, _election: &str, _namespace: &str) -> Self {
-        Self {}
+    pub fn register(registry: &mut Registry, election: &str, namespace: &str) -> Self {
+        let labelled = registry.sub_registry_with_labels(
+            [
+                (Cow::Borrowed("election"), Cow::Owned(election.to_owned())),
+                (Cow::Borrowed("namespace"), Cow::Owned(namespace.to_owned())),
+            ]
+            .into_iter(),
+        );
+
+        // client-go's families, without the prefix, so existing dashboards keep working.
+        let name = NameLabels {
+            name: election.to_owned(),
+        };
+        let master_status_family = Family::<NameLabels, Gauge>::default();
+        let master_status = master_status_family.get_or_create_owned(&name);
+        labelled.register(
+            "leader_election_master_status",
+            "Whether this process is the leader (1) or not (0); client-go compatible",
+            master_status_family,
+        );
+        let slowpath_family = Family::<NameLabels, Counter>::default();
+        let slowpath = slowpath_family.get_or_create_owned(&name);
+        labelled.register(
+            "leader_election_slowpath",
+            "Writes from the cached record that failed and had to read the lock again; client-go compatible",
+            slowpath_family,
+        );
+
+        let elector = labelled.sub_registry_with_prefix("elector");
+
+        let is_leader = Gauge::default();
+        elector.register(
+            "is_leader",
+            "1 while this process holds the lock and its validity deadline has not passed, else 0",
+            is_leader.clone(),
+        );
+
+        let transitions = Family::<DirectionLabels, Counter>::default();
+        let acquired = MirroredCounter::new(transitions.get_or_create_owned(&DirectionLabels {
+            direction: Direction::Acquired,
+        }));
+        let lost = MirroredCounter::new(transitions.get_or_create_owned(&DirectionLabels {
+            direction: Direction::Lost,
+        }));
+        elector.register(
+            "leadership_transitions",
+            "Times this process became leader (acquired) or stopped being leader (lost)",
+            transitions,
+        );
+
+        let observed_changes = MirroredCounter::new(Counter::default());
+        elector.register(
+            "observed_leader_changes",
+            "Changes of the holder named by the lock, as observed by this process (including to and from no holder)",
+            observed_changes.counter.clone(),
+        );
+
+        let renew_duration: HistogramFamily<RenewLabels> = Family::new_with_constructor(duration_histogram);
+        for result in [RenewResult::Success, RenewResult::Failure] {
+            // Create both children now so the family is exported from start-up.
+            drop(renew_duration.get_or_create(&RenewLabels { result }));
+        }
+        elector.register_with_unit(
+            "renew_duration",
+            "Duration of renew and acquire attempts, by result",
+            Unit::Seconds,
+            renew_duration.clone(),
+        );
+
+        let api_requests = Family::<ApiRequestLabels, Counter>::default();
+        elector.register(
+            "api_requests",
+            "Kubernetes API requests made by the elector, by verb and HTTP status code (error = no response)",
+            api_requests.clone(),
+        );
+
+        let api_request_duration: HistogramFamily<VerbLabels> =
+            Family::new_with_constructor(duration_histogram);
+        elector.register_with_unit(
+            "api_request_duration",
+            "Duration of Kubernetes API requests, by verb",
+            Unit::Seconds,
+            api_request_duration.clone(),
+        );
+
+        let fencing_token = Gauge::default();
+        fencing_token.set(-1);
+        elector.register(
+            "fencing_token",
+            "The lock's transition count with which this process holds it; -1 while not leader",
+            fencing_token.clone(),
+        );
+
+        let last_renew_timestamp = Gauge::<f64, AtomicU64>::default();
+        elector.register_with_unit(
+            "last_renew_timestamp",
+            "Wall-clock time of the last successful renew or acquire by this process; 0 before the first",
+            Unit::Seconds,
+            last_renew_timestamp.clone(),
+        );
+
+        let build_info = Family::<VersionLabels, Gauge>::default();
+        build_info
+            .get_or_create_owned(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        elector.register("build_info", "Build information; always 1", build_info);
+
+        Self {
+            is_leader,
+            master_status,
+            fencing_token,
+            last_renew_timestamp,
+            acquired,
+            lost,
+            observed_changes,
+            renew_duration,
+            api_requests,
+            api_request_duration,
+            slowpath,
+        }
     }
 
     /// One API request finished: `code` is the HTTP status, `None` for a transport error or timeout.
-    pub fn api_request(&self, _verb: Verb, _code: Option<u16>, _elapsed: Duration) {}
+    pub fn api_request(&self, verb: Verb, code: Option<u16>, elapsed: Duration) {
+        let code = match code {
+            Some(code) => Cow::Owned(code.to_string()),
+            None => Cow::Borrowed("error"),
+        };
+        self.api_requests
+            .get_or_create(&ApiRequestLabels { verb, code })
+            .inc();
+        self.api_request_duration
+            .get_or_create(&VerbLabels { verb })
+            .observe(elapsed.as_secs_f64());
+    }
 
     /// One renew or acquire attempt finished.
-    pub fn renew(&self, _result: RenewResult, _elapsed: Duration) {}
+    pub fn renew(&self, result: RenewResult, elapsed: Duration) {
+        self.renew_duration
+            .get_or_create(&RenewLabels { result })
+            .observe(elapsed.as_secs_f64());
+    }
 
     /// A write from the cached record failed and the record had to be read again (client-go's
     /// `leader_election_slowpath_total`).
-    pub fn slowpath(&self) {}
+    pub fn slowpath(&self) {
+        self.slowpath.inc();
+    }
 
     /// Brings the state-derived families up to date with `state` as of `now`; called per scrape.
-    pub fn observe_state(&self, _state: &LeaderState, _now: Instant) {}
+    pub fn observe_state(&self, state: &LeaderState, now: Instant) {
+        let leader = i64::from(state.is_leader_at(now));
+        self.is_leader.set(leader);
+        self.master_status.set(leader);
+        let token = state
+            .fencing_token_at(now)
+            .map_or(-1, |token| i64::try_from(token).unwrap_or(i64::MAX));
+        self.fencing_token.set(token);
+        if let Some(at) = state.last_renew {
+            // Nanosecond precision as f64 seconds is plenty for a timestamp gauge.
+            self.last_renew_timestamp.set(at.as_nanosecond() as f64 / 1e9);
+        }
+        self.acquired.mirror(state.acquired_total);
+        self.lost.mirror(state.lost_total);
+        self.observed_changes.mirror(state.observed_leader_changes_total);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    fn encoded(registry: &Registry) -> String {
+        let mut out = String::new();
+        encode(&mut out, registry).unwrap();
+        out
+    }
+
+    /// The value of the sample line starting with `series ` (exact series, labels included).
+    fn sample(text: &str, series: &str) -> Option<String> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .map(str::to_owned)
+    }
+
+    fn leader_state(now: Instant) -> LeaderState {
+        let mut state = LeaderState::new("pod-a", now);
+        state.claims_leadership = true;
+        state.leader = Some("pod-a".into());
+        state.fencing_token = Some(7);
+        state.valid_until = Some(now + Duration::from_secs(10));
+        state.acquired_total = 2;
+        state.lost_total = 1;
+        state.observed_leader_changes_total = 5;
+        state.last_renew = Some("2026-01-02T03:04:05Z".parse().unwrap());
+        state
+    }
+
+    const L: &str = r#"election="demo",namespace="ns""#;
+
+    #[tokio::test(start_paused = true)]
+    async fn families_exist_from_start_up_with_not_leader_values() {
+        let mut registry = Registry::default();
+        let _metrics = ElectionMetrics::register(&mut registry, "demo", "ns");
+        let text = encoded(&registry);
+        for (series, expected) in [
+            (format!("elector_is_leader{{{L}}}"), "0"),
+            (format!("elector_fencing_token{{{L}}}"), "-1"),
+            (format!("leader_election_master_status{{{L},name=\"demo\"}}"), "0"),
+            (
+                format!("leader_election_slowpath_total{{{L},name=\"demo\"}}"),
+                "0",
+            ),
+            (
+                format!("elector_leadership_transitions_total{{{L},direction=\"acquired\"}}"),
+                "0",
+            ),
+            (
+                format!("elector_leadership_transitions_total{{{L},direction=\"lost\"}}"),
+                "0",
+            ),
+            (format!("elector_observed_leader_changes_total{{{L}}}"), "0"),
+            (format!("elector_last_renew_timestamp_seconds{{{L}}}"), "0.0"),
+            (
+                format!(
+                    "elector_build_info{{{L},version=\"{}\"}}",
+                    env!("CARGO_PKG_VERSION")
+                ),
+                "1",
+            ),
+        ] {
+            assert_eq!(
+                sample(&text, &series).as_deref(),
+                Some(expected),
+                "series {series} in:\n{text}"
+            );
+        }
+        assert!(
+            text.contains("# TYPE elector_renew_duration_seconds histogram"),
+            "renew histogram must be declared from start-up:\n{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn state_is_mirrored_at_scrape_time_and_leadership_lapses_without_an_update() {
+        let mut registry = Registry::default();
+        let metrics = ElectionMetrics::register(&mut registry, "demo", "ns");
+        let now = Instant::now();
+        let state = leader_state(now);
+        metrics.observe_state(&state, now);
+        let text = encoded(&registry);
+        for (series, expected) in [
+            (format!("elector_is_leader{{{L}}}"), "1"),
+            (format!("leader_election_master_status{{{L},name=\"demo\"}}"), "1"),
+            (format!("elector_fencing_token{{{L}}}"), "7"),
+            (
+                format!("elector_leadership_transitions_total{{{L},direction=\"acquired\"}}"),
+                "2",
+            ),
+            (
+                format!("elector_leadership_transitions_total{{{L},direction=\"lost\"}}"),
+                "1",
+            ),
+            (format!("elector_observed_leader_changes_total{{{L}}}"), "5"),
+            (
+                format!("elector_last_renew_timestamp_seconds{{{L}}}"),
+                "1767323045.0",
+            ),
+        ] {
+            assert_eq!(
+                sample(&text, &series).as_deref(),
+                Some(expected),
+                "series {series} in:\n{text}"
+            );
+        }
+
+        // The same state, scraped after its deadline: no longer leader, token back to -1.
+        metrics.observe_state(&state, now + Duration::from_secs(10));
+        let text = encoded(&registry);
+        assert_eq!(
+            sample(&text, &format!("elector_is_leader{{{L}}}")).as_deref(),
+            Some("0"),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, &format!("elector_fencing_token{{{L}}}")).as_deref(),
+            Some("-1"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn mirrored_counters_never_go_down() {
+        let mut registry = Registry::default();
+        let metrics = ElectionMetrics::register(&mut registry, "demo", "ns");
+        let now = Instant::now();
+        let mut state = leader_state(now);
+        metrics.observe_state(&state, now);
+        state.acquired_total = 1; // a lower count must not lower the counter
+        state.observed_leader_changes_total = 9;
+        metrics.observe_state(&state, now);
+        metrics.observe_state(&state, now); // repeated scrapes add nothing
+        let text = encoded(&registry);
+        let acquired = format!("elector_leadership_transitions_total{{{L},direction=\"acquired\"}}");
+        assert_eq!(sample(&text, &acquired).as_deref(), Some("2"), "{text}");
+        let changes = format!("elector_observed_leader_changes_total{{{L}}}");
+        assert_eq!(sample(&text, &changes).as_deref(), Some("9"), "{text}");
+    }
+
+    #[test]
+    fn driver_events_are_counted_with_bounded_labels() {
+        let mut registry = Registry::default();
+        let metrics = ElectionMetrics::register(&mut registry, "demo", "ns");
+        metrics.api_request(Verb::Get, Some(200), Duration::from_millis(3));
+        metrics.api_request(Verb::Update, Some(409), Duration::from_millis(4));
+        metrics.api_request(Verb::Update, None, Duration::from_secs(3));
+        metrics.renew(RenewResult::Success, Duration::from_millis(5));
+        metrics.renew(RenewResult::Failure, Duration::from_secs(20));
+        metrics.slowpath();
+        let text = encoded(&registry);
+        for (series, expected) in [
+            (
+                format!("elector_api_requests_total{{{L},verb=\"get\",code=\"200\"}}"),
+                "1",
+            ),
+            (
+                format!("elector_api_requests_total{{{L},verb=\"update\",code=\"409\"}}"),
+                "1",
+            ),
+            (
+                format!("elector_api_requests_total{{{L},verb=\"update\",code=\"error\"}}"),
+                "1",
+            ),
+            (
+                format!("elector_api_request_duration_seconds_count{{{L},verb=\"update\"}}"),
+                "2",
+            ),
+            (
+                format!("elector_renew_duration_seconds_count{{{L},result=\"success\"}}"),
+                "1",
+            ),
+            (
+                format!("elector_renew_duration_seconds_bucket{{{L},le=\"0.005\",result=\"success\"}}"),
+                "1",
+            ),
+            (
+                format!("elector_renew_duration_seconds_bucket{{{L},le=\"10.0\",result=\"failure\"}}"),
+                "0",
+            ),
+            (
+                format!("elector_renew_duration_seconds_bucket{{{L},le=\"+Inf\",result=\"failure\"}}"),
+                "1",
+            ),
+            (
+                format!("leader_election_slowpath_total{{{L},name=\"demo\"}}"),
+                "1",
+            ),
+        ] {
+            assert_eq!(
+                sample(&text, &series).as_deref(),
+                Some(expected),
+                "series {series} in:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn clones_share_their_values() {
+        let mut registry = Registry::default();
+        let metrics = ElectionMetrics::register(&mut registry, "demo", "ns");
+        metrics.clone().slowpath();
+        let text = encoded(&registry);
+        let series = format!("leader_election_slowpath_total{{{L},name=\"demo\"}}");
+        assert_eq!(sample(&text, &series).as_deref(), Some("1"), "{text}");
+    }
 }
