@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""Generate grafana/kube-elector.json, the kube-elector Grafana dashboard.
+
+    gen_dashboard.py            write grafana/kube-elector.json
+    gen_dashboard.py --check    exit 1 if the committed dashboard differs from what would be generated
+
+Panels are declared here once (title, type, queries, unit) so the queries stay consistent: every
+query filters on the `namespace` and `election` template variables and uses the `${datasource}`
+variable. scripts/ship/dashboard-queries.py reads the generated JSON back, so the live check in
+scripts/check-ship.sh runs exactly what Grafana would.
+"""
+import argparse
+import difflib
+import json
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TARGET = ROOT / "grafana/kube-elector.json"
+
+DS = {"type": "prometheus", "uid": "${datasource}"}
+S = 'namespace=~"$namespace", election=~"$election"'
+RI = "$__rate_interval"
+
+GREEN, RED, BLUE, ORANGE = "green", "red", "blue", "orange"
+
+
+def target(expr, legend="__auto", ref="A", instant=False, fmt="time_series"):
+    t = {"datasource": DS, "refId": ref, "expr": expr, "legendFormat": legend, "range": not instant,
+         "instant": instant, "editorMode": "code"}
+    if fmt != "time_series":
+        t["format"] = fmt
+    return t
+
+
+def thresholds(*steps):
+    return {"mode": "absolute", "steps": [{"color": c, "value": v} for c, v in steps]}
+
+
+def base_panel(pid, kind, title, desc, pos, targets, unit=None, defaults_extra=None, custom=None, options=None):
+    defaults = {"color": {"mode": "palette-classic"}, "mappings": [],
+                "thresholds": thresholds((GREEN, None))}
+    if unit:
+        defaults["unit"] = unit
+    if custom is not None:
+        defaults["custom"] = custom
+    defaults.update(defaults_extra or {})
+    x, y, w, h = pos
+    return {"id": pid, "type": kind, "title": title, "description": desc, "datasource": DS,
+            "gridPos": {"x": x, "y": y, "w": w, "h": h}, "targets": targets,
+            "fieldConfig": {"defaults": defaults, "overrides": []}, "options": options or {}}
+
+
+def stat(pid, title, desc, pos, targets, unit=None, text_mode="value", color_mode="value", steps=None,
+         mappings=None):
+    extra = {"thresholds": thresholds(*(steps or [(GREEN, None)])), "color": {"mode": "thresholds"}}
+    if mappings:
+        extra["mappings"] = mappings
+    return base_panel(pid, "stat", title, desc, pos, targets, unit, extra, options={
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "orientation": "auto", "textMode": text_mode, "colorMode": color_mode, "graphMode": "none",
+        "justifyMode": "auto", "wideLayout": True, "showPercentChange": False,
+        "percentChangeColorMode": "standard"})
+
+
+def timeseries(pid, title, desc, pos, targets, unit=None, draw="line", stack=False, decimals=None):
+    custom = {"drawStyle": draw, "lineWidth": 1, "fillOpacity": 10 if draw == "line" else 80,
+              "showPoints": "never", "spanNulls": False, "axisPlacement": "auto",
+              "stacking": {"mode": "normal" if stack else "none", "group": "A"}}
+    extra = {"decimals": decimals} if decimals is not None else None
+    return base_panel(pid, "timeseries", title, desc, pos, targets, unit, extra, custom, options={
+        "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom", "calcs": []},
+        "tooltip": {"mode": "multi", "sort": "desc"}})
+
+
+def dashboard():
+    panels = []
+    add = panels.append
+
+    add(stat(1, "Current leader", "The pod whose elector reports elector_is_leader 1, per election.",
+             (0, 0, 8, 4),
+             [target(f"max by (namespace, election, pod) (elector_is_leader{{{S}}}) == 1",
+                     "{{namespace}}/{{election}}: {{pod}}", instant=True)],
+             text_mode="name", color_mode="background", steps=[(GREEN, None)]))
+    add(stat(2, "Leaders", "Candidates reporting leadership. Exactly 1 is healthy; 0 means nobody "
+             "serves leader-only traffic; more than 1 for longer than a scrape interval is split brain.",
+             (8, 0, 4, 4),
+             [target(f"sum by (namespace, election) (elector_is_leader{{{S}}})", "{{election}}", instant=True)],
+             color_mode="background", steps=[(RED, None), (GREEN, 1), (RED, 2)]))
+    add(stat(3, "Followers", "Candidates standing by (elector_is_leader 0).", (12, 0, 4, 4),
+             [target(f"sum by (namespace, election) (1 - elector_is_leader{{{S}}})", "{{election}}",
+                     instant=True)],
+             steps=[(ORANGE, None), (GREEN, 1)]))
+    add(stat(4, "Fencing token", "Highest fencing token seen. It grows on every acquisition; pass it "
+             "with writes so storage can reject a stale leader.", (16, 0, 4, 4),
+             [target(f"max by (namespace, election) (elector_fencing_token{{{S}}})", "{{election}}",
+                     instant=True)]))
+    add(stat(5, "Versions", "Running kube-elector versions (elector_build_info).", (20, 0, 4, 4),
+             [target(f"count by (version) (elector_build_info{{{S}}})", "{{version}}", instant=True)],
+             text_mode="value_and_name"))
+
+    timeline = base_panel(
+        6, "state-timeline", "Leadership timeline",
+        "Who held the lease when: one row per pod, green while it led.", (0, 4, 24, 6),
+        [target(f"max by (namespace, election, pod) (elector_is_leader{{{S}}})", "{{pod}}")],
+        defaults_extra={"color": {"mode": "thresholds"},
+                        "thresholds": thresholds((BLUE, None), (GREEN, 1)),
+                        "mappings": [{"type": "value", "options": {
+                            "0": {"text": "follower", "color": BLUE, "index": 0},
+                            "1": {"text": "leader", "color": GREEN, "index": 1}}}]},
+        custom={"fillOpacity": 80, "lineWidth": 0},
+        options={"showValue": "never", "rowHeight": 0.8, "mergeValues": True, "alignValue": "left",
+                 "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom", "calcs": []},
+                 "tooltip": {"mode": "single", "sort": "none"}})
+    add(timeline)
+
+    add(timeseries(7, "Leadership transitions",
+                   "Acquisitions and losses per pod. A steady stream means flapping.", (0, 10, 12, 8),
+                   [target(f"sum by (pod, direction) (increase(elector_leadership_transitions_total{{{S}}}[{RI}]))",
+                           "{{pod}} {{direction}}")], draw="bars", decimals=0))
+    add(timeseries(8, "Observed leader changes",
+                   "Leader changes each candidate observed (every pod sees every handover).", (12, 10, 12, 8),
+                   [target(f"sum by (pod) (increase(elector_observed_leader_changes_total{{{S}}}[{RI}]))",
+                           "{{pod}}")], draw="bars", decimals=0))
+
+    q = "histogram_quantile({p}, sum by (namespace, election, le) (rate(elector_renew_duration_seconds_bucket{{{S}}}[{RI}])))"
+    add(timeseries(9, "Renew latency", "Lease renewal latency quantiles (all results). Compare with "
+                   "--retry-period and --renew-deadline.", (0, 18, 12, 8),
+                   [target(q.format(p=p, S=S, RI=RI), f"p{int(p * 100)} {{{{election}}}}", ref)
+                    for p, ref in ((0.5, "A"), (0.9, "B"), (0.99, "C"))], unit="s"))
+    heat = base_panel(
+        10, "heatmap", "Renew latency distribution", "Renewals per latency bucket.", (12, 18, 12, 8),
+        [target(f"sum by (le) (increase(elector_renew_duration_seconds_bucket{{{S}}}[{RI}]))", "{{le}}",
+                fmt="heatmap")],
+        custom={"scaleDistribution": {"type": "linear"}, "hideFrom": {"legend": False, "tooltip": False, "viz": False}},
+        options={"calculate": False, "cellGap": 1, "showValue": "never",
+                 "color": {"mode": "scheme", "scheme": "Oranges", "fill": "dark-orange", "scale": "exponential",
+                           "exponent": 0.5, "steps": 64, "reverse": False},
+                 "yAxis": {"axisPlacement": "left", "unit": "s", "reverse": False},
+                 "rowsFrame": {"layout": "auto"},
+                 "legend": {"show": True}, "tooltip": {"mode": "single", "yHistogram": False, "showColorScale": False},
+                 "exemplars": {"color": "rgba(255,0,255,0.7)"}, "filterValues": {"le": 1e-9}})
+    add(heat)
+
+    add(timeseries(11, "Renewals by result", "Renew attempts per second by pod and result.", (0, 26, 8, 8),
+                   [target(f"sum by (pod, result) (rate(elector_renew_duration_seconds_count{{{S}}}[{RI}]))",
+                           "{{pod}} {{result}}")], unit="reqps"))
+    fail_q = (f'sum by (namespace, election) (rate(elector_renew_duration_seconds_count{{{S}, result="failure"}}[{RI}]))'
+              f" or sum by (namespace, election) (rate(elector_renew_duration_seconds_count{{{S}}}[{RI}])) * 0")
+    add(timeseries(12, "Renew failures", "Failed renewals per second (0 when none failed).", (8, 26, 8, 8),
+                   [target(fail_q, "{{election}}")], unit="reqps"))
+    add(timeseries(13, "Time since last renew",
+                   "Seconds since the newest successful renewal among the candidates; stays below "
+                   "--retry-period while a leader is healthy.", (16, 26, 8, 8),
+                   [target(f"time() - max by (namespace, election) (elector_last_renew_timestamp_seconds{{{S}}})",
+                           "{{election}}")], unit="s"))
+
+    add(timeseries(14, "API requests", "Kubernetes API requests per second by verb and code "
+                   "(code \"error\" = no HTTP answer).", (0, 34, 8, 8),
+                   [target(f"sum by (verb, code) (rate(elector_api_requests_total{{{S}}}[{RI}]))",
+                           "{{verb}} {{code}}")], unit="reqps"))
+    all_q = f"sum by (verb) (rate(elector_api_requests_total{{{S}}}[{RI}]))"
+    err_q = (f'(sum by (verb) (rate(elector_api_requests_total{{{S}, code!~"2..|404|409"}}[{RI}])) or {all_q} * 0)'
+             f" / {all_q}")
+    add(timeseries(15, "API error ratio", "Share of API requests that failed, by verb. 404 (no lease "
+                   "yet) and 409 (lost a race) are normal and not counted.", (8, 34, 8, 8),
+                   [target(err_q, "{{verb}}")], unit="percentunit"))
+    add(timeseries(16, "API latency p99", "99th percentile Kubernetes API request latency by verb.",
+                   (16, 34, 8, 8),
+                   [target(f"histogram_quantile(0.99, sum by (verb, le) (rate(elector_api_request_duration_seconds_bucket{{{S}}}[{RI}])))",
+                           "{{verb}}")], unit="s"))
+
+    add(timeseries(17, "Memory (RSS)", "Resident memory of each elector process.", (0, 42, 6, 8),
+                   [target(f"process_resident_memory_bytes{{{S}}}", "{{pod}}")], unit="bytes"))
+    add(timeseries(18, "CPU", "CPU used by each elector process, in cores.", (6, 42, 6, 8),
+                   [target(f"rate(process_cpu_seconds_total{{{S}}}[{RI}])", "{{pod}}")], unit="short"))
+    add(timeseries(19, "Open file descriptors", "Open file descriptors of each elector process.",
+                   (12, 42, 6, 8), [target(f"process_open_fds{{{S}}}", "{{pod}}")], unit="short", decimals=0))
+    add(timeseries(20, "Uptime", "Seconds since each elector process started.", (18, 42, 6, 8),
+                   [target(f"time() - process_start_time_seconds{{{S}}}", "{{pod}}")], unit="s"))
+    add(stat(21, "client-go compatible status", "leader_election_master_status summed per election "
+             "name, as client-go based dashboards expect it (1 = one leader).", (0, 50, 8, 4),
+             [target('sum by (name) (leader_election_master_status{namespace=~"$namespace", name=~"$election"})',
+                     "{{name}}", instant=True)],
+             color_mode="background", steps=[(RED, None), (GREEN, 1), (RED, 2)]))
+    add(stat(22, "client-go slow path", "leader_election_slowpath_total: renewals that had to read "
+             "the lock again (for example after a conflict).", (8, 50, 8, 4),
+             [target(f'sum by (name) (increase(leader_election_slowpath_total{{namespace=~"$namespace", name=~"$election"}}[{RI}]))',
+                     "{{name}}", instant=True)]))
+
+    def var(name, label, query):
+        return {"name": name, "label": label, "type": "query", "datasource": DS,
+                "query": {"query": query, "refId": f"{name}-var", "qryType": 1},
+                "refresh": 2, "sort": 1, "multi": True, "includeAll": True, "allValue": ".*",
+                "current": {"text": ["All"], "value": ["$__all"]}, "options": [], "regex": "",
+                "hide": 0, "skipUrlSync": False}
+
+    return {
+        "id": None,
+        "uid": "kube-elector",
+        "title": "kube-elector",
+        "description": "Leader election with kube-elector: who leads, handovers, renew latency and errors, "
+                       "fencing token, elector process resources.",
+        "tags": ["kube-elector", "kubernetes", "leader-election"],
+        "schemaVersion": 42,
+        "version": 1,
+        "editable": True,
+        "graphTooltip": 1,
+        "fiscalYearStartMonth": 0,
+        "liveNow": False,
+        "refresh": "30s",
+        "time": {"from": "now-1h", "to": "now"},
+        "timepicker": {},
+        "timezone": "browser",
+        "links": [],
+        "annotations": {"list": [{
+            "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
+            "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts",
+            "type": "dashboard"}]},
+        "templating": {"list": [
+            {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+             "options": [], "refresh": 1, "regex": "", "hide": 0, "includeAll": False,
+             "multi": False, "skipUrlSync": False},
+            var("namespace", "Namespace", "label_values(elector_is_leader, namespace)"),
+            var("election", "Election", 'label_values(elector_is_leader{namespace=~"$namespace"}, election)'),
+        ]},
+        "panels": panels,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    want = json.dumps(dashboard(), indent=2) + "\n"
+    if args.check:
+        have = TARGET.read_text() if TARGET.exists() else ""
+        if have != want:
+            sys.stderr.writelines(difflib.unified_diff(have.splitlines(True), want.splitlines(True),
+                                                       str(TARGET.relative_to(ROOT)), "generated", n=1))
+            print(f"{TARGET.relative_to(ROOT)} is stale: run scripts/ship/gen_dashboard.py", file=sys.stderr)
+            return 1
+        return 0
+    TARGET.write_text(want)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

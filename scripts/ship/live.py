@@ -1,0 +1,594 @@
+#!/usr/bin/env python3
+"""Live proofs for scripts/check-ship.sh: the real binaries, a real Prometheus, a real container.
+
+    live.py container  --image IMG --sim BIN --workdir DIR
+    live.py prometheus --elector BIN --sim BIN --workdir DIR [--png grafana/live-proof.png]
+
+container:  kube-sim over HTTPS; the image runs with the kubeconfig mounted (podman, host
+            network); it must lead (/readyz 200 and Lease holder = its id); `podman stop` must
+            make it release the Lease (holderIdentity "") and exit 0. Also inspects the image
+            (size, user, entrypoint, port, OCI labels, no shell inside).
+prometheus: kube-sim over plain HTTP, three electors with short timings, Prometheus scraping them
+            every second through k8s/monitoring/prometheus.yml's relabelling (Kubernetes SD swapped
+            for static targets carrying the same __meta labels, plus decoys it must drop), a
+            graceful (SIGTERM) and a crash (SIGKILL) failover, then every dashboard query and every
+            alert expression through Prometheus's HTTP API with per-panel expectations.
+Everything waits by polling with generous deadlines; nothing sleeps in place of an event.
+Figures measured are printed as `figure: name = value` lines.
+"""
+import argparse
+import json
+import math
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PROCS: list[subprocess.Popen] = []
+
+
+class Failure(Exception):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"  {msg}", flush=True)
+
+
+def figure(name: str, value) -> None:
+    print(f"  figure: {name} = {value}", flush=True)
+
+
+# ------------------------------------------------------------------------------------ helpers
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 2.0):
+    """(status, body) or (None, error text) when there is no HTTP answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError) as e:
+        return None, str(e)
+
+
+def wait_for(what: str, fn, timeout: float, interval: float = 0.1):
+    """Poll fn() until it returns a truthy value; fail naming `what` and the last value seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise Failure(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
+
+
+def spawn(cmd, log_path: pathlib.Path, env=None, stdout=None) -> subprocess.Popen:
+    f = open(log_path, "ab")
+    p = subprocess.Popen(cmd, stdout=stdout or f, stderr=f, env=env, start_new_session=True)
+    PROCS.append(p)
+    return p
+
+
+def cleanup() -> None:
+    for p in PROCS:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + 10
+    for p in PROCS:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def start_sim(sim_bin: str, workdir: pathlib.Path, clients, plain_http: bool):
+    kdir = workdir / "kubeconfigs"
+    kdir.mkdir(parents=True, exist_ok=True)
+    cmd = [sim_bin, "serve", "--listen", "127.0.0.1:0", "--clients", ",".join(clients),
+           "--kubeconfig-dir", str(kdir)]
+    if plain_http:
+        cmd.append("--plain-http")
+    p = spawn(cmd, workdir / "kube-sim.log", stdout=subprocess.PIPE)
+    found: dict = {}
+
+    def reader():
+        for raw in p.stdout:
+            line = raw.decode(errors="replace").strip()
+            if line.startswith("listening on ") and "url" not in found:
+                found["url"] = line.split("listening on ", 1)[1].strip()
+        found["eof"] = True
+
+    threading.Thread(target=reader, daemon=True).start()
+    wait_for("kube-sim to print 'listening on <URL>'", lambda: found.get("url") or p.poll() is not None, 30)
+    if not found.get("url"):
+        raise Failure(f"kube-sim exited with {p.returncode} before listening; see {workdir / 'kube-sim.log'}")
+    return p, found["url"], kdir
+
+
+def sim_admin_get(url: str, path: str):
+    """GET an admin path; the admin API lives on the same listener as the Kubernetes API."""
+    ctx = None
+    if url.startswith("https://"):
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url + path, timeout=3, context=ctx) as r:
+            return json.loads(r.read().decode())
+    except (urllib.error.URLError, OSError, json.JSONDecodeError) as e:
+        raise Failure(f"GET {url}{path}: {e}") from e
+
+
+def find_lease(url: str, name: str, namespace: str = "default"):
+    objs = sim_admin_get(url, "/sim/objects")
+    if isinstance(objs, dict):  # tolerate {"items": [...]} as well as a bare array
+        objs = objs.get("items", [])
+    for o in objs:
+        md = o.get("metadata", {})
+        if o.get("kind") == "Lease" and md.get("name") == name and md.get("namespace", namespace) == namespace:
+            return o
+    return None
+
+
+def holder(url: str, name: str):
+    lease = find_lease(url, name)
+    if lease is None:
+        return "<no lease>"
+    return (lease.get("spec") or {}).get("holderIdentity")
+
+
+def ready(port: int) -> bool:
+    return http_get(f"http://127.0.0.1:{port}/readyz", timeout=1)[0] == 200
+
+
+# ---------------------------------------------------------------------------------- container
+def podman(*args, check=True, capture=True):
+    res = subprocess.run(["podman", *args], capture_output=capture, text=True)
+    if check and res.returncode != 0:
+        raise Failure(f"podman {' '.join(args)} failed ({res.returncode}): {res.stderr.strip()}")
+    return res
+
+
+def cmd_container(a) -> None:
+    workdir = pathlib.Path(a.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    election, ident = "ship-container", "elector-0"
+
+    info = json.loads(podman("image", "inspect", a.image).stdout)[0]
+    size = info.get("Size", 0)
+    figure("image size (bytes)", size)
+    if not 0 < size < 20 * 1024 * 1024:
+        raise Failure(f"image {a.image} is {size} bytes; expected under 20 MB")
+    cfg = info.get("Config", {})
+    checks = {"User": (cfg.get("User"), "65532:65532"), "Entrypoint": (cfg.get("Entrypoint"), ["/kube-elector"]),
+              "ExposedPorts": (sorted((cfg.get("ExposedPorts") or {}).keys()), ["8080/tcp"])}
+    for field, (got, want) in checks.items():
+        if got != want:
+            raise Failure(f"image {field}: expected {want!r}, got {got!r}")
+    labels = cfg.get("Labels") or {}
+    for key in ("title", "description", "source", "licenses", "version", "revision"):
+        if not labels.get(f"org.opencontainers.image.{key}"):
+            raise Failure(f"image lacks label org.opencontainers.image.{key}; labels: {sorted(labels)}")
+    # the filesystem: the binary and nothing to run a shell with
+    cid = podman("create", a.image).stdout.strip()
+    try:
+        listing = subprocess.run(f"podman export {cid} | tar -t", shell=True, capture_output=True, text=True)
+    finally:
+        podman("rm", "-f", cid, check=False)
+    files = [f.rstrip("/") for f in listing.stdout.split() if f and not f.endswith("/")]
+    if "kube-elector" not in files or any(f.endswith(("bin/sh", "busybox")) for f in files):
+        raise Failure(f"image files should be just /kube-elector, got {files}")
+    log(f"image: {size / 1e6:.1f} MB, user 65532:65532, files {files}")
+
+    sim, url, kdir = start_sim(a.sim, workdir, [ident], plain_http=False)
+    log(f"kube-sim (HTTPS) at {url}")
+    os.chmod(workdir, 0o755)
+    os.chmod(kdir, 0o755)
+    for f in kdir.iterdir():
+        os.chmod(f, 0o644)
+    port = free_port()
+    name = f"ship-elector-{os.getpid()}"
+    podman("run", "-d", "--name", name, "--network=host", "-v", f"{kdir}:/kube:ro", a.image,
+                 "--election", election, "--namespace", "default", "--id", ident,
+                 "--kubeconfig", f"/kube/{ident}.kubeconfig", "--http", f"127.0.0.1:{port}",
+                 "--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "500ms",
+                 "--log-format", "json")
+    try:
+        t0 = time.monotonic()
+        wait_for(f"container /readyz on :{port} to answer 200", lambda: ready(port), 60)
+        figure("container time to lead (s)", round(time.monotonic() - t0, 2))
+        got = holder(url, election)
+        if got != ident:
+            raise Failure(f"Lease {election} holder: expected {ident!r}, got {got!r}")
+        status = http_get(f"http://127.0.0.1:{port}/status")
+        log(f"container leads: /readyz 200, Lease holder {got!r}; /status {status[1][:160]}")
+        t0 = time.monotonic()
+        podman("stop", "-t", "15", name)
+        figure("podman stop duration (s)", round(time.monotonic() - t0, 2))
+        state = json.loads(podman("inspect", name).stdout)[0]["State"]
+        if state.get("ExitCode") != 0:
+            raise Failure(f"container exit code after SIGTERM: expected 0, got {state.get('ExitCode')} "
+                          f"(OOMKilled={state.get('OOMKilled')})")
+        lease = find_lease(url, election)
+        hid = (lease or {}).get("spec", {}).get("holderIdentity")
+        if lease is None or hid not in ("", None):
+            raise Failure(f"after SIGTERM the Lease should be released (holderIdentity \"\"), got "
+                          f"{json.dumps((lease or {}).get('spec'))}")
+        log(f"podman stop: exit code 0, Lease released (holderIdentity {hid!r})")
+    except Failure:
+        print(podman("logs", name, check=False).stdout[-3000:], file=sys.stderr)
+        print(podman("logs", name, check=False).stderr[-3000:], file=sys.stderr)
+        raise
+    finally:
+        podman("rm", "-f", name, check=False)
+
+
+# --------------------------------------------------------------------------------- prometheus
+class Prom:
+    def __init__(self, port: int):
+        self.base = f"http://127.0.0.1:{port}"
+
+    def api(self, path: str, **params):
+        q = urllib.parse.urlencode(params)
+        status, body = http_get(f"{self.base}{path}?{q}", timeout=10)
+        if status != 200:
+            raise Failure(f"Prometheus {path} {params}: HTTP {status}: {body[:300]}")
+        data = json.loads(body)
+        if data.get("status") != "success":
+            raise Failure(f"Prometheus {path} {params}: {data}")
+        return data["data"]
+
+    def query(self, expr: str):
+        return self.api("/api/v1/query", query=expr)["result"]
+
+    def query_range(self, expr: str, start: float, end: float, step: str = "1s"):
+        return self.api("/api/v1/query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step=step)["result"]
+
+
+def values(result):
+    out = []
+    for r in result:
+        v = r.get("value", [None, "NaN"])[1]
+        out.append(float(v))
+    return out
+
+
+class Elector:
+    def __init__(self, a, workdir: pathlib.Path, url: str, kdir: pathlib.Path, ident: str, election: str):
+        self.a, self.workdir, self.url, self.kdir = a, workdir, url, kdir
+        self.ident, self.election = ident, election
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        env = dict(os.environ, POD_NAME=self.ident, POD_NAMESPACE="default")
+        self.proc = spawn([self.a.elector, "--election", self.election, "--namespace", "default",
+                           "--id", self.ident, "--kubeconfig", str(self.kdir / f"{self.ident}.kubeconfig"),
+                           "--http", f"127.0.0.1:{self.port}", "--lease-duration", "3s",
+                           "--renew-deadline", "2s", "--retry-period", "500ms", "--log-format", "json"],
+                          self.workdir / f"{self.ident}.log", env=env)
+        wait_for(f"{self.ident} /livez", lambda: http_get(f"http://127.0.0.1:{self.port}/livez")[0] == 200
+                 or self.proc.poll() is not None, 30)
+        if self.proc.poll() is not None:
+            raise Failure(f"{self.ident} exited with {self.proc.returncode}; see {self.workdir}/{self.ident}.log")
+
+    def ready(self) -> bool:
+        return ready(self.port)
+
+
+def leader_of(electors):
+    leaders = [e for e in electors if e.proc and e.proc.poll() is None and e.ready()]
+    return leaders[0] if len(leaders) == 1 else None
+
+
+def cmd_prometheus(a) -> None:
+    workdir = pathlib.Path(a.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    election, ns = "ship-live", "default"
+    idents = ["elector-0", "elector-1", "elector-2"]
+    sim, url, kdir = start_sim(a.sim, workdir, idents, plain_http=True)
+    log(f"kube-sim (plain HTTP) at {url}")
+    t_start = time.time()
+    electors = [Elector(a, workdir, url, kdir, i, election) for i in idents]
+    for e in electors:
+        e.start()
+    first = wait_for("exactly one elector with /readyz 200", lambda: leader_of(electors), 30)
+    if holder(url, election) != first.ident:
+        raise Failure(f"/readyz says {first.ident} leads but the Lease holder is {holder(url, election)!r}")
+    log(f"{first.ident} leads (readyz and Lease agree)")
+
+    # Prometheus with the shipped scrape job: Kubernetes SD replaced by static targets that carry
+    # the __meta labels Kubernetes SD would set, plus decoys the relabelling must drop.
+    shipped = yaml.safe_load((ROOT / "k8s/monitoring/prometheus.yml").read_text())
+    job = next(j for j in shipped["scrape_configs"] if j["job_name"] == "kube-elector")
+    job.pop("kubernetes_sd_configs")
+    def meta(pod, port_name="elector-http", present=True, phase="Running"):
+        m = {"__meta_kubernetes_namespace": ns, "__meta_kubernetes_pod_name": pod,
+             "__meta_kubernetes_pod_container_name": "elector", "__meta_kubernetes_pod_container_port_name": port_name,
+             "__meta_kubernetes_pod_phase": phase, "__meta_kubernetes_pod_node_name": "node-" + pod[-1]}
+        if present:
+            m["__meta_kubernetes_pod_labelpresent_kube_elector_election"] = "true"
+        return m
+    statics = [{"targets": [f"127.0.0.1:{e.port}"], "labels": meta(e.ident)} for e in electors]
+    p0 = electors[0].port
+    statics += [{"targets": [f"127.0.0.1:{p0}"], "labels": meta("decoy-app-port", port_name="http")},
+                {"targets": [f"127.0.0.1:{p0}"], "labels": meta("decoy-unlabelled", present=False)},
+                {"targets": [f"127.0.0.1:{p0}"], "labels": meta("decoy-succeeded", phase="Succeeded")}]
+    job["static_configs"] = statics
+    job["scrape_interval"], job["scrape_timeout"] = "1s", "900ms"
+    rules_copy = workdir / "kube-elector.rules.yml"
+    rules_copy.write_text((ROOT / "k8s/monitoring/kube-elector.rules.yml").read_text())
+    cfg = {"global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
+           "rule_files": [str(rules_copy)], "scrape_configs": [job]}
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    pport = free_port()
+    spawn(["prometheus", f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+           f"--web.listen-address=127.0.0.1:{pport}", "--storage.tsdb.retention.time=1h"],
+          workdir / "prometheus.log")
+    prom = Prom(pport)
+    wait_for("Prometheus /-/ready", lambda: http_get(f"{prom.base}/-/ready")[0] == 200, 60, 0.2)
+    sel = f'namespace="{ns}", election="{election}"'
+    wait_for("3 scraped elector_is_leader series summing to 1",
+             lambda: (lambda r: len(r) == 3 and sum(values(r)) == 1)(prom.query(f"elector_is_leader{{{sel}}}")),
+             60, 0.25)
+    targets = prom.api("/api/v1/targets")
+    active = sorted(t["labels"].get("pod") for t in targets["activeTargets"])
+    if active != idents:
+        raise Failure(f"prometheus.yml relabelling: expected active targets {idents}, got {active}")
+    dropped = len(targets.get("droppedTargets", []))
+    if dropped < 3:
+        raise Failure(f"prometheus.yml relabelling should drop the 3 decoy targets, dropped {dropped}")
+    log(f"Prometheus scrapes {active} through prometheus.yml's relabelling; {dropped} decoys dropped")
+
+    # Failover 1: SIGTERM the leader (graceful release), then start it again.
+    old = first
+    t0 = time.monotonic()
+    old.proc.send_signal(signal.SIGTERM)
+    rc = old.proc.wait(timeout=15)
+    if rc != 0:
+        raise Failure(f"{old.ident} exit code after SIGTERM: expected 0, got {rc}")
+    new = wait_for("a new leader after SIGTERM", lambda: leader_of(electors), 15, 0.05)
+    figure("handover after SIGTERM (s)", round(time.monotonic() - t0, 2))
+    if new is old:
+        raise Failure("the terminated elector still leads")
+    log(f"SIGTERM {old.ident}: exit 0, {new.ident} leads")
+    old.start()
+
+    # Failover 2: SIGKILL the leader (no release: the others wait out the lease), restart it.
+    victim = wait_for("a single leader before SIGKILL", lambda: leader_of(electors), 15)
+    t0 = time.monotonic()
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.proc.wait(timeout=10)
+    taker = wait_for("a new leader after SIGKILL", lambda: leader_of(electors), 30, 0.05)
+    took = time.monotonic() - t0
+    figure("takeover after SIGKILL (s, lease 3s)", round(took, 2))
+    if taker is victim:
+        raise Failure("the killed elector still leads")
+    log(f"SIGKILL {victim.ident}: {taker.ident} took over after {took:.1f}s")
+    victim.start()
+
+    # Steady state: one leader by /readyz, and Prometheus has caught up with it.
+    leader = wait_for("a single leader after restarts", lambda: leader_of(electors), 30)
+    def caught_up():
+        r = prom.query(f"max by (pod) (elector_is_leader{{{sel}}}) == 1")
+        ups = prom.query('up{job="kube-elector"} == 1')
+        return len(ups) == 3 and len(r) == 1 and r[0]["metric"].get("pod") == leader.ident and \
+            leader_of(electors) is leader
+    wait_for(f"Prometheus to show {leader.ident} as the only leader with 3 targets up", caught_up, 30, 0.25)
+    # one more scrape round so every series (and rate windows) include the settled state
+    t_settled = time.time()
+    wait_for("two scrapes after settling",
+             lambda: float(prom.query(f'timestamp(elector_is_leader{{{sel}, pod="{leader.ident}"}})')[0]["value"][1])
+             > t_settled + 1.0, 15, 0.2)
+    t_end = time.time()
+    elapsed = t_end - t_start
+    rate_interval = f"{int(elapsed) + 30}s"
+    log(f"steady: {leader.ident} leads; run took {elapsed:.0f}s; $__rate_interval := {rate_interval}")
+
+    # ---- every dashboard query ----
+    dq = subprocess.run([sys.executable, str(ROOT / "scripts/ship/dashboard-queries.py"), a.dashboard,
+                         "--var", f"namespace={ns}", "--var", f"election={election}",
+                         "--rate-interval", rate_interval, "--json"], capture_output=True, text=True)
+    if dq.returncode != 0:
+        raise Failure(f"dashboard-queries.py: {dq.stderr.strip()}")
+    queries = json.loads(dq.stdout)
+    problems = []
+    for q in queries:
+        res = prom.query(q["expr"])
+        what = f"{q['panel']} [{q['ref']}]"
+        vals = values(res)
+        if not res:
+            problems.append(f"{what}: empty result for {q['expr']}")
+            continue
+        if any(math.isnan(v) or math.isinf(v) for v in vals):
+            problems.append(f"{what}: non-finite values {vals} for {q['expr']}")
+            continue
+        msg = expect_panel(q, res, vals, leader.ident, idents, prom, sel, t_start, t_end)
+        if msg:
+            problems.append(f"{what}: {msg}")
+        else:
+            shown = ", ".join(f"{json.dumps({k: v for k, v in r['metric'].items() if k != '__name__'})}={float(r['value'][1]):.4g}"
+                              for r in res[:4])
+            log(f"ok {what}: {shown}{' ...' if len(res) > 4 else ''}")
+    if problems:
+        raise Failure("dashboard queries against the live Prometheus:\n    " + "\n    ".join(problems))
+    log(f"all {len(queries)} dashboard queries (panels and variables) return sensible data")
+
+    # ---- every alert expression, in steady state ----
+    rules = yaml.safe_load(rules_copy.read_text())
+    must_be_empty = {"KubeElectorNoLeader", "KubeElectorSplitBrain", "KubeElectorLeaderStale"}
+    for g in rules["groups"]:
+        for r in g["rules"]:
+            res = prom.query(r["expr"])
+            if r["alert"] in must_be_empty and res:
+                raise Failure(f"alert {r['alert']} expression is not empty in steady state: {res}")
+            log(f"alert {r['alert']}: {'empty' if not res else 'NON-EMPTY ' + json.dumps(res)[:200]}")
+    rule_health = [(r["name"], r["health"], r.get("lastError")) for g in prom.api("/api/v1/rules")["groups"]
+                   for r in g["rules"]]
+    bad_health = [x for x in rule_health if x[1] != "ok"]
+    if bad_health:
+        raise Failure(f"rules evaluated with errors in Prometheus: {bad_health}")
+    firing = [al["labels"]["alertname"] for al in prom.api("/api/v1/alerts")["alerts"] if al["state"] == "firing"]
+    if set(firing) & must_be_empty:
+        raise Failure(f"alerts firing in steady state: {firing}")
+    log(f"{len(rule_health)} rules evaluate with health ok in Prometheus; firing now: {firing or 'none'}")
+
+    # ---- figures ----
+    rss = values(prom.query(f"max_over_time(process_resident_memory_bytes{{{sel}}}[{rate_interval}])"))
+    cpu = values(prom.query(f"rate(process_cpu_seconds_total{{{sel}}}[{rate_interval}])"))
+    figure("max RSS per elector (MiB)", [round(v / 2**20, 1) for v in rss])
+    figure("CPU per elector (millicores, 500ms retry period)", [round(v * 1000, 1) for v in cpu])
+    p99 = values(prom.query(f"histogram_quantile(0.99, sum by (le) (rate(elector_renew_duration_seconds_bucket{{{sel}}}[{rate_interval}])))"))
+    figure("renew p99 (ms)", [round(v * 1000, 2) for v in p99])
+
+    if a.png:
+        plot(prom, sel, t_start, t_end, a.png)
+
+    for e in electors:
+        if e.proc.poll() is None:
+            e.proc.send_signal(signal.SIGTERM)
+            rc = e.proc.wait(timeout=15)
+            if rc != 0:
+                raise Failure(f"{e.ident} exit code after SIGTERM: expected 0, got {rc}")
+    if holder(url, election) not in ("", None):
+        raise Failure(f"after stopping all electors the Lease holder is {holder(url, election)!r}, expected released")
+    log("all electors stopped with exit 0; Lease released")
+
+
+def expect_panel(q, res, vals, leader, idents, prom, sel, t_start, t_end):
+    """Per-panel expectations for the live run; returns an error message or None."""
+    title = q["panel"]
+    if q["kind"] == "variable":
+        want = {"namespace": "default", "election": "ship-live"}[q["ref"]]
+        got = [r["metric"].get(q["ref"]) for r in res]
+        return None if want in got else f"variable values {got} lack {want!r}"
+    by_pod = {r["metric"].get("pod"): float(r["value"][1]) for r in res}
+    if title == "Current leader":
+        pods = [r["metric"].get("pod") for r in res]
+        return None if pods == [leader] else f"expected exactly [{leader!r}], got {pods}"
+    if title == "Leaders":
+        return None if vals == [1.0] else f"expected one election with 1 leader, got {vals}"
+    if title == "Followers":
+        return None if vals == [2.0] else f"expected 2 followers, got {vals}"
+    if title == "Fencing token":
+        return None if vals[0] >= 1 else f"expected a token >= 1 after 3 acquisitions, got {vals}"
+    if title == "Versions":
+        return None if sum(vals) == 3 else f"expected 3 running electors, got {vals}"
+    if title == "Leadership timeline":
+        if sorted(by_pod) != idents:
+            return f"expected a row per pod {idents}, got {sorted(by_pod)}"
+        rng = prom.query_range(q["expr"], t_start, t_end)
+        led = sorted({r["metric"].get("pod") for r in rng if any(float(v) == 1 for _, v in r["values"])})
+        return None if len(led) >= 2 else f"expected >= 2 pods to have led over the run, got {led}"
+    if title == "Leadership transitions":
+        acquired = sum(float(r["value"][1]) for r in res if r["metric"].get("direction") == "acquired")
+        return None if acquired > 0 else f"expected acquisitions > 0 over the run, got {res}"
+    if title == "Observed leader changes":
+        return None if sum(vals) > 0 else f"expected observed changes > 0, got {vals}"
+    if title == "Renew latency":
+        return None if all(0 <= v < 2 for v in vals) else f"expected quantiles in [0, 2s), got {vals}"
+    if title == "Renew latency distribution":
+        return None if sum(vals) > 0 else f"expected renewals in some bucket, got {vals}"
+    if title == "Renewals by result":
+        ok = sum(float(r["value"][1]) for r in res if r["metric"].get("result") == "success")
+        return None if ok > 0 else f"expected successful renewals > 0/s, got {res}"
+    if title == "Renew failures":
+        return None if all(v >= 0 for v in vals) else f"expected rates >= 0, got {vals}"
+    if title == "Time since last renew":
+        return None if all(-1 <= v < 5 for v in vals) else f"expected < 5s with a 500ms retry period, got {vals}"
+    if title == "API requests":
+        return None if sum(vals) > 0 else f"expected requests > 0/s, got {vals}"
+    if title == "API error ratio":
+        return None if all(0 <= v <= 1 for v in vals) else f"expected ratios in [0, 1], got {vals}"
+    if title == "API latency p99":
+        return None if all(v >= 0 for v in vals) else f"expected latencies >= 0, got {vals}"
+    if title in ("Memory (RSS)", "Open file descriptors", "Uptime", "CPU"):
+        if sorted(by_pod) != idents:
+            return f"expected one series per pod {idents}, got {sorted(by_pod)}"
+        if title == "Memory (RSS)" and not all(2**20 < v < 64 * 2**20 for v in vals):
+            return f"expected RSS between 1 MiB and the 64 MiB limit, got {vals}"
+        if title in ("Open file descriptors", "Uptime") and not all(v > 0 for v in vals):
+            return f"expected > 0, got {vals}"
+        if title == "CPU" and not all(0 <= v < 1 for v in vals):
+            return f"expected 0..1 cores, got {vals}"
+        return None
+    if title == "client-go compatible status":
+        return None if vals == [1.0] else f"expected leader_election_master_status summing to 1, got {vals}"
+    if title == "client-go slow path":
+        return None if all(v >= 0 for v in vals) else f"expected >= 0, got {vals}"
+    return "no expectation written for this panel; add one to live.py expect_panel()"
+
+
+def plot(prom: Prom, sel: str, t0: float, t1: float, out: str) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib not installed: no PNG")
+        return
+    lead = prom.query_range(f"max by (pod) (elector_is_leader{{{sel}}})", t0, t1)
+    tok = prom.query_range(f"max(elector_fencing_token{{{sel}}})", t0, t1)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    for i, r in enumerate(sorted(lead, key=lambda r: r["metric"].get("pod", ""))):
+        xs = [float(t) - t0 for t, _ in r["values"]]
+        ys = [float(v) * 0.8 + i for _, v in r["values"]]
+        ax1.step(xs, ys, where="post", label=r["metric"].get("pod"))
+    ax1.set_yticks([i + 0.4 for i in range(len(lead))])
+    ax1.set_yticklabels(sorted(r["metric"].get("pod", "") for r in lead))
+    ax1.set_title("elector_is_leader by pod (high = leader): SIGTERM, then SIGKILL of the leader")
+    for r in tok:
+        ax2.step([float(t) - t0 for t, _ in r["values"]], [float(v) for _, v in r["values"]], where="post")
+    ax2.set_title("elector_fencing_token (max)")
+    ax2.set_xlabel("seconds since start (Prometheus, 1s scrapes)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    log(f"wrote {os.path.relpath(out, ROOT)}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("container")
+    c.add_argument("--image", required=True)
+    c.add_argument("--sim", required=True)
+    c.add_argument("--workdir", required=True)
+    p = sub.add_parser("prometheus")
+    p.add_argument("--elector", required=True)
+    p.add_argument("--sim", required=True)
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--dashboard", default=str(ROOT / "grafana/kube-elector.json"))
+    p.add_argument("--png")
+    a = ap.parse_args()
+    try:
+        (cmd_container if a.cmd == "container" else cmd_prometheus)(a)
+    except Failure as e:
+        print(f"FAIL {a.cmd}: {e}", file=sys.stderr)
+        print(f"  logs in {a.workdir}", file=sys.stderr)
+        return 1
+    finally:
+        cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
