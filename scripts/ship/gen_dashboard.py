@@ -91,8 +91,8 @@ def dashboard():
              [target(f"sum by (namespace, election) (1 - elector_is_leader{{{S}}})", "{{election}}",
                      instant=True)],
              steps=[(ORANGE, None), (GREEN, 1)]))
-    add(stat(4, "Fencing token", "Highest fencing token seen. It grows on every acquisition; pass it "
-             "with writes so storage can reject a stale leader.", (16, 0, 4, 4),
+    add(stat(4, "Fencing token", "The leader's fencing token (followers report -1). It grows on every "
+             "acquisition; pass it with writes so storage can reject a stale leader.", (16, 0, 4, 4),
              [target(f"max by (namespace, election) (elector_fencing_token{{{S}}})", "{{election}}",
                      instant=True)]))
     add(stat(5, "Versions", "Running kube-elector versions (elector_build_info).", (20, 0, 4, 4),
@@ -170,14 +170,16 @@ def dashboard():
                    [target(f"histogram_quantile(0.99, sum by (verb, le) (rate(elector_api_request_duration_seconds_bucket{{{S}}}[{RI}])))",
                            "{{verb}}")], unit="s"))
 
+    # process_* carry no election labels: join them to the election through the scrape target.
+    join = f"on (job, instance) group_left (election) max by (job, instance, election) (elector_build_info{{{S}}})"
     add(timeseries(17, "Memory (RSS)", "Resident memory of each elector process.", (0, 42, 6, 8),
-                   [target(f"process_resident_memory_bytes{{{S}}}", "{{pod}}")], unit="bytes"))
+                   [target(f"process_resident_memory_bytes * {join}", "{{pod}}")], unit="bytes"))
     add(timeseries(18, "CPU", "CPU used by each elector process, in cores.", (6, 42, 6, 8),
-                   [target(f"rate(process_cpu_seconds_total{{{S}}}[{RI}])", "{{pod}}")], unit="short"))
+                   [target(f"rate(process_cpu_seconds_total[{RI}]) * {join}", "{{pod}}")], unit="short"))
     add(timeseries(19, "Open file descriptors", "Open file descriptors of each elector process.",
-                   (12, 42, 6, 8), [target(f"process_open_fds{{{S}}}", "{{pod}}")], unit="short", decimals=0))
+                   (12, 42, 6, 8), [target(f"process_open_fds * {join}", "{{pod}}")], unit="short", decimals=0))
     add(timeseries(20, "Uptime", "Seconds since each elector process started.", (18, 42, 6, 8),
-                   [target(f"time() - process_start_time_seconds{{{S}}}", "{{pod}}")], unit="s"))
+                   [target(f"(time() - process_start_time_seconds) * {join}", "{{pod}}")], unit="s"))
     add(stat(21, "client-go compatible status", "leader_election_master_status summed per election "
              "name, as client-go based dashboards expect it (1 = one leader).", (0, 50, 8, 4),
              [target('sum by (name) (leader_election_master_status{namespace=~"$namespace", name=~"$election"})',
