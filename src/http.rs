@@ -1,1 +1,1082 @@
-//! (being written)
+//! The HTTP surface: one HTTP/1.1 listener serving probes, status JSON and metrics.
+//!
+//! Endpoints (GET and HEAD; any other method gets 405 with `Allow: GET, HEAD`; other paths 404):
+//!
+//! - `/readyz`: 200 only while this process is leader *and* its validity deadline has not passed
+//!   ([`LeaderState::is_leader_at`], judged at the moment of the request, so a paused or starved
+//!   election loop never leaves a stale "ready"); 503 otherwise. The 200 carries
+//!   `X-Elector-Fencing-Token`.
+//! - `/livez`, `/healthz`: 200 while the election loop made progress within the liveness bound
+//!   (lease duration + renew deadline) and is still running; 503 otherwise. Never depends on
+//!   leadership or on the API server being reachable.
+//! - `/`, `/status`: JSON built from the state by [`StatusBody`]: vapor-ware k8s-elector's fields
+//!   (`is_leader`, `leader`, `node`, `timestamp`), the contrib leader-elector's `name`, and more.
+//! - `/metrics`: OpenMetrics text; state-derived families are brought up to date first.
+//!
+//! [`bind`] and [`Server::serve`] are separate so tests can bind `127.0.0.1:0` and learn the port.
+//! The server reads request heads with a timeout into a small buffer, caps concurrent connections,
+//! runs each connection in its own tracing span and drains gracefully on shutdown. Handlers are
+//! plain functions of ([`Method`], path, now) and are tested without a socket.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::clock::{WallClock, monotonic_ns};
+use crate::config::Config;
+use crate::metrics::ElectionMetrics;
+use crate::status::{LeaderState, StateReceiver};
+
+/// Header carrying the fencing token on a 200 from `/readyz`.
+pub const FENCING_TOKEN_HEADER: &str = "x-elector-fencing-token";
+/// Content type of `/metrics`.
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Most connections served at once; further clients wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 256;
+/// A client must send a complete request head within this time.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read buffer cap per connection (hyper's minimum is 8 KiB); requests here are a line and a few headers.
+pub const MAX_BUF_SIZE: usize = 16 * 1024;
+/// How long open connections may finish their current request after shutdown begins.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
+
+/// What went wrong with the listener.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}; pick another --http address or free the port")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the bound address of the listener: {0}")]
+    LocalAddr(#[source] std::io::Error),
+}
+
+/// Everything a handler reads: the published state, the metrics, and fixed facts of the election.
+#[derive(Debug)]
+pub struct Context {
+    state: StateReceiver,
+    registry: Arc<Registry>,
+    metrics: ElectionMetrics,
+    election: String,
+    namespace: String,
+    lock_type: String,
+    liveness_bound: Duration,
+    wall_clock: WallClock,
+}
+
+impl Context {
+    /// The context for a running sidecar.
+    pub fn new(
+        state: StateReceiver,
+        registry: Arc<Registry>,
+        metrics: ElectionMetrics,
+        config: &Config,
+    ) -> Self {
+        Self::from_parts(
+            state,
+            registry,
+            metrics,
+            &config.election,
+            &config.namespace,
+            config.lock_type.as_str(),
+            config.liveness_bound(),
+        )
+    }
+
+    /// The context from its parts, for tests and embedders.
+    pub fn from_parts(
+        state: StateReceiver,
+        registry: Arc<Registry>,
+        metrics: ElectionMetrics,
+        election: &str,
+        namespace: &str,
+        lock_type: &str,
+        liveness_bound: Duration,
+    ) -> Self {
+        Self {
+            state,
+            registry,
+            metrics,
+            election: election.to_owned(),
+            namespace: namespace.to_owned(),
+            lock_type: lock_type.to_owned(),
+            liveness_bound,
+            wall_clock: WallClock::system(),
+        }
+    }
+
+    /// Uses `clock` for the wall-clock `timestamp` of the status JSON.
+    pub fn with_wall_clock(mut self, clock: WallClock) -> Self {
+        self.wall_clock = clock;
+        self
+    }
+
+    /// Answers one request at the current time.
+    pub fn handle<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        self.respond(request.method(), request.uri().path(), Instant::now())
+    }
+
+    /// Answers `method path` as of `now`. HEAD gets the GET answer's status and headers, no body.
+    pub fn respond(&self, method: &Method, path: &str, now: Instant) -> Response<Full<Bytes>> {
+        let route = match path {
+            "/readyz" => Self::readyz,
+            "/livez" | "/healthz" => Self::livez,
+            "/" | "/status" => Self::status,
+            "/metrics" => Self::metrics,
+            _ => {
+                return plain(
+                    StatusCode::NOT_FOUND,
+                    format!("not found: {path}; try /status, /readyz, /livez or /metrics\n"),
+                );
+            }
+        };
+        if method != Method::GET && method != Method::HEAD {
+            let mut response = plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed: use GET or HEAD\n".to_owned(),
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        let state = self.state.borrow().clone();
+        let mut response = route(self, &state, now);
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if method == Method::HEAD {
+            let length = response.body().size_hint_exact();
+            *response.body_mut() = Full::new(Bytes::new());
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+        response
+    }
+
+    fn readyz(&self, state: &LeaderState, now: Instant) -> Response<Full<Bytes>> {
+        if state.is_leader_at(now) {
+            let Some(token) = state.fencing_token else {
+                return plain(
+                    StatusCode::OK,
+                    format!("leader: {} (no fencing token)\n", state.identity),
+                );
+            };
+            let mut response = plain(
+                StatusCode::OK,
+                format!("leader: {} (fencing token {token})\n", state.identity),
+            );
+            response
+                .headers_mut()
+                .insert(FENCING_TOKEN_HEADER, HeaderValue::from(token));
+            return response;
+        }
+        let reason = if state.shutting_down {
+            "not leader: shutting down".to_owned()
+        } else if state.claims_leadership {
+            "not leader: the claim's validity deadline has passed without a renew".to_owned()
+        } else {
+            match &state.leader {
+                Some(leader) => format!("not leader: leader is {leader}"),
+                None => "not leader: no leader".to_owned(),
+            }
+        };
+        plain(StatusCode::SERVICE_UNAVAILABLE, reason + "\n")
+    }
+
+    fn livez(&self, state: &LeaderState, now: Instant) -> Response<Full<Bytes>> {
+        if self.state.has_changed().is_err() {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not live: the election loop has stopped\n".to_owned(),
+            );
+        }
+        let idle = now.saturating_duration_since(state.last_progress);
+        if idle > self.liveness_bound {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not live: no progress from the election loop for {} ms (bound {} ms)\n",
+                    idle.as_millis(),
+                    self.liveness_bound.as_millis()
+                ),
+            );
+        }
+        plain(
+            StatusCode::OK,
+            format!("ok: last progress {} ms ago\n", idle.as_millis()),
+        )
+    }
+
+    fn status(&self, state: &LeaderState, now: Instant) -> Response<Full<Bytes>> {
+        let body = StatusBody::new(
+            state,
+            now,
+            self.wall_clock.now(),
+            &self.election,
+            &self.namespace,
+            &self.lock_type,
+        );
+        match serde_json::to_vec(&body) {
+            Ok(mut json) => {
+                json.push(b'\n');
+                with_type(StatusCode::OK, JSON, json)
+            }
+            Err(error) => plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot encode the status: {error}\n"),
+            ),
+        }
+    }
+
+    fn metrics(&self, state: &LeaderState, now: Instant) -> Response<Full<Bytes>> {
+        self.metrics.observe_state(state, now);
+        let mut text = String::new();
+        match prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            Ok(()) => with_type(StatusCode::OK, OPENMETRICS_CONTENT_TYPE, text.into_bytes()),
+            Err(_) => plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot encode the metrics\n".to_owned(),
+            ),
+        }
+    }
+}
+
+/// The status JSON. Field names are a compatibility contract: k8s-elector reads `is_leader`,
+/// `leader`, `node`, `timestamp`; the contrib leader-elector reads `name`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusBody {
+    /// This process is leader now (leader and validity deadline not passed).
+    pub is_leader: bool,
+    /// The holder named by the lock, `""` if none.
+    pub leader: String,
+    /// This process's identity.
+    pub node: String,
+    /// Wall-clock time of the answer, RFC 3339 UTC to the second (`2019-05-02T18:28:51Z`).
+    pub timestamp: String,
+    /// The holder again, under the contrib leader-elector's name.
+    pub name: String,
+    pub election: String,
+    pub namespace: String,
+    pub lock_type: String,
+    /// The fencing token while leader, else `null`.
+    pub fencing_token: Option<u64>,
+    /// When this process became leader (RFC 3339), while it claims leadership.
+    pub leader_since: Option<String>,
+    /// Milliseconds of validity left on the claim (0 once passed), `null` while not claiming.
+    pub valid_for_ms: Option<u64>,
+    pub last_error: Option<String>,
+    /// The moment of the answer on `CLOCK_MONOTONIC`, comparable with other processes' logs.
+    pub monotonic_ns: u64,
+    /// The claim's validity deadline on `CLOCK_MONOTONIC`, while claiming.
+    pub valid_until_monotonic_ns: Option<u64>,
+    /// Transition count of the most recently observed lock record.
+    pub observed_transitions: Option<u64>,
+}
+
+impl StatusBody {
+    /// The DTO for `state` as of `now` (monotonic) and `wall` (wall clock).
+    pub fn new(
+        state: &LeaderState,
+        now: Instant,
+        wall: jiff::Timestamp,
+        election: &str,
+        namespace: &str,
+        lock_type: &str,
+    ) -> Self {
+        let leader = state.leader.clone().unwrap_or_default();
+        let valid_until = state.valid_until.filter(|_| state.claims_leadership);
+        let to_u64 = |ns: u128| u64::try_from(ns).unwrap_or(u64::MAX);
+        Self {
+            is_leader: state.is_leader_at(now),
+            name: leader.clone(),
+            leader,
+            node: state.identity.clone(),
+            timestamp: rfc3339_seconds(wall),
+            election: election.to_owned(),
+            namespace: namespace.to_owned(),
+            lock_type: lock_type.to_owned(),
+            fencing_token: state.fencing_token_at(now),
+            leader_since: state
+                .leader_since
+                .filter(|_| state.claims_leadership)
+                .map(|at| at.to_string()),
+            valid_for_ms: valid_until.map(|deadline| {
+                u64::try_from(deadline.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX)
+            }),
+            last_error: state.last_error.clone(),
+            monotonic_ns: to_u64(monotonic_ns(now)),
+            valid_until_monotonic_ns: valid_until.map(|deadline| to_u64(monotonic_ns(deadline))),
+            observed_transitions: state.observed_transitions,
+        }
+    }
+}
+
+/// `2019-05-02T18:28:51Z`: UTC, truncated to the second.
+fn rfc3339_seconds(at: jiff::Timestamp) -> String {
+    match jiff::Timestamp::from_second(at.as_second()) {
+        Ok(seconds) => seconds.to_string(),
+        Err(_) => at.to_string(),
+    }
+}
+
+trait SizeHintExact {
+    fn size_hint_exact(&self) -> u64;
+}
+
+impl SizeHintExact for Full<Bytes> {
+    fn size_hint_exact(&self) -> u64 {
+        hyper::body::Body::size_hint(self).exact().unwrap_or(0)
+    }
+}
+
+fn with_type(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn plain(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    with_type(status, TEXT, body.into_bytes())
+}
+
+/// Resource bounds of the server; [`Limits::default`] is what the sidecar uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// A client must send a complete request head within this time.
+    pub header_read_timeout: Duration,
+    /// Most connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long open connections may finish their current request after shutdown begins.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            drain_timeout: DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// A bound listener, not yet serving.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    limits: Limits,
+}
+
+/// Binds the listener; `127.0.0.1:0` picks a free port (see [`Server::local_addr`]).
+pub async fn bind(addr: SocketAddr) -> Result<Server, Error> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let local_addr = listener.local_addr().map_err(Error::LocalAddr)?;
+    Ok(Server {
+        listener,
+        local_addr,
+        limits: Limits::default(),
+    })
+}
+
+impl Server {
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Replaces the default [`Limits`].
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets open connections finish
+    /// their current request (up to [`Limits::drain_timeout`]) and returns.
+    pub async fn serve(self, context: Context, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let context = Arc::new(context);
+        let limits = self.limits;
+        let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+        let (drain_tx, drain_rx) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            while connections.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break, // never closed
+                },
+            };
+            let (stream, peer) = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Usually EMFILE or a connection reset before accept: not fatal.
+                        tracing::warn!(%error, "accepting an HTTP connection failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let span = tracing::debug_span!("http_connection", %peer);
+            let context = context.clone();
+            let drain = drain_rx.clone();
+            connections.spawn(
+                async move {
+                    serve_connection(stream, context, drain, limits.header_read_timeout).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+        drop(self.listener);
+        let _ = drain_tx.send(true);
+        let drained = tokio::time::timeout(limits.drain_timeout, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::debug!(
+                open = connections.len(),
+                "closing HTTP connections still open after the drain timeout"
+            );
+            connections.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    context: Arc<Context>,
+    mut drain: watch::Receiver<bool>,
+    header_read_timeout: Duration,
+) {
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let response = context.handle(&request);
+        tracing::trace!(method = %request.method(), path = request.uri().path(), status = response.status().as_u16());
+        std::future::ready(Ok::<_, Infallible>(response))
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_buf_size(MAX_BUF_SIZE);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "HTTP connection ended with an error");
+            }
+        }
+        _ = async { drain.wait_for(|draining| *draining).await.map(|_| ()) } => {
+            connection.as_mut().graceful_shutdown();
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "HTTP connection ended with an error while draining");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::StateSender;
+    use http_body_util::BodyExt;
+
+    const BOUND: Duration = Duration::from_secs(25);
+
+    struct Fixture {
+        tx: StateSender,
+        context: Context,
+    }
+
+    fn fixture() -> Fixture {
+        let (tx, rx) = crate::status::channel("pod-a");
+        let mut registry = Registry::default();
+        let metrics = ElectionMetrics::register(&mut registry, "demo", "ns");
+        let context = Context::from_parts(rx, Arc::new(registry), metrics, "demo", "ns", "leases", BOUND)
+            .with_wall_clock(WallClock::fixed("2019-05-02T18:28:51.734Z".parse().unwrap()));
+        Fixture { tx, context }
+    }
+
+    fn lead(tx: &StateSender, now: Instant, valid_for: Duration) {
+        tx.send_modify(|state| {
+            state.claims_leadership = true;
+            state.leader = Some("pod-a".into());
+            state.fencing_token = Some(42);
+            state.leader_since = Some("2019-05-02T18:20:00Z".parse().unwrap());
+            state.valid_until = Some(now + valid_for);
+            state.observed_transitions = Some(42);
+            state.last_progress = now;
+        });
+    }
+
+    fn follow(tx: &StateSender, now: Instant, leader: &str) {
+        tx.send_modify(|state| {
+            state.claims_leadership = false;
+            state.leader = Some(leader.into());
+            state.fencing_token = None;
+            state.leader_since = None;
+            state.valid_until = None;
+            state.observed_transitions = Some(43);
+            state.last_progress = now;
+        });
+    }
+
+    async fn body(response: Response<Full<Bytes>>) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readyz_follows_leadership_and_lapses_at_the_deadline_without_an_update() {
+        let f = fixture();
+        let now = Instant::now();
+        let response = f.context.respond(&Method::GET, "/readyz", now);
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a fresh process is not ready"
+        );
+        assert_eq!(body(response).await, "not leader: no leader\n");
+
+        lead(&f.tx, now, Duration::from_secs(10));
+        let response = f.context.respond(&Method::GET, "/readyz", now);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers().get(FENCING_TOKEN_HEADER).map(|v| v.as_bytes()),
+            Some(&b"42"[..])
+        );
+        assert_eq!(body(response).await, "leader: pod-a (fencing token 42)\n");
+
+        // No state update, but the deadline passes: not ready any more, and no token.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let response = f.context.respond(&Method::GET, "/readyz", Instant::now());
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a lapsed claim must not be ready"
+        );
+        assert!(
+            response.headers().get(FENCING_TOKEN_HEADER).is_none(),
+            "no token on 503"
+        );
+        assert_eq!(
+            body(response).await,
+            "not leader: the claim's validity deadline has passed without a renew\n"
+        );
+
+        follow(&f.tx, Instant::now(), "pod-b");
+        let response = f.context.respond(&Method::GET, "/readyz", Instant::now());
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body(response).await, "not leader: leader is pod-b\n");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn livez_depends_on_progress_only_and_fails_when_the_loop_is_gone() {
+        let f = fixture();
+        let start = Instant::now();
+        follow(&f.tx, start, "pod-b");
+        let response = f.context.respond(&Method::GET, "/livez", start + BOUND);
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "exactly at the bound is still live"
+        );
+        let response = f
+            .context
+            .respond(&Method::GET, "/healthz", start + BOUND + Duration::from_millis(1));
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "past the bound without progress"
+        );
+        assert_eq!(
+            body(response).await,
+            "not live: no progress from the election loop for 25001 ms (bound 25000 ms)\n"
+        );
+
+        // Leadership does not matter: a lapsed leader with recent progress is live.
+        let later = start + Duration::from_secs(60);
+        lead(&f.tx, later - Duration::from_secs(20), Duration::from_secs(1));
+        let response = f.context.respond(&Method::GET, "/livez", later);
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "progress 20s ago is within the 25s bound"
+        );
+
+        drop(f.tx);
+        let response = f.context.respond(&Method::GET, "/livez", later);
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a stopped loop is not live"
+        );
+        assert_eq!(body(response).await, "not live: the election loop has stopped\n");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn status_json_reads_as_each_compatible_tool_expects() {
+        /// Exactly vapor-ware k8s-elector's fields.
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct K8sElector {
+            is_leader: bool,
+            leader: String,
+            node: String,
+            timestamp: String,
+        }
+        /// The contrib leader-elector's single field.
+        #[derive(Debug, Deserialize)]
+        struct ContribLeaderElector {
+            name: String,
+        }
+
+        let f = fixture();
+        let now = Instant::now();
+        lead(&f.tx, now, Duration::from_millis(7500));
+        let response = f.context.respond(&Method::GET, "/status", now);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers().get(header::CONTENT_TYPE).unwrap(), JSON);
+        let text = body(response).await;
+
+        let k8s: K8sElector = serde_json::from_str(&text).unwrap();
+        assert!(k8s.is_leader, "is_leader in {text}");
+        assert_eq!((k8s.leader.as_str(), k8s.node.as_str()), ("pod-a", "pod-a"));
+        assert_eq!(k8s.timestamp, "2019-05-02T18:28:51Z", "second precision, UTC");
+        let contrib: ContribLeaderElector = serde_json::from_str(&text).unwrap();
+        assert_eq!(contrib.name, "pod-a");
+
+        let full: StatusBody = serde_json::from_str(&text).unwrap();
+        assert_eq!(full.fencing_token, Some(42));
+        assert_eq!(full.valid_for_ms, Some(7500));
+        assert_eq!(full.leader_since.as_deref(), Some("2019-05-02T18:20:00Z"));
+        assert_eq!(
+            full.valid_until_monotonic_ns.map(|d| d - full.monotonic_ns),
+            Some(7_500_000_000)
+        );
+        assert_eq!(
+            (
+                full.election.as_str(),
+                full.namespace.as_str(),
+                full.lock_type.as_str()
+            ),
+            ("demo", "ns", "leases")
+        );
+
+        // Every documented field is present (nulls included), so tools can rely on the shape.
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        for key in [
+            "is_leader",
+            "leader",
+            "node",
+            "timestamp",
+            "name",
+            "election",
+            "namespace",
+            "lock_type",
+            "fencing_token",
+            "leader_since",
+            "valid_for_ms",
+            "last_error",
+            "monotonic_ns",
+            "valid_until_monotonic_ns",
+            "observed_transitions",
+        ] {
+            assert!(keys.contains(&key), "missing {key} in {text}");
+        }
+        assert!(
+            value["last_error"].is_null(),
+            "last_error is null when there is none: {text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn status_of_a_follower_has_nulls_and_an_empty_leader_when_none() {
+        let f = fixture();
+        let now = Instant::now();
+        let text = body(f.context.respond(&Method::GET, "/", now)).await;
+        let full: StatusBody = serde_json::from_str(&text).unwrap();
+        assert!(!full.is_leader);
+        assert_eq!(
+            (full.leader.as_str(), full.name.as_str(), full.node.as_str()),
+            ("", "", "pod-a")
+        );
+        assert_eq!(
+            (
+                full.fencing_token,
+                full.valid_for_ms,
+                full.valid_until_monotonic_ns
+            ),
+            (None, None, None)
+        );
+        assert_eq!(full.leader_since, None);
+        assert_eq!(full.monotonic_ns, u64::try_from(monotonic_ns(now)).unwrap());
+
+        // A lapsed claim: not leader, no token, zero validity left.
+        lead(&f.tx, now, Duration::from_secs(1));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        f.tx.send_modify(|state| state.last_error = Some("renew timed out".into()));
+        let text = body(f.context.respond(&Method::GET, "/status", Instant::now())).await;
+        let full: StatusBody = serde_json::from_str(&text).unwrap();
+        assert!(!full.is_leader, "lapsed claim: {text}");
+        assert_eq!(full.fencing_token, None, "no token once lapsed: {text}");
+        assert_eq!(full.valid_for_ms, Some(0), "{text}");
+        assert_eq!(full.last_error.as_deref(), Some("renew timed out"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn metrics_are_openmetrics_and_mirror_the_state_at_scrape_time() {
+        let f = fixture();
+        let now = Instant::now();
+        lead(&f.tx, now, Duration::from_secs(5));
+        let response = f.context.respond(&Method::GET, "/metrics", now);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
+            OPENMETRICS_CONTENT_TYPE
+        );
+        let text = body(response).await;
+        assert!(text.ends_with("# EOF\n"), "OpenMetrics ends with # EOF:\n{text}");
+        assert!(
+            text.contains("elector_is_leader{election=\"demo\",namespace=\"ns\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("elector_fencing_token{election=\"demo\",namespace=\"ns\"} 42\n"),
+            "{text}"
+        );
+
+        let text = body(
+            f.context
+                .respond(&Method::GET, "/metrics", now + Duration::from_secs(5)),
+        )
+        .await;
+        assert!(
+            text.contains("elector_is_leader{election=\"demo\",namespace=\"ns\"} 0\n"),
+            "lapsed:\n{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn methods_paths_and_head() {
+        let f = fixture();
+        let now = Instant::now();
+        for path in ["/", "/status", "/readyz", "/livez", "/healthz", "/metrics"] {
+            for method in [
+                Method::POST,
+                Method::PUT,
+                Method::DELETE,
+                Method::PATCH,
+                Method::OPTIONS,
+            ] {
+                let response = f.context.respond(&method, path, now);
+                assert_eq!(
+                    response.status(),
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path}"
+                );
+                assert_eq!(
+                    response.headers().get(header::ALLOW).unwrap(),
+                    "GET, HEAD",
+                    "{method} {path}"
+                );
+            }
+            let get = f.context.respond(&Method::GET, path, now);
+            let head = f.context.respond(&Method::HEAD, path, now);
+            assert_eq!(head.status(), get.status(), "HEAD {path} answers like GET");
+            assert_eq!(
+                head.headers().get(header::CONTENT_TYPE),
+                get.headers().get(header::CONTENT_TYPE)
+            );
+            let get_length = body(get).await.len().to_string();
+            assert_eq!(
+                head.headers().get(header::CONTENT_LENGTH).unwrap(),
+                get_length.as_str(),
+                "HEAD {path}"
+            );
+            assert_eq!(body(head).await, "", "HEAD {path} has no body");
+        }
+        for path in ["/nope", "/readyz/", "/metrics/x"] {
+            let response = f.context.respond(&Method::GET, path, now);
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "GET {path}");
+        }
+        let request = Request::builder().uri("/readyz?verbose=1").body(()).unwrap();
+        assert_eq!(
+            f.context.handle(&request).status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "query is ignored"
+        );
+    }
+
+    // ---- over a real socket (loopback), on the real clock -------------------------------------
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Generous bound for things that should happen at once, for a loaded 2-core machine.
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    fn assert_send<T: Send>(value: T) -> T {
+        value
+    }
+
+    async fn start(
+        limits: Limits,
+    ) -> (
+        SocketAddr,
+        StateSender,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<(), Error>>,
+    ) {
+        let f = fixture();
+        let server = bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+            .with_limits(limits);
+        let addr = server.local_addr();
+        assert_ne!(addr.port(), 0, "local_addr reports the real port");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let serving = assert_send(server.serve(f.context, async move {
+            let _ = stop_rx.await;
+        }));
+        (addr, f.tx, stop_tx, tokio::spawn(serving))
+    }
+
+    /// Sends one request on a fresh connection and reads the whole answer (the server closes).
+    async fn exchange(addr: SocketAddr, request: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
+            .await
+            .expect("answer in time")
+            .unwrap();
+        String::from_utf8(answer).unwrap()
+    }
+
+    #[tokio::test]
+    async fn serves_over_loopback_and_stops_on_shutdown() {
+        let (addr, tx, stop, serving) = start(Limits::default()).await;
+        lead(&tx, Instant::now(), Duration::from_secs(60));
+
+        let answer = exchange(
+            addr,
+            "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "expected 200, got:\n{answer}"
+        );
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("x-elector-fencing-token: 42\r\n"),
+            "{answer}"
+        );
+        assert!(
+            answer.ends_with("\r\n\r\nleader: pod-a (fencing token 42)\n"),
+            "{answer}"
+        );
+
+        let answer = exchange(
+            addr,
+            "HEAD /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        let (head, rest) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                line.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(str::to_owned)
+            })
+            .expect("HEAD carries the GET length")
+            .parse()
+            .unwrap();
+        assert!(length > 100, "the JSON length, got {length}");
+        assert_eq!(rest, "", "HEAD has no body");
+
+        let answer = exchange(
+            addr,
+            "DELETE /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("allow: get, head\r\n"),
+            "{answer}"
+        );
+
+        stop.send(()).unwrap();
+        let result = tokio::time::timeout(PATIENCE, serving)
+            .await
+            .expect("serve returns after shutdown");
+        assert!(matches!(result, Ok(Ok(()))), "serve ended with {result:?}");
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "the listener is closed after shutdown"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_is_dropped_after_the_header_read_timeout() {
+        let limits = Limits {
+            header_read_timeout: Duration::from_millis(100),
+            ..Limits::default()
+        };
+        let (addr, _tx, _stop, _serving) = start(limits).await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"GET /readyz HTTP/1.1\r\n").await.unwrap(); // never finishes the head
+        let mut answer = Vec::new();
+        // Well under the 5s default, so this fails if the configured timeout were not applied;
+        // still 40 times the configured 100ms, for a loaded machine.
+        let read = tokio::time::timeout(Duration::from_secs(4), stream.read_to_end(&mut answer)).await;
+        assert!(
+            read.is_ok(),
+            "the server must close a connection whose head never completes within 100ms"
+        );
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+        let limits = Limits {
+            max_connections: 1,
+            ..Limits::default()
+        };
+        let (addr, _tx, _stop, _serving) = start(limits).await;
+        // A keeps its connection open (keep-alive) after one answered request.
+        let mut a = tokio::net::TcpStream::connect(addr).await.unwrap();
+        a.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(PATIENCE, a.read(&mut buf))
+            .await
+            .expect("A answered")
+            .unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "A: {}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+
+        let mut b = tokio::net::TcpStream::connect(addr).await.unwrap(); // sits in the backlog
+        b.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let early = tokio::time::timeout(Duration::from_millis(300), b.read_to_end(&mut answer)).await;
+        assert!(
+            early.is_err() && answer.is_empty(),
+            "B must not be served while A holds the only slot"
+        );
+
+        drop(a);
+        tokio::time::timeout(PATIENCE, b.read_to_end(&mut answer))
+            .await
+            .expect("B answered once A left")
+            .unwrap();
+        let answer = String::from_utf8(answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "B: {answer}");
+    }
+
+    #[tokio::test]
+    async fn bind_names_the_address_it_could_not_use() {
+        let taken = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let error = bind(taken.local_addr()).await.expect_err("the port is taken");
+        let message = error.to_string();
+        assert!(
+            message.contains(&taken.local_addr().to_string()) && message.contains("--http"),
+            "{message}"
+        );
+    }
+
+    /// The served exposition, process metrics included, passes `promtool check metrics` (through
+    /// scripts/check-metrics-lint.sh). Skipped, with a note, where promtool is not installed.
+    #[tokio::test]
+    async fn metrics_exposition_is_promtool_clean() {
+        let promtool = std::process::Command::new("promtool").arg("--version").output();
+        if promtool.is_err() {
+            eprintln!("promtool not installed; skipping (apt-get install prometheus)");
+            return;
+        }
+        let (tx, rx) = crate::status::channel("pod-a");
+        let mut registry = Registry::default();
+        let metrics = ElectionMetrics::register(&mut registry, "demo", "ns");
+        assert!(
+            crate::process_metrics::register(&mut registry),
+            "Linux has /proc/self"
+        );
+        metrics.api_request(crate::metrics::Verb::Get, Some(200), Duration::from_millis(4));
+        metrics.api_request(crate::metrics::Verb::Update, None, Duration::from_secs(2));
+        metrics.renew(crate::metrics::RenewResult::Success, Duration::from_millis(6));
+        metrics.slowpath();
+        let context = Context::from_parts(rx, Arc::new(registry), metrics, "demo", "ns", "leases", BOUND);
+        let now = Instant::now();
+        lead(&tx, now, Duration::from_secs(10));
+        tx.send_modify(|state| {
+            state.acquired_total = 1;
+            state.observed_leader_changes_total = 2;
+            state.last_renew = Some(jiff::Timestamp::now());
+        });
+        let text = body(context.respond(&Method::GET, "/metrics", now)).await;
+
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/check-metrics-lint.sh");
+        let mut child = tokio::process::Command::new(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(text.as_bytes()).await.unwrap();
+        drop(stdin);
+        let output = child.wait_with_output().await.unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "promtool must accept the exposition; stdout:\n{}\nstderr:\n{}\nexposition:\n{text}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -1,1 +1,363 @@
-//! (being written)
+//! The leader file: a file that exists only while this process is leader (supporttools
+//! leader-elector compatible, e.g. `/tmp/leader_status`).
+//!
+//! The file holds the leader's identity (the pod's host name by default), with no trailing
+//! newline, as supporttools' elector writes it; `[ -f /tmp/leader_status ]` and
+//! `[ "$(cat /tmp/leader_status)" = "$HOSTNAME" ]` both work. It is written atomically (a temporary
+//! file in the same directory, then a rename), so a reader sees either no file or the whole
+//! identity. It is removed when leadership ends, when the claim's validity deadline passes (a timer
+//! at `valid_until`, so a starved election loop cannot leave a stale file behind), when the
+//! election loop goes away, on shutdown, and at start-up (a file left by a killed predecessor must
+//! not claim leadership). Failures are logged and retried; they never stop the sidecar.
+
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::status::StateReceiver;
+
+/// How soon a failed write or removal is tried again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Why the leader file could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot write the leader file {path}: {source}; make sure its directory exists and is writable \
+         (e.g. an emptyDir volume) or change --leader-file"
+    )]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot remove the leader file {path}: {source}; check the directory's permissions")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Writes `contents` to `path` atomically: a temporary file in the same directory, then a rename.
+pub fn write_atomic(path: &Path, contents: &str) -> Result<(), Error> {
+    let error = |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let temp = temp_path(path);
+    let written = std::fs::File::create(&temp).and_then(|mut file| file.write_all(contents.as_bytes()));
+    if let Err(source) = written.and_then(|()| std::fs::rename(&temp, path)) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(error(source));
+    }
+    Ok(())
+}
+
+/// Removes `path`; a file that is already gone is fine.
+pub fn remove(path: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Remove {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// `dir/.name.tmp-<pid>`: hidden, next to the target so the rename stays on one filesystem.
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "leader".to_owned());
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// What is on disk, as far as this process knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum OnDisk {
+    Unknown,
+    Absent,
+    Present(String),
+}
+
+/// Brings the file to `want` (present with that identity, or absent). Returns whether it is.
+fn reconcile(path: &Path, on_disk: &mut OnDisk, want: Option<&str>) -> bool {
+    let target = want.map_or(OnDisk::Absent, |identity| OnDisk::Present(identity.to_owned()));
+    if *on_disk == target {
+        return true;
+    }
+    let result = match want {
+        Some(identity) => write_atomic(path, identity),
+        None => remove(path),
+    };
+    match result {
+        Ok(()) => {
+            match want {
+                Some(_) => tracing::info!(path = %path.display(), "leader file written"),
+                None if *on_disk != OnDisk::Unknown => {
+                    tracing::info!(path = %path.display(), "leader file removed")
+                }
+                None => {}
+            }
+            *on_disk = target;
+            true
+        }
+        Err(error) => {
+            tracing::warn!(%error, retry_in_ms = RETRY_AFTER.as_millis() as u64, "leader file not up to date");
+            false
+        }
+    }
+}
+
+/// Keeps the leader file at `path` in step with the published state until `shutdown` completes
+/// (or the election loop drops its sender), then removes it.
+pub async fn run(path: PathBuf, mut state: StateReceiver, shutdown: impl Future<Output = ()>) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut on_disk = OnDisk::Unknown;
+    loop {
+        let now = Instant::now();
+        let (want, deadline) = {
+            let state = state.borrow_and_update();
+            if state.is_leader_at(now) {
+                (Some(state.identity.clone()), state.valid_until)
+            } else {
+                (None, None)
+            }
+        };
+        let settled = reconcile(&path, &mut on_disk, want.as_deref());
+        let retry = (!settled).then(|| now + RETRY_AFTER);
+        let wake = match (deadline, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            changed = state.changed() => {
+                if changed.is_err() {
+                    tracing::debug!("the election loop has stopped; removing the leader file");
+                    break;
+                }
+            }
+            () = sleep_until_some(wake) => {}
+        }
+    }
+    // Removal at exit: try a few times, a shutdown must not leave a stale claim behind lightly.
+    for attempt in 0..3 {
+        if reconcile(&path, &mut on_disk, None) {
+            return;
+        }
+        if attempt < 2 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::StateSender;
+
+    /// A directory removed at the end of the test.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("kube-elector-leader-file-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn lead(tx: &StateSender, valid_for: Duration) {
+        let now = Instant::now();
+        tx.send_modify(|state| {
+            state.claims_leadership = true;
+            state.leader = Some(state.identity.clone());
+            state.fencing_token = Some(1);
+            state.valid_until = Some(now + valid_for);
+        });
+    }
+
+    fn follow(tx: &StateSender) {
+        tx.send_modify(|state| {
+            state.claims_leadership = false;
+            state.leader = Some("pod-b".into());
+            state.valid_until = None;
+        });
+    }
+
+    /// Lets the task run until `condition` holds, without moving the (paused) clock. The file
+    /// operations are synchronous, so a handful of yields suffices; 10 000 is a generous bound.
+    async fn until(what: &str, condition: impl Fn() -> bool) {
+        for _ in 0..10_000 {
+            if condition() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("expected {what}, but it did not happen");
+    }
+
+    /// Yields enough for the task to act on anything it would act on, then checks `condition` still holds.
+    async fn stays(what: &str, condition: impl Fn() -> bool) {
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(condition(), "expected {what} to hold");
+    }
+
+    fn content(path: &Path) -> Option<String> {
+        std::fs::read_to_string(path).ok()
+    }
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains(".tmp-"))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn file_follows_leadership_and_is_removed_on_shutdown() {
+        let dir = TempDir::new("follows");
+        let path = dir.0.join("leader_status");
+        let (tx, rx) = crate::status::channel("pod-a");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(path.clone(), rx, async move {
+            let _ = stop_rx.await;
+        }));
+
+        stays("no file before leadership", || !path.exists()).await;
+        lead(&tx, Duration::from_secs(10));
+        until("the file to appear with the identity", || {
+            content(&path).as_deref() == Some("pod-a")
+        })
+        .await;
+        follow(&tx);
+        until("the file to disappear when leadership ends", || !path.exists()).await;
+        lead(&tx, Duration::from_secs(10));
+        until("the file to reappear", || path.exists()).await;
+
+        stop_tx.send(()).unwrap();
+        task.await.unwrap();
+        assert!(!path.exists(), "the file must be removed on shutdown");
+        assert_eq!(
+            leftovers(&dir.0),
+            Vec::<String>::new(),
+            "no temporary files left behind"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn file_disappears_at_the_validity_deadline_without_a_state_update() {
+        let dir = TempDir::new("deadline");
+        let path = dir.0.join("leader_status");
+        let (tx, rx) = crate::status::channel("pod-a");
+        let _task = tokio::spawn(run(path.clone(), rx, std::future::pending()));
+
+        lead(&tx, Duration::from_secs(10));
+        until("the file to appear", || path.exists()).await;
+        tokio::time::advance(Duration::from_millis(9_999)).await;
+        stays("the file to remain before the deadline", || path.exists()).await;
+        tokio::time::advance(Duration::from_millis(1)).await;
+        until("the file to disappear at the deadline", || !path.exists()).await;
+
+        // A renew that extends the claim brings it back, and the new deadline is the one that counts.
+        lead(&tx, Duration::from_secs(5));
+        until("the file to reappear after a renew", || path.exists()).await;
+        tokio::time::advance(Duration::from_secs(5)).await;
+        until("the file to disappear at the new deadline", || !path.exists()).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_file_from_an_earlier_run_is_removed_at_start() {
+        let dir = TempDir::new("stale");
+        let path = dir.0.join("leader_status");
+        std::fs::write(&path, "pod-old").unwrap();
+        let (_tx, rx) = crate::status::channel("pod-a");
+        let _task = tokio::spawn(run(path.clone(), rx, std::future::pending()));
+        until("the stale file to be removed", || !path.exists()).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn file_is_removed_when_the_election_loop_goes_away() {
+        let dir = TempDir::new("dropped");
+        let path = dir.0.join("leader_status");
+        let (tx, rx) = crate::status::channel("pod-a");
+        let task = tokio::spawn(run(path.clone(), rx, std::future::pending()));
+        lead(&tx, Duration::from_secs(10));
+        until("the file to appear", || path.exists()).await;
+        drop(tx);
+        task.await.unwrap();
+        assert!(!path.exists(), "the file must go with the election loop");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unwritable_directory_is_reported_and_retried_not_fatal() {
+        let dir = TempDir::new("unwritable");
+        let missing = dir.0.join("not-yet");
+        let path = missing.join("leader_status");
+        let error = write_atomic(&path, "pod-a").expect_err("the directory does not exist");
+        let message = error.to_string();
+        assert!(
+            message.contains(&path.display().to_string()),
+            "the error names the path: {message}"
+        );
+
+        let (tx, rx) = crate::status::channel("pod-a");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(path.clone(), rx, async move {
+            let _ = stop_rx.await;
+        }));
+        lead(&tx, Duration::from_secs(60));
+        stays("the task to keep running after a failed write", || {
+            !task.is_finished()
+        })
+        .await;
+
+        // The directory appears (say, a volume mounted late): the next retry writes the file.
+        std::fs::create_dir_all(&missing).unwrap();
+        tokio::time::advance(RETRY_AFTER).await;
+        until("the retry to write the file", || path.exists()).await;
+
+        stop_tx.send(()).unwrap();
+        task.await.expect("run must not panic");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn write_replaces_atomically_and_remove_tolerates_absence() {
+        let dir = TempDir::new("atomic");
+        let path = dir.0.join("leader_status");
+        write_atomic(&path, "pod-a").unwrap();
+        write_atomic(&path, "pod-b").unwrap();
+        assert_eq!(content(&path).as_deref(), Some("pod-b"));
+        assert_eq!(leftovers(&dir.0), Vec::<String>::new());
+        remove(&path).unwrap();
+        remove(&path).expect("removing an absent file is fine");
+        assert!(!path.exists());
+    }
+}
