@@ -24,7 +24,9 @@ impl WallClock {
 
     /// A clock stuck at `at`, for tests.
     pub fn fixed(at: Timestamp) -> Self {
-        Self { fixed: Some(Arc::new(at)) }
+        Self {
+            fixed: Some(Arc::new(at)),
+        }
     }
 
     pub fn now(&self) -> Timestamp {
@@ -58,7 +60,10 @@ fn raw_monotonic_ns() -> u128 {
 
 fn anchor() -> &'static Anchor {
     static ANCHOR: OnceLock<Anchor> = OnceLock::new();
-    ANCHOR.get_or_init(|| Anchor { instant: Instant::now(), raw_ns: raw_monotonic_ns() })
+    ANCHOR.get_or_init(|| Anchor {
+        instant: Instant::now(),
+        raw_ns: raw_monotonic_ns(),
+    })
 }
 
 /// `instant` as nanoseconds on `CLOCK_MONOTONIC`, comparable across processes on this machine.
@@ -67,7 +72,9 @@ pub fn monotonic_ns(instant: Instant) -> u128 {
     if instant >= anchor.instant {
         anchor.raw_ns + instant.duration_since(anchor.instant).as_nanos()
     } else {
-        anchor.raw_ns.saturating_sub(anchor.instant.duration_since(instant).as_nanos())
+        anchor
+            .raw_ns
+            .saturating_sub(anchor.instant.duration_since(instant).as_nanos())
     }
 }
 
@@ -92,6 +99,9 @@ mod tests {
         let before = raw_monotonic_ns();
         let now = monotonic_ns(Instant::now());
         let after = raw_monotonic_ns();
-        assert!(before <= now + 1_000_000 && now <= after + 1_000_000, "{before} <= {now} <= {after}");
+        assert!(
+            before <= now + 1_000_000 && now <= after + 1_000_000,
+            "{before} <= {now} <= {after}"
+        );
     }
 }

@@ -11,5 +11,6 @@ pub mod election;
 pub mod http;
 pub mod leader_file;
 pub mod metrics;
+pub mod pod_label;
 pub mod process_metrics;
 pub mod status;

@@ -1,1 +1,221 @@
-fn main() {}
+//! `kube-elector`: parse the configuration, wire the pieces, run until SIGTERM, release, exit.
+//!
+//! The only place errors become exit codes: 2 for configuration the process cannot run with
+//! (before anything touches the API server), 1 for a failure at run time, 0 after a clean
+//! shutdown. The election runs on its own thread and runtime, so a flood of probes or scrapes on
+//! the HTTP runtime cannot delay a renewal.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use kube_elector::config::{Config, LogFormat};
+use kube_elector::election::{self, Settings, Target};
+use kube_elector::metrics::ElectionMetrics;
+use kube_elector::{http, leader_file, pod_label, process_metrics, status};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+fn main() -> ExitCode {
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let config = match Config::load(std::env::args_os(), &env) {
+        Ok(config) => config,
+        Err(error) => {
+            let code = error.exit_code();
+            if code == 0 {
+                print!("{error}");
+            } else {
+                eprintln!("kube-elector: {error}");
+            }
+            return ExitCode::from(code);
+        }
+    };
+    if config.print_config {
+        print!("{}", config.render());
+        return ExitCode::SUCCESS;
+    }
+    init_tracing(&config);
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(error)) => {
+            eprintln!("kube-elector: {error:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(error)) => {
+            tracing::error!("{error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+enum Failure {
+    /// The configuration cannot work (e.g. an unusable kubeconfig): exit 2.
+    Config(anyhow::Error),
+    /// Something failed while running: exit 1.
+    Runtime(anyhow::Error),
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run(config: Config) -> Result<(), Failure> {
+    let http_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("http")
+        .enable_all()
+        .build()
+        .context("starting the HTTP runtime")
+        .map_err(Failure::Runtime)?;
+    let election_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the election runtime")
+        .map_err(Failure::Runtime)?;
+
+    let client = election_runtime
+        .block_on(kube_client(&config))
+        .map_err(Failure::Config)?;
+
+    let mut registry = Registry::default();
+    let metrics = ElectionMetrics::register(&mut registry, &config.election, &config.namespace);
+    process_metrics::register(&mut registry);
+    let registry = Arc::new(registry);
+
+    let (state_tx, state_rx) = status::channel(config.identity.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // The HTTP surface and the leader file live on the HTTP runtime.
+    let server = http_runtime
+        .block_on(http::bind(config.http))
+        .with_context(|| format!("binding the HTTP listener on {} (--http)", config.http))
+        .map_err(Failure::Config)?;
+    tracing::info!(address = %server.local_addr(), "serving /readyz, /livez, /metrics and status");
+    let context = http::Context::new(state_rx.clone(), registry, metrics.clone(), &config);
+    let http_task = http_runtime.spawn(server.serve(context, stopped(stop_rx.clone())));
+    let leader_file_task = config
+        .leader_file
+        .clone()
+        .map(|path| http_runtime.spawn(leader_file::run(path, state_rx.clone(), stopped(stop_rx.clone()))));
+    let signals = http_runtime.spawn(async move {
+        let signal = shutdown_signal().await;
+        tracing::info!(signal, "shutting down");
+        let _ = stop_tx.send(true);
+    });
+
+    // The election (and the API work that follows it) lives on its own runtime and thread.
+    let target = Target {
+        lock_type: config.lock_type,
+        namespace: config.namespace.clone(),
+        name: config.election.clone(),
+    };
+    let settings = Settings {
+        identity: config.identity.clone(),
+        timing: config.timing,
+        follow: config.follow,
+        release_on_shutdown: config.release_on_shutdown,
+        shutdown_timeout: config.shutdown_timeout,
+    };
+    let pod_label = match (&config.pod_label, &config.pod_name) {
+        (Some(key), Some(pod)) => Some(pod_label::PodLabel::new(
+            client.clone(),
+            &config.namespace,
+            pod,
+            key,
+            metrics.clone(),
+            config.timing.renew_deadline,
+        )),
+        _ => None,
+    };
+    let retry = config.timing.retry_period;
+    let events = config.events;
+    election_runtime.block_on(async {
+        let labeller =
+            pod_label.map(|label| tokio::spawn(label.run(state_rx.clone(), retry, stopped(stop_rx.clone()))));
+        election::run(
+            client,
+            &target,
+            settings,
+            events,
+            state_tx,
+            metrics,
+            stopped(stop_rx.clone()),
+        )
+        .await;
+        if let Some(labeller) = labeller {
+            let _ = labeller.await;
+        }
+    });
+
+    // The election has let go; stop serving and remove the leader file.
+    http_runtime.block_on(async {
+        signals.abort();
+        if let Some(task) = leader_file_task {
+            let _ = task.await;
+        }
+        match http_task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(Failure::Runtime(
+                anyhow::Error::new(error).context("serving HTTP"),
+            )),
+            Err(error) => Err(Failure::Runtime(
+                anyhow::Error::new(error).context("the HTTP task failed"),
+            )),
+        }
+    })
+}
+
+/// Builds the API client from `--kubeconfig`, or from the in-cluster service account.
+async fn kube_client(config: &Config) -> anyhow::Result<kube::Client> {
+    let kube_config = match &config.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).with_context(|| {
+                format!(
+                    "reading kubeconfig {} (--kubeconfig / KUBECONFIG)",
+                    path.display()
+                )
+            })?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("using kubeconfig {} (--kubeconfig / KUBECONFIG)", path.display()))?
+        }
+        None => kube::Config::incluster().context(
+            "no --kubeconfig (or KUBECONFIG) given and the in-cluster service account is not usable; \
+             run inside a pod or pass --kubeconfig",
+        )?,
+    };
+    // The election loop is the retry policy: one attempt is one request, paced by the retry
+    // period and bounded by the renew deadline, and every request shows in the metrics.
+    let mut kube_config = kube_config;
+    kube_config.default_retry = false;
+    kube::Client::try_from(kube_config).context("building the Kubernetes client")
+}
+
+/// Completes once shutdown has been signalled.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Waits for SIGTERM or SIGINT and names it.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("cannot install signal handlers; stop the process with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

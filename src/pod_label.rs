@@ -21,7 +21,11 @@ pub const DEFAULT_KEY: &str = "kube-elector/role";
 
 /// The label value for a state at a moment.
 pub fn role(state: &LeaderState, now: Instant) -> &'static str {
-    if state.is_leader_at(now) { "leader" } else { "follower" }
+    if state.is_leader_at(now) {
+        "leader"
+    } else {
+        "follower"
+    }
 }
 
 /// The merge patch that sets `key` to `value`.
@@ -47,16 +51,29 @@ impl PodLabel {
         metrics: ElectionMetrics,
         timeout: Duration,
     ) -> Self {
-        Self { api: Api::namespaced(client, namespace), pod: pod.into(), key: key.into(), metrics, timeout }
+        Self {
+            api: Api::namespaced(client, namespace),
+            pod: pod.into(),
+            key: key.into(),
+            metrics,
+            timeout,
+        }
     }
 
     async fn set(&self, value: &str) -> Result<(), String> {
         let started = Instant::now();
         let patch = Patch::Merge(patch_body(&self.key, value));
-        let outcome = tokio::time::timeout(self.timeout, self.api.patch(&self.pod, &PatchParams::default(), &patch)).await;
+        let outcome = tokio::time::timeout(
+            self.timeout,
+            self.api.patch(&self.pod, &PatchParams::default(), &patch),
+        )
+        .await;
         let (code, result) = match outcome {
             Ok(Ok(_)) => (Some(200), Ok(())),
-            Ok(Err(kube::Error::Api(status))) => (Some(status.code), Err(format!("{} {}", status.code, status.message))),
+            Ok(Err(kube::Error::Api(status))) => (
+                Some(status.code),
+                Err(format!("{} {}", status.code, status.message)),
+            ),
             Ok(Err(error)) => (None, Err(error.to_string())),
             Err(_) => (None, Err(format!("timed out after {:?}", self.timeout))),
         };
@@ -96,10 +113,10 @@ impl PodLabel {
                 () = sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() => {}
             }
         }
-        if applied != Some("follower") {
-            if let Err(error) = self.set("follower").await {
-                tracing::warn!(pod = %self.pod, %error, "could not reset the pod label on shutdown");
-            }
+        if applied != Some("follower")
+            && let Err(error) = self.set("follower").await
+        {
+            tracing::warn!(pod = %self.pod, %error, "could not reset the pod label on shutdown");
         }
     }
 }

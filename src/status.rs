@@ -80,7 +80,11 @@ impl LeaderState {
 
     /// The fencing token, only while [`Self::is_leader_at`] holds.
     pub fn fencing_token_at(&self, now: Instant) -> Option<u64> {
-        if self.is_leader_at(now) { self.fencing_token } else { None }
+        if self.is_leader_at(now) {
+            self.fencing_token
+        } else {
+            None
+        }
     }
 }
 
@@ -106,7 +110,10 @@ mod tests {
         assert_eq!(state.fencing_token_at(now), Some(3));
         tokio::time::advance(Duration::from_secs(2)).await;
         let later = Instant::now();
-        assert!(!state.is_leader_at(later), "the claim must end exactly at its deadline");
+        assert!(
+            !state.is_leader_at(later),
+            "the claim must end exactly at its deadline"
+        );
         assert_eq!(state.fencing_token_at(later), None);
     }
 

@@ -1,0 +1,437 @@
+//! End-to-end: the real binary, the simulator over HTTPS, kubeconfigs — the election's promises.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use kube_sim::{FailSpec, Fault};
+use serde_json::Value;
+
+const ELECT_WITHIN: Duration = Duration::from_secs(20);
+
+async fn three(sim: &kube_sim::Sim, extra: &[&str]) -> Vec<Elector> {
+    let mut electors = Vec::new();
+    for id in ["a", "b", "c"] {
+        electors.push(Elector::start(sim, id, extra).await);
+    }
+    electors
+}
+
+fn fencing_token(status: &Value) -> i64 {
+    status["fencing_token"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no fencing token in {status}"))
+}
+
+/// The simulator's applied writes to the Lease, as (monotonic ns, client, holder, transitions).
+fn lease_writes(sim: &kube_sim::Sim) -> Vec<(u64, String, String, i64)> {
+    sim.writes()
+        .into_iter()
+        .filter(|w| w.resource == "leases")
+        .map(|w| {
+            (
+                w.monotonic_ns,
+                w.client.clone(),
+                w.object["spec"]["holderIdentity"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                w.object["spec"]["leaseTransitions"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_candidates_elect_exactly_one_leader_and_keep_it() {
+    let sim = sim(&["a", "b", "c"]).await;
+    let electors = three(&sim, &[]).await;
+    let leader = one_leader(&electors, ELECT_WITHIN).await;
+    let id = electors[leader].id.clone();
+    let (holder, _) = lease_holder(&sim).expect("the Lease exists");
+    assert_eq!(holder, id, "the Lease must name the process that says it leads");
+
+    // Over several lease durations the same process keeps leading and nobody else claims.
+    let until = tokio::time::Instant::now() + LEASE * 2;
+    while tokio::time::Instant::now() < until {
+        assert_eq!(
+            leaders(&electors).await,
+            vec![id.clone()],
+            "leadership must stay put"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for elector in &electors {
+        let status = elector.status().await.expect("status answers");
+        assert_eq!(
+            status["leader"],
+            id.as_str(),
+            "{} must see {id} as leader: {status}",
+            elector.id
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_the_leader_hands_over_to_a_higher_fencing_token() {
+    let sim = sim(&["a", "b", "c"]).await;
+    let mut electors = three(&sim, &[]).await;
+    let first = one_leader(&electors, ELECT_WITHIN).await;
+    let token = fencing_token(&electors[first].status().await.expect("status"));
+
+    electors[first].signal("TERM");
+    let exit = electors[first].wait_exit(Duration::from_secs(10)).await;
+    assert!(exit.success(), "a graceful shutdown exits 0, got {exit:?}");
+    let writes = lease_writes(&sim);
+    let released = writes
+        .iter()
+        .rev()
+        .find(|w| w.1 == electors[first].id)
+        .expect("the old leader wrote last");
+    assert_eq!(
+        released.2, "",
+        "the old leader's last write releases the Lease: {released:?}"
+    );
+
+    let rest: Vec<Elector> = electors
+        .drain(..)
+        .enumerate()
+        .filter(|(i, _)| *i != first)
+        .map(|(_, e)| e)
+        .collect();
+    // Released, the Lease is taken without waiting for it to expire.
+    let next = one_leader(&rest, LEASE).await;
+    let next_token = fencing_token(&rest[next].status().await.expect("status"));
+    assert!(
+        next_token > token,
+        "fencing tokens must increase: {token} then {next_token}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_on_the_leader_fails_over_after_the_lease_expires_and_not_before() {
+    let sim = sim(&["a", "b", "c"]).await;
+    let mut electors = three(&sim, &[]).await;
+    let first = one_leader(&electors, ELECT_WITHIN).await;
+    let dead = electors[first].id.clone();
+    electors[first].signal("KILL");
+    electors[first].wait_exit(Duration::from_secs(5)).await;
+    let rest: Vec<Elector> = electors
+        .drain(..)
+        .enumerate()
+        .filter(|(i, _)| *i != first)
+        .map(|(_, e)| e)
+        .collect();
+    let next = one_leader(&rest, LEASE * 3).await;
+
+    let writes = lease_writes(&sim);
+    let last_renewal = writes
+        .iter()
+        .rev()
+        .find(|w| w.1 == dead)
+        .expect("the dead leader renewed")
+        .0;
+    let takeover = writes
+        .iter()
+        .find(|w| w.0 > last_renewal && w.2 == rest[next].id)
+        .expect("the new leader's takeover is in the write log")
+        .0;
+    let gap = Duration::from_nanos(takeover - last_renewal);
+    assert!(
+        gap >= LEASE,
+        "took over {gap:?} after the last renewal, before the {LEASE:?} lease expired"
+    );
+    // Generous upper bound: the watch-driven follower acts at expiry, not a poll later.
+    assert!(
+        gap < LEASE + RETRY * 2,
+        "took over {gap:?} after the last renewal; expected about {LEASE:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_leader_steps_down_within_the_renew_deadline() {
+    let sim = sim(&["a", "b", "c"]).await;
+    let mut electors = three(&sim, &[]).await;
+    let first = one_leader(&electors, ELECT_WITHIN).await;
+    let id = electors[first].id.clone();
+    sim.set_fault(
+        &id,
+        Fault {
+            partition: true,
+            ..Fault::default()
+        },
+    );
+
+    let stopped = electors[first]
+        .wait_log(|l| l["message"] == "stopped leading", RENEW_DEADLINE * 3)
+        .await;
+    let last_renewal = lease_writes(&sim)
+        .iter()
+        .rev()
+        .find(|w| w.1 == id)
+        .expect("renewed before")
+        .0;
+    let stopped_at = stopped["monotonic_ns"]
+        .as_str()
+        .and_then(|s| s.parse::<u64>().ok())
+        .expect("monotonic_ns");
+    let after = Duration::from_nanos(stopped_at.saturating_sub(last_renewal));
+    // The step-down comes at send time of the last renewal + renew deadline, so no later than
+    // the write's arrival + renew deadline (plus scheduling slack).
+    assert!(
+        after <= RENEW_DEADLINE + Duration::from_millis(250),
+        "stepped down {after:?} after the last renewal"
+    );
+    assert!(
+        !electors[first].is_leader().await,
+        "a partitioned process must not report leader"
+    );
+
+    // Someone else takes over once the lease expires.
+    let rest: Vec<&Elector> = electors.iter().filter(|e| e.id != id).collect();
+    eventually(LEASE * 3, "a new leader among the others", || async {
+        for e in &rest {
+            if e.is_leader().await {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await;
+    sim.clear_fault(&id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_renewals_are_delayed_past_the_deadline_steps_down() {
+    let sim = sim(&["a", "b", "c"]).await;
+    let mut electors = three(&sim, &[]).await;
+    let first = one_leader(&electors, ELECT_WITHIN).await;
+    let id = electors[first].id.clone();
+    let latency = RENEW_DEADLINE + Duration::from_millis(500);
+    sim.set_fault(
+        &id,
+        Fault {
+            latency_ms: latency.as_millis() as u64,
+            ..Fault::default()
+        },
+    );
+    electors[first]
+        .wait_log(|l| l["message"] == "stopped leading", RENEW_DEADLINE * 3)
+        .await;
+    assert!(!electors[first].is_leader().await);
+    let others_lead = eventually(LEASE * 3, "a new leader", || async {
+        let now = leaders(&electors).await;
+        (now.len() == 1 && now[0] != id).then_some(now)
+    })
+    .await;
+    assert_eq!(others_lead.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_candidates_leave_exactly_one_leader() {
+    let sim = sim(&["a", "b", "c"]).await;
+    let mut electors = three(&sim, &[]).await;
+    // Each release makes the two followers race for the same resourceVersion.
+    let mut conflicts = 0.0;
+    for round in 0..4 {
+        let leader = one_leader(&electors, ELECT_WITHIN).await;
+        electors[leader].signal("TERM");
+        electors[leader].wait_exit(Duration::from_secs(10)).await;
+        let others: Vec<&Elector> = electors
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != leader)
+            .map(|(_, e)| e)
+            .collect();
+        let winners = eventually(LEASE * 2, "a new leader", || async {
+            let mut now = Vec::new();
+            for e in &others {
+                if e.is_leader().await {
+                    now.push(e.id.clone());
+                }
+            }
+            (!now.is_empty()).then_some(now)
+        })
+        .await;
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one winner, got {winners:?}"
+        );
+        for e in &others {
+            conflicts += metric(
+                e,
+                "elector_api_requests_total",
+                &[("verb", "update"), ("code", "409")],
+            )
+            .await;
+        }
+        electors[leader].restart().await;
+        if conflicts > 0.0 {
+            break;
+        }
+    }
+    assert!(
+        conflicts > 0.0,
+        "the followers never raced; the test did not exercise a 409"
+    );
+    // Transitions in the Lease count each handover exactly once.
+    let writes = lease_writes(&sim);
+    for pair in writes.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a.2 != b.2 && !b.2.is_empty() {
+            assert_eq!(
+                b.3,
+                a.3 + 1,
+                "a new holder adds exactly one transition: {a:?} -> {b:?}"
+            );
+        } else {
+            assert_eq!(
+                b.3, a.3,
+                "a renewal or release keeps the transitions: {a:?} -> {b:?}"
+            );
+        }
+    }
+}
+
+/// A sample's value from an elector's /metrics (sum over series matching `labels`).
+async fn metric(elector: &Elector, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let (_, _, body) = elector.get("/metrics").await.expect("metrics answer");
+    body.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_reports_not_leader_the_instant_it_wakes() {
+    let sim = sim(&["a", "b", "c"]).await;
+    let electors = three(&sim, &[]).await;
+    let first = one_leader(&electors, ELECT_WITHIN).await;
+    let paused = &electors[first];
+    paused.signal("STOP");
+    let others: Vec<&Elector> = electors.iter().filter(|e| e.id != paused.id).collect();
+    eventually(LEASE * 3, "another leader while the first is paused", || async {
+        for e in &others {
+            if e.is_leader().await {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await;
+    paused.signal("CONT");
+    // The very first answer after waking comes before the loop can have renewed or stepped down.
+    let (code, _, body) = paused.get("/readyz").await.expect("readyz answers");
+    assert_eq!(
+        code, 503,
+        "a woken leader whose claim lapsed must not be ready: {body}"
+    );
+    let status = paused.status().await.expect("status");
+    assert_eq!(status["is_leader"], false, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watching_followers_make_almost_no_requests_in_steady_state() {
+    let sim = sim(&["a", "b", "c"]).await;
+    let electors = three(&sim, &[]).await;
+    let leader = one_leader(&electors, ELECT_WITHIN).await;
+    let leader_id = electors[leader].id.clone();
+    tokio::time::sleep(RETRY * 2).await; // let start-up reads and watch set-up finish
+    sim.reset_requests();
+    let window = Duration::from_secs(5);
+    tokio::time::sleep(window).await;
+    let counts = sim.requests();
+    let leader_requests: u64 = counts.get(&leader_id).map(|c| c.values().sum()).unwrap_or(0);
+    let renewals_expected = (window.as_millis() / RETRY.as_millis()) as u64;
+    assert!(
+        leader_requests + 2 >= renewals_expected,
+        "the leader should renew about every {RETRY:?}: {leader_requests} requests in {window:?}"
+    );
+    for follower in electors.iter().filter(|e| e.id != leader_id) {
+        let made: u64 = counts.get(&follower.id).map(|c| c.values().sum()).unwrap_or(0);
+        assert!(
+            made <= 1,
+            "follower {} made {made} requests in {window:?}: {:?}",
+            follower.id,
+            counts.get(&follower.id)
+        );
+    }
+}
+
+async fn elect_and_hand_over(lock_type: &str, kind: &str) {
+    let sim = sim(&["a", "b"]).await;
+    let mut electors = Vec::new();
+    for id in ["a", "b"] {
+        electors.push(Elector::start(&sim, id, &["--lock-type", lock_type]).await);
+    }
+    let first = one_leader(&electors, ELECT_WITHIN).await;
+    let object = lock_object(&sim, kind).unwrap_or_else(|| panic!("a {kind} named test exists"));
+    if kind != "Lease" {
+        let annotation = object["metadata"]["annotations"]["control-plane.alpha.kubernetes.io/leader"]
+            .as_str()
+            .expect("the leader annotation is set");
+        let record: Value = serde_json::from_str(annotation).expect("the annotation is JSON");
+        assert_eq!(record["holderIdentity"], electors[first].id.as_str(), "{record}");
+    }
+    electors[first].signal("TERM");
+    assert!(electors[first].wait_exit(Duration::from_secs(10)).await.success());
+    let other = 1 - first;
+    eventually(LEASE, "the other candidate leads", || async {
+        electors[other].is_leader().await.then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmaps_lock_works() {
+    elect_and_hand_over("configmaps", "ConfigMap").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_lock_works() {
+    elect_and_hand_over("endpoints", "Endpoints").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_lock_works() {
+    elect_and_hand_over("leases", "Lease").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_errors_do_not_make_a_follower_leader_or_kill_the_process() {
+    let sim = sim(&["a", "b"]).await;
+    sim.set_fault(
+        "b",
+        Fault {
+            fail: Some(FailSpec {
+                status: 503,
+                ratio: 1.0,
+                retry_after_seconds: Some(1),
+            }),
+            ..Fault::default()
+        },
+    );
+    let electors = vec![
+        Elector::start(&sim, "a", &[]).await,
+        Elector::start(&sim, "b", &[]).await,
+    ];
+    let leader = one_leader(&electors, ELECT_WITHIN).await;
+    assert_eq!(electors[leader].id, "a", "b cannot reach the API, so a must lead");
+    let status = eventually(ELECT_WITHIN, "b to report its error", || async {
+        electors[1].status().await.filter(|s| s["last_error"].is_string())
+    })
+    .await;
+    assert!(
+        status["last_error"].as_str().is_some_and(|e| e.contains("503")),
+        "b reports the 503: {status}"
+    );
+    assert_eq!(status["is_leader"], false);
+    let (code, _, _) = electors[1].get("/livez").await.expect("livez answers");
+    assert_eq!(
+        code, 200,
+        "an unreachable API server is no reason to restart the elector"
+    );
+}
