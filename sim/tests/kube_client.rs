@@ -16,9 +16,22 @@ async fn lease_crud_over_https() {
     assert!(sim.url().starts_with("https://127.0.0.1:"), "got {}", sim.url());
     let api = leases(&client(&sim, "a").await);
 
-    let created = api.create(&PostParams::default(), &lease("lock", "a")).await.unwrap();
-    let rv1: u64 = created.metadata.resource_version.clone().unwrap().parse().unwrap();
-    assert!(created.metadata.uid.as_deref().is_some_and(|u| u.len() == 36), "uid: {:?}", created.metadata.uid);
+    let created = api
+        .create(&PostParams::default(), &lease("lock", "a"))
+        .await
+        .unwrap();
+    let rv1: u64 = created
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        created.metadata.uid.as_deref().is_some_and(|u| u.len() == 36),
+        "uid: {:?}",
+        created.metadata.uid
+    );
     assert!(created.metadata.creation_timestamp.is_some());
 
     let mut got = api.get("lock").await.unwrap();
@@ -26,9 +39,19 @@ async fn lease_crud_over_https() {
     let renew = jiff::Timestamp::from_microsecond(1_700_000_000_123_456).unwrap();
     got.spec.as_mut().unwrap().renew_time = Some(MicroTime(renew));
     let replaced = api.replace("lock", &PostParams::default(), &got).await.unwrap();
-    let rv2: u64 = replaced.metadata.resource_version.clone().unwrap().parse().unwrap();
+    let rv2: u64 = replaced
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(rv2 > rv1, "resourceVersion must grow: {rv1} then {rv2}");
-    assert_eq!(replaced.spec.unwrap().renew_time, Some(MicroTime(renew)), "MicroTime round-trips to the microsecond");
+    assert_eq!(
+        replaced.spec.unwrap().renew_time,
+        Some(MicroTime(renew)),
+        "MicroTime round-trips to the microsecond"
+    );
 
     // The stored wire format is the real one: six fractional digits, Z.
     let stored = sim.objects().into_iter().find(|o| o["kind"] == "Lease").unwrap();
@@ -36,7 +59,10 @@ async fn lease_crud_over_https() {
 
     let list = api.list(&ListParams::default()).await.unwrap();
     assert_eq!(list.items.len(), 1);
-    assert_eq!(list.metadata.resource_version.as_deref(), Some(rv2.to_string().as_str()));
+    assert_eq!(
+        list.metadata.resource_version.as_deref(),
+        Some(rv2.to_string().as_str())
+    );
 
     api.delete("lock", &DeleteParams::default()).await.unwrap();
     let (code, reason, message) = api_err(api.get("lock").await);
@@ -50,13 +76,20 @@ async fn configmap_crud_and_patch() {
     let sim = sim(&["a"]).await;
     let api: kube::Api<ConfigMap> = kube::Api::namespaced(client(&sim, "a").await, "default");
     let cm = ConfigMap {
-        metadata: ObjectMeta { name: Some("cfg".into()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some("cfg".into()),
+            ..ObjectMeta::default()
+        },
         data: Some(BTreeMap::from([("k".to_owned(), "v".to_owned())])),
         ..ConfigMap::default()
     };
     api.create(&PostParams::default(), &cm).await.unwrap();
     let patched = api
-        .patch("cfg", &PatchParams::default(), &Patch::Merge(serde_json::json!({"data": {"k2": "v2"}})))
+        .patch(
+            "cfg",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"k2": "v2"}})),
+        )
         .await
         .unwrap();
     assert_eq!(patched.data.as_ref().unwrap().len(), 2);
@@ -77,13 +110,27 @@ async fn pods_exist_per_client_and_take_label_patches() {
     let sim = sim(&["a", "b"]).await;
     let api: kube::Api<Pod> = kube::Api::namespaced(client(&sim, "a").await, "default");
     let pods = api.list(&ListParams::default()).await.unwrap();
-    let names: Vec<_> = pods.items.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    let names: Vec<_> = pods
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
     assert_eq!(names, vec!["a", "b"]);
     let patch = serde_json::json!({"metadata": {"labels": {"leader": "true"}}});
-    let p = api.patch("a", &PatchParams::default(), &Patch::Strategic(patch)).await.unwrap();
+    let p = api
+        .patch("a", &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .unwrap();
     assert_eq!(p.metadata.labels.unwrap()["leader"], "true");
-    assert_eq!(p.metadata.generation, Some(1), "a metadata-only patch does not bump a Pod's generation");
-    let selected = api.list(&ListParams::default().labels("leader=true")).await.unwrap();
+    assert_eq!(
+        p.metadata.generation,
+        Some(1),
+        "a metadata-only patch does not bump a Pod's generation"
+    );
+    let selected = api
+        .list(&ListParams::default().labels("leader=true"))
+        .await
+        .unwrap();
     assert_eq!(selected.items.len(), 1);
     sim.shutdown().await;
 }
@@ -92,10 +139,20 @@ async fn pods_exist_per_client_and_take_label_patches() {
 async fn conflict_already_exists_and_invalid_bodies() {
     let sim = sim(&["a"]).await;
     let api = leases(&client(&sim, "a").await);
-    let first = api.create(&PostParams::default(), &lease("lock", "a")).await.unwrap();
+    let first = api
+        .create(&PostParams::default(), &lease("lock", "a"))
+        .await
+        .unwrap();
 
     let (code, reason, msg) = api_err(api.create(&PostParams::default(), &lease("lock", "a")).await);
-    assert_eq!((code, reason.as_str(), msg.as_str()), (409, "AlreadyExists", "leases.coordination.k8s.io \"lock\" already exists"));
+    assert_eq!(
+        (code, reason.as_str(), msg.as_str()),
+        (
+            409,
+            "AlreadyExists",
+            "leases.coordination.k8s.io \"lock\" already exists"
+        )
+    );
 
     let mut next = first.clone();
     next.spec.as_mut().unwrap().holder_identity = Some("x".into());
@@ -126,7 +183,10 @@ async fn conflict_already_exists_and_invalid_bodies() {
         msg,
         "Lease.coordination.k8s.io \"bad\" is invalid: spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"
     );
-    let (code, reason, _) = api_err(api.create(&PostParams::default(), &lease("Not_A_Name", "a")).await);
+    let (code, reason, _) = api_err(
+        api.create(&PostParams::default(), &lease("Not_A_Name", "a"))
+            .await,
+    );
     assert_eq!((code, reason.as_str()), (422, "Invalid"));
     sim.shutdown().await;
 }
@@ -136,7 +196,9 @@ async fn racing_updates_from_one_version_have_exactly_one_winner() {
     let sim = sim(&["a", "b"]).await;
     let (ca, cb) = (client(&sim, "a").await, client(&sim, "b").await);
     let (la, lb) = (leases(&ca), leases(&cb));
-    la.create(&PostParams::default(), &lease("race", "nobody")).await.unwrap();
+    la.create(&PostParams::default(), &lease("race", "nobody"))
+        .await
+        .unwrap();
     let rounds = 300;
     let mut tasks = tokio::task::JoinSet::new();
     // Several rounds in flight at once, each on its own lease, two racers per round.
@@ -144,7 +206,10 @@ async fn racing_updates_from_one_version_have_exactly_one_winner() {
         let (la, lb) = (la.clone(), lb.clone());
         tasks.spawn(async move {
             let name = format!("race-{r}");
-            let base = la.create(&PostParams::default(), &lease(&name, "nobody")).await.unwrap();
+            let base = la
+                .create(&PostParams::default(), &lease(&name, "nobody"))
+                .await
+                .unwrap();
             let mut ma = base.clone();
             ma.spec.as_mut().unwrap().holder_identity = Some("a".into());
             let mut mb = base.clone();
@@ -155,12 +220,19 @@ async fn racing_updates_from_one_version_have_exactly_one_winner() {
             let wins = usize::from(ra.is_ok()) + usize::from(rb.is_ok());
             for r in [&ra, &rb] {
                 if let Err(e) = r {
-                    assert!(matches!(e, kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict"), "loser must get 409 Conflict, got {e:?}");
+                    assert!(
+                        matches!(e, kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict"),
+                        "loser must get 409 Conflict, got {e:?}"
+                    );
                 }
             }
             let stored = la.get(&name).await.unwrap();
             let winner = if ra.is_ok() { "a" } else { "b" };
-            assert_eq!(stored.spec.unwrap().holder_identity.as_deref(), Some(winner), "stored holder must be the winner's");
+            assert_eq!(
+                stored.spec.unwrap().holder_identity.as_deref(),
+                Some(winner),
+                "stored holder must be the winner's"
+            );
             wins
         });
     }
@@ -180,7 +252,10 @@ async fn unauthorized_and_forbidden() {
     let c = client(&sim, "a").await;
     let api = leases(&c);
     sim.deny("a", "update", "leases");
-    let created = api.create(&PostParams::default(), &lease("lock", "a")).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &lease("lock", "a"))
+        .await
+        .unwrap();
     let (code, reason, msg) = api_err(api.replace("lock", &PostParams::default(), &created).await);
     assert_eq!((code, reason.as_str()), (403, "Forbidden"));
     assert_eq!(
@@ -188,7 +263,9 @@ async fn unauthorized_and_forbidden() {
         "leases.coordination.k8s.io \"lock\" is forbidden: User \"system:serviceaccount:default:a\" cannot update resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"default\""
     );
     sim.allow_all("a");
-    api.replace("lock", &PostParams::default(), &created).await.unwrap();
+    api.replace("lock", &PostParams::default(), &created)
+        .await
+        .unwrap();
 
     // A kubeconfig with a wrong token.
     let text = std::fs::read_to_string(sim.kubeconfig_path("a")).unwrap();
@@ -197,10 +274,15 @@ async fn unauthorized_and_forbidden() {
     let bad_path = dir.path().join("bad.kubeconfig");
     std::fs::write(&bad_path, text.replace(token, "not-a-token")).unwrap();
     let kc = kube::config::Kubeconfig::read_from(&bad_path).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
     let bad = leases(&kube::Client::try_from(cfg).unwrap());
     let (code, reason, msg) = api_err(bad.get("lock").await);
-    assert_eq!((code, reason.as_str(), msg.as_str()), (401, "Unauthorized", "Unauthorized"));
+    assert_eq!(
+        (code, reason.as_str(), msg.as_str()),
+        (401, "Unauthorized", "Unauthorized")
+    );
     sim.shutdown().await;
 }
 
@@ -208,15 +290,23 @@ async fn unauthorized_and_forbidden() {
 async fn accounting_counts_every_request() {
     let sim = sim(&["a"]).await;
     let api = leases(&client(&sim, "a").await);
-    api.create(&PostParams::default(), &lease("lock", "a")).await.unwrap();
+    api.create(&PostParams::default(), &lease("lock", "a"))
+        .await
+        .unwrap();
     let _ = api.get("lock").await;
     let _ = api.get("missing").await;
     let counts = sim.requests();
     assert_eq!(counts["a"]["create leases"], 1, "got {counts:?}");
-    assert_eq!(counts["a"]["get leases"], 2, "failed requests count too: {counts:?}");
+    assert_eq!(
+        counts["a"]["get leases"], 2,
+        "failed requests count too: {counts:?}"
+    );
     let writes = sim.writes();
     let last = writes.last().unwrap();
-    assert_eq!((last.client.as_str(), last.verb.as_str(), last.name.as_str()), ("a", "create", "lock"));
+    assert_eq!(
+        (last.client.as_str(), last.verb.as_str(), last.name.as_str()),
+        ("a", "create", "lock")
+    );
     assert!(last.monotonic_ns > 0);
     sim.shutdown().await;
 }

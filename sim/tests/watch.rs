@@ -12,7 +12,10 @@ use kube::api::{PostParams, WatchEvent, WatchParams};
 use kube_sim::{Sim, SimOptions};
 
 fn holder(l: &Lease) -> String {
-    l.spec.as_ref().and_then(|s| s.holder_identity.clone()).unwrap_or_default()
+    l.spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.clone())
+        .unwrap_or_default()
 }
 
 async fn next_event(
@@ -29,7 +32,10 @@ async fn next_event(
 async fn watch_delivers_every_change_in_order_and_resumes() {
     let sim = sim(&["a"]).await;
     let api = leases(&client(&sim, "a").await);
-    let created = api.create(&PostParams::default(), &lease("lock", "h0")).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &lease("lock", "h0"))
+        .await
+        .unwrap();
     let start_rv = created.metadata.resource_version.clone().unwrap();
 
     let wp = WatchParams::default().fields("metadata.name=lock");
@@ -45,7 +51,10 @@ async fn watch_delivers_every_change_in_order_and_resumes() {
         match next_event(&mut stream).await {
             WatchEvent::Modified(l) => {
                 let rv: u64 = l.metadata.resource_version.clone().unwrap().parse().unwrap();
-                assert!(rv > last_rv, "resourceVersions must increase: {last_rv} then {rv}");
+                assert!(
+                    rv > last_rv,
+                    "resourceVersions must increase: {last_rv} then {rv}"
+                );
                 last_rv = rv;
                 seen.push(holder(&l));
             }
@@ -83,7 +92,10 @@ async fn watch_delivers_every_change_in_order_and_resumes() {
 async fn too_old_resource_version_gets_410_after_compaction() {
     let sim = sim(&["a"]).await;
     let api = leases(&client(&sim, "a").await);
-    let created = api.create(&PostParams::default(), &lease("lock", "a")).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &lease("lock", "a"))
+        .await
+        .unwrap();
     let old = created.metadata.resource_version.clone().unwrap();
     let mut cur = created;
     cur.spec.as_mut().unwrap().holder_identity = Some("b".into());
@@ -93,12 +105,20 @@ async fn too_old_resource_version_gets_410_after_compaction() {
     match next_event(&mut stream).await {
         WatchEvent::Error(e) => {
             assert_eq!((e.code, e.reason.as_str()), (410, "Expired"));
-            assert_eq!(e.message, format!("too old resource version: {old} ({})", sim.resource_version()));
+            assert_eq!(
+                e.message,
+                format!("too old resource version: {old} ({})", sim.resource_version())
+            );
         }
         other => panic!("expected ERROR 410, got {other:?}"),
     }
-    let end = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.expect("stream ends");
-    assert!(end.is_none(), "the stream must end after the 410 event, got {end:?}");
+    let end = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .expect("stream ends");
+    assert!(
+        end.is_none(),
+        "the stream must end after the 410 event, got {end:?}"
+    );
     sim.shutdown().await;
 }
 
@@ -106,7 +126,10 @@ async fn too_old_resource_version_gets_410_after_compaction() {
 async fn history_window_bounds_resumption() {
     let sim = Sim::start(SimOptions::new(["a"]).history(5)).await.unwrap();
     let api = leases(&client(&sim, "a").await);
-    let mut cur = api.create(&PostParams::default(), &lease("lock", "h")).await.unwrap();
+    let mut cur = api
+        .create(&PostParams::default(), &lease("lock", "h"))
+        .await
+        .unwrap();
     let old = cur.metadata.resource_version.clone().unwrap();
     for i in 0..10 {
         cur.spec.as_mut().unwrap().holder_identity = Some(format!("h{i}"));
@@ -119,17 +142,42 @@ async fn history_window_bounds_resumption() {
 
 #[tokio::test]
 async fn bookmarks_arrive_and_carry_the_latest_version() {
-    let sim = Sim::start(SimOptions::new(["a"]).bookmark_interval(Duration::from_millis(100))).await.unwrap();
+    let sim = Sim::start(SimOptions::new(["a"]).bookmark_interval(Duration::from_millis(100)))
+        .await
+        .unwrap();
     let api = leases(&client(&sim, "a").await);
-    let created = api.create(&PostParams::default(), &lease("lock", "a")).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &lease("lock", "a"))
+        .await
+        .unwrap();
     let rv = created.metadata.resource_version.clone().unwrap();
-    let mut stream = api.watch(&WatchParams { bookmarks: true, ..WatchParams::default() }, &rv).await.unwrap().boxed();
+    let mut stream = api
+        .watch(
+            &WatchParams {
+                bookmarks: true,
+                ..WatchParams::default()
+            },
+            &rv,
+        )
+        .await
+        .unwrap()
+        .boxed();
     match next_event(&mut stream).await {
         WatchEvent::Bookmark(b) => assert_eq!(b.metadata.resource_version, rv),
         other => panic!("expected BOOKMARK, got {other:?}"),
     }
     // Without allowWatchBookmarks there are none: the next event is the real change.
-    let mut plain = api.watch(&WatchParams { bookmarks: false, ..WatchParams::default() }, &rv).await.unwrap().boxed();
+    let mut plain = api
+        .watch(
+            &WatchParams {
+                bookmarks: false,
+                ..WatchParams::default()
+            },
+            &rv,
+        )
+        .await
+        .unwrap()
+        .boxed();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut cur = created;
     cur.spec.as_mut().unwrap().holder_identity = Some("b".into());
@@ -142,27 +190,42 @@ async fn bookmarks_arrive_and_carry_the_latest_version() {
 async fn timeout_seconds_ends_the_stream_cleanly() {
     let sim = sim(&["a"]).await;
     let api = leases(&client(&sim, "a").await);
-    let mut stream = api.watch(&WatchParams::default().timeout(1), "0").await.unwrap().boxed();
-    let end = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.expect("ends within 20s");
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(1), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let end = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .expect("ends within 20s");
     assert!(end.is_none(), "expected a clean end, got {end:?}");
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn runtime_watcher_decodes_the_stream() {
-    let sim = Sim::start(SimOptions::new(["a"]).bookmark_interval(Duration::from_millis(200))).await.unwrap();
+    let sim = Sim::start(SimOptions::new(["a"]).bookmark_interval(Duration::from_millis(200)))
+        .await
+        .unwrap();
     let api = leases(&client(&sim, "a").await);
-    let mut events = kube::runtime::watcher(api.clone(), kube::runtime::watcher::Config::default())
-        .boxed();
-    let mut cur = api.create(&PostParams::default(), &lease("lock", "a")).await.unwrap();
+    let mut events = kube::runtime::watcher(api.clone(), kube::runtime::watcher::Config::default()).boxed();
+    let mut cur = api
+        .create(&PostParams::default(), &lease("lock", "a"))
+        .await
+        .unwrap();
     cur.spec.as_mut().unwrap().holder_identity = Some("b".into());
     api.replace("lock", &PostParams::default(), &cur).await.unwrap();
     let mut holders = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !holders.contains(&"b".to_owned()) {
-        let ev = tokio::time::timeout_at(deadline, events.try_next()).await.expect("events in time").expect("no watcher error");
+        let ev = tokio::time::timeout_at(deadline, events.try_next())
+            .await
+            .expect("events in time")
+            .expect("no watcher error");
         match ev {
-            Some(kube::runtime::watcher::Event::Apply(l) | kube::runtime::watcher::Event::InitApply(l)) => holders.push(holder(&l)),
+            Some(kube::runtime::watcher::Event::Apply(l) | kube::runtime::watcher::Event::InitApply(l)) => {
+                holders.push(holder(&l))
+            }
             Some(_) => {}
             None => panic!("watcher ended"),
         }
@@ -177,8 +240,20 @@ async fn selector_errors_are_400() {
     let t = sim.token("a");
     let r = raw(&sim, "GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases?watch=true&fieldSelector=spec.holderIdentity%3Dx", t, None, b"").await.unwrap();
     assert_eq!(r.status, 400);
-    assert_eq!(r.json()["message"], "\"spec.holderIdentity\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"");
-    let r = raw(&sim, "GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases?watch=1&labelSelector=a+in+(b)", t, None, b"").await.unwrap();
+    assert_eq!(
+        r.json()["message"],
+        "\"spec.holderIdentity\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+    );
+    let r = raw(
+        &sim,
+        "GET",
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases?watch=1&labelSelector=a+in+(b)",
+        t,
+        None,
+        b"",
+    )
+    .await
+    .unwrap();
     assert_eq!((r.status, r.json()["reason"].as_str()), (400, Some("BadRequest")));
     sim.shutdown().await;
 }

@@ -11,16 +11,22 @@ use kube_sim::{Sim, SimOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub async fn sim(clients: &[&str]) -> Sim {
-    Sim::start(SimOptions::new(clients.iter().copied())).await.expect("sim starts")
+    Sim::start(SimOptions::new(clients.iter().copied()))
+        .await
+        .expect("sim starts")
 }
 
 pub async fn plain_sim(clients: &[&str]) -> Sim {
-    Sim::start(SimOptions::new(clients.iter().copied()).plain_http(true)).await.expect("sim starts")
+    Sim::start(SimOptions::new(clients.iter().copied()).plain_http(true))
+        .await
+        .expect("sim starts")
 }
 
 pub async fn client(sim: &Sim, name: &str) -> kube::Client {
     let kc = Kubeconfig::read_from(sim.kubeconfig_path(name)).expect("kubeconfig reads");
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("config");
     kube::Client::try_from(cfg).expect("client")
 }
 
@@ -30,7 +36,10 @@ pub fn leases(client: &kube::Client) -> kube::Api<Lease> {
 
 pub fn lease(name: &str, holder: &str) -> Lease {
     Lease {
-        metadata: ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
         spec: Some(LeaseSpec {
             holder_identity: Some(holder.into()),
             lease_duration_seconds: Some(15),
@@ -61,7 +70,10 @@ impl Raw {
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -76,8 +88,13 @@ pub async fn raw(
     body: &[u8],
 ) -> Result<Raw, String> {
     let addr = sim.url().trim_start_matches("http://").to_owned();
-    let mut s = tokio::net::TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     if let Some(t) = token {
         head.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
@@ -96,19 +113,38 @@ pub async fn raw(
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
     let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).ok_or("bad status")?;
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or("bad status")?;
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        })
         .collect();
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(body) } else { body.as_bytes().to_vec() };
-    Ok(Raw { status, headers, body })
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.as_bytes().to_vec()
+    };
+    Ok(Raw {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut s: &str) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
