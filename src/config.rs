@@ -747,7 +747,7 @@ fn file_layer(given: &Given) -> Result<Layer, Error> {
     let table = config::Format::parse(&format, None, &text).map_err(|reason| Error::FileUnparseable {
         path: path.clone(),
         format: format_name,
-        reason: reason.to_string(),
+        reason: one_line(&reason.to_string()),
     })?;
     let mut layer = Layer::new();
     let mut entries: Vec<_> = table.into_iter().collect();
@@ -796,6 +796,22 @@ fn file_layer(given: &Given) -> Result<Layer, Error> {
         );
     }
     Ok(layer)
+}
+
+/// A parser's message on one line: TOML's caret diagram (`1 | key =`, `  |  ^`) is dropped.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            let diagram = line.starts_with('|')
+                || line
+                    .split_once(" |")
+                    .is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()));
+            !line.is_empty() && !diagram
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// The layers, lowest first, and the rules that turn them into a [`Config`].
