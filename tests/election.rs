@@ -13,7 +13,7 @@ const ELECT_WITHIN: Duration = Duration::from_secs(20);
 async fn three(sim: &kube_sim::Sim, extra: &[&str]) -> Vec<Elector> {
     let mut electors = Vec::new();
     for id in ["a", "b", "c"] {
-        electors.push(Elector::start(sim, id, extra).await);
+        electors.push(elector(sim, id, extra).await);
     }
     electors
 }
@@ -365,7 +365,7 @@ async fn elect_and_hand_over(lock_type: &str, kind: &str) {
     let sim = sim(&["a", "b"]).await;
     let mut electors = Vec::new();
     for id in ["a", "b"] {
-        electors.push(Elector::start(&sim, id, &["--lock-type", lock_type]).await);
+        electors.push(elector(&sim, id, &["--lock-type", lock_type]).await);
     }
     let first = one_leader(&electors, ELECT_WITHIN).await;
     let object = lock_object(&sim, kind).unwrap_or_else(|| panic!("a {kind} named test exists"));
@@ -414,10 +414,7 @@ async fn api_errors_do_not_make_a_follower_leader_or_kill_the_process() {
             ..Fault::default()
         },
     );
-    let electors = vec![
-        Elector::start(&sim, "a", &[]).await,
-        Elector::start(&sim, "b", &[]).await,
-    ];
+    let electors = vec![elector(&sim, "a", &[]).await, elector(&sim, "b", &[]).await];
     let leader = one_leader(&electors, ELECT_WITHIN).await;
     assert_eq!(electors[leader].id, "a", "b cannot reach the API, so a must lead");
     let status = eventually(ELECT_WITHIN, "b to report its error", || async {

@@ -175,8 +175,13 @@ impl<K: LockObject> Driver<K> {
         let due = if let Some(claim) = &self.claim {
             claim.renew_due(&self.settings.timing)
         } else {
-            let by_decision = match decide(self.known.as_ref(), &self.settings.identity, now, self.wall.now(), &self.settings.timing)
-            {
+            let by_decision = match decide(
+                self.known.as_ref(),
+                &self.settings.identity,
+                now,
+                self.wall.now(),
+                &self.settings.timing,
+            ) {
                 Decision::WaitUntil(expiry) => expiry,
                 Decision::Read | Decision::Create(_) | Decision::Claim(_) => now,
             };
@@ -228,7 +233,13 @@ impl<K: LockObject> Driver<K> {
             {
                 return self.step_down("renew deadline passed without a successful renewal");
             }
-            match decide(self.known.as_ref(), &self.settings.identity, now, self.wall.now(), &timing) {
+            match decide(
+                self.known.as_ref(),
+                &self.settings.identity,
+                now,
+                self.wall.now(),
+                &timing,
+            ) {
                 Decision::Read => {
                     if let Err(error) = self.read().await {
                         return self.failed(error, None);
@@ -361,6 +372,8 @@ impl<K: LockObject> Driver<K> {
         if let Some(object) = self.object.clone() {
             self.record_event(Leadership::Stopped, &object);
         }
+        // Readers must not see the claim a moment longer than the log says it lasted.
+        self.publish();
     }
 
     fn on_watch(&mut self, news: WatchNews<K>) {
@@ -439,7 +452,11 @@ impl<K: LockObject> Driver<K> {
             fencing_token: claim.map(|c| c.fencing_token),
             leader_since: claim.map(|c| c.since),
             valid_until: claim.map(|c| c.valid_until),
-            observed_transitions: self.known.as_ref().and_then(|k| k.record.as_ref()).map(LeaderRecord::fencing_token),
+            observed_transitions: self
+                .known
+                .as_ref()
+                .and_then(|k| k.record.as_ref())
+                .map(LeaderRecord::fencing_token),
             last_error: self.last_error.clone(),
             last_progress: now,
             acquired_total: self.acquired_total,
@@ -465,8 +482,12 @@ impl<K: LockObject> Driver<K> {
         if self.settings.release_on_shutdown && (held || self.write_in_flight) {
             match tokio::time::timeout_at(deadline, self.release(held)).await {
                 Ok(Ok(true)) => tracing::info!(identity = %self.settings.identity, "released the lock"),
-                Ok(Ok(false)) => tracing::info!(identity = %self.settings.identity, "the lock is not ours; nothing to release"),
-                Ok(Err(error)) => tracing::warn!(%error, "could not release the lock; others take over when it expires"),
+                Ok(Ok(false)) => {
+                    tracing::info!(identity = %self.settings.identity, "the lock is not ours; nothing to release")
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "could not release the lock; others take over when it expires")
+                }
                 Err(_) => tracing::warn!(
                     timeout = ?self.settings.shutdown_timeout,
                     "releasing the lock timed out; others take over when it expires"
@@ -487,8 +508,14 @@ impl<K: LockObject> Driver<K> {
             self.read_for_release(timeout).await?;
         }
         loop {
-            let (Some(known), Some(object)) = (&self.known, &self.object) else { return Ok(false) };
-            let Some(record) = known.record.as_ref().filter(|r| r.holder() == Some(&self.settings.identity)) else {
+            let (Some(known), Some(object)) = (&self.known, &self.object) else {
+                return Ok(false);
+            };
+            let Some(record) = known
+                .record
+                .as_ref()
+                .filter(|r| r.holder() == Some(&self.settings.identity))
+            else {
                 return Ok(false);
             };
             let released = record.released(self.wall.now());
