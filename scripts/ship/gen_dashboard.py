@@ -161,13 +161,15 @@ def dashboard():
                            "{{verb}} {{code}}")], unit="reqps"))
     all_q = f"sum by (verb) (rate(elector_api_requests_total{{{S}}}[{RI}]))"
     err_q = (f'(sum by (verb) (rate(elector_api_requests_total{{{S}, code!~"2..|404|409"}}[{RI}])) or {all_q} * 0)'
-             f" / {all_q}")
+             f" / ({all_q} > 0)")
     add(timeseries(15, "API error ratio", "Share of API requests that failed, by verb. 404 (no lease "
-                   "yet) and 409 (lost a race) are normal and not counted.", (8, 34, 8, 8),
+                   "yet) and 409 (lost a race) are normal and not counted. Verbs without requests in "
+                   "the window are left out.", (8, 34, 8, 8),
                    [target(err_q, "{{verb}}")], unit="percentunit"))
-    add(timeseries(16, "API latency p99", "99th percentile Kubernetes API request latency by verb.",
+    add(timeseries(16, "API latency p99", "99th percentile Kubernetes API request latency by verb; "
+                   "verbs without requests in the window (NaN) are left out.",
                    (16, 34, 8, 8),
-                   [target(f"histogram_quantile(0.99, sum by (verb, le) (rate(elector_api_request_duration_seconds_bucket{{{S}}}[{RI}])))",
+                   [target(f"histogram_quantile(0.99, sum by (verb, le) (rate(elector_api_request_duration_seconds_bucket{{{S}}}[{RI}]))) >= 0",
                            "{{verb}}")], unit="s"))
 
     # process_* carry no election labels: join them to the election through the scrape target.

@@ -346,6 +346,7 @@ def cmd_prometheus(a) -> None:
           workdir / "prometheus.log")
     prom = Prom(pport)
     wait_for("Prometheus /-/ready", lambda: http_get(f"{prom.base}/-/ready")[0] == 200, 60, 0.2)
+    t_prom = time.time()
     sel = f'namespace="{ns}", election="{election}"'
     wait_for("3 scraped elector_is_leader series summing to 1",
              lambda: (lambda r: len(r) == 3 and sum(values(r)) == 1)(prom.query(f"elector_is_leader{{{sel}}}")),
@@ -361,7 +362,7 @@ def cmd_prometheus(a) -> None:
 
     # Failover 1: SIGTERM the leader (graceful release), then start it again.
     old = first
-    t0 = time.monotonic()
+    t0, t_term = time.monotonic(), time.time()
     old.proc.send_signal(signal.SIGTERM)
     rc = old.proc.wait(timeout=15)
     if rc != 0:
@@ -371,11 +372,16 @@ def cmd_prometheus(a) -> None:
     if new is old:
         raise Failure("the terminated elector still leads")
     log(f"SIGTERM {old.ident}: exit 0, {new.ident} leads")
+    events = [(t_term, f"SIGTERM {old.ident}")]
+    wait_for(f"Prometheus to record {new.ident} as leader",
+             lambda: [r["metric"].get("pod") for r in prom.query(f"elector_is_leader{{{sel}}} == 1")] == [new.ident],
+             15, 0.2)
     old.start()
 
     # Failover 2: SIGKILL the leader (no release: the others wait out the lease), restart it.
     victim = wait_for("a single leader before SIGKILL", lambda: leader_of(electors), 15)
     t0 = time.monotonic()
+    events.append((time.time(), f"SIGKILL {victim.ident}"))
     victim.proc.send_signal(signal.SIGKILL)
     victim.proc.wait(timeout=10)
     taker = wait_for("a new leader after SIGKILL", lambda: leader_of(electors), 30, 0.05)
@@ -453,15 +459,15 @@ def cmd_prometheus(a) -> None:
     log(f"{len(rule_health)} rules evaluate with health ok in Prometheus; firing now: {firing or 'none'}")
 
     # ---- figures ----
-    rss = values(prom.query(f"max_over_time(process_resident_memory_bytes{{{sel}}}[{rate_interval}])"))
-    cpu = values(prom.query(f"rate(process_cpu_seconds_total{{{sel}}}[{rate_interval}])"))
+    rss = values(prom.query(f"max_over_time(process_resident_memory_bytes{{job=\"kube-elector\"}}[{rate_interval}])"))
+    cpu = values(prom.query(f"rate(process_cpu_seconds_total{{job=\"kube-elector\"}}[{rate_interval}])"))
     figure("max RSS per elector (MiB)", [round(v / 2**20, 1) for v in rss])
     figure("CPU per elector (millicores, 500ms retry period)", [round(v * 1000, 1) for v in cpu])
     p99 = values(prom.query(f"histogram_quantile(0.99, sum by (le) (rate(elector_renew_duration_seconds_bucket{{{sel}}}[{rate_interval}])))"))
     figure("renew p99 (ms)", [round(v * 1000, 2) for v in p99])
 
     if a.png:
-        plot(prom, sel, t_start, t_end, a.png)
+        plot(prom, sel, t_prom, t_end, events, a.png)
 
     for e in electors:
         if e.proc.poll() is None:
@@ -538,7 +544,7 @@ def expect_panel(q, res, vals, leader, idents, prom, sel, t_start, t_end):
     return "no expectation written for this panel; add one to live.py expect_panel()"
 
 
-def plot(prom: Prom, sel: str, t0: float, t1: float, out: str) -> None:
+def plot(prom: Prom, sel: str, t0: float, t1: float, events, out: str) -> None:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -546,23 +552,35 @@ def plot(prom: Prom, sel: str, t0: float, t1: float, out: str) -> None:
     except ImportError:
         log("matplotlib not installed: no PNG")
         return
-    lead = prom.query_range(f"max by (pod) (elector_is_leader{{{sel}}})", t0, t1)
-    tok = prom.query_range(f"max(elector_fencing_token{{{sel}}})", t0, t1)
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
-    for i, r in enumerate(sorted(lead, key=lambda r: r["metric"].get("pod", ""))):
-        xs = [float(t) - t0 for t, _ in r["values"]]
-        ys = [float(v) * 0.8 + i for _, v in r["values"]]
-        ax1.step(xs, ys, where="post", label=r["metric"].get("pod"))
+    lead = sorted(prom.query_range(f"max by (pod) (elector_is_leader{{{sel}}})", t0, t1, "500ms"),
+                  key=lambda r: r["metric"].get("pod", ""))
+    tok = prom.query_range(f"max(elector_fencing_token{{{sel}}})", t0, t1, "500ms")
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 4.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    # a missing sample means the process was down (stale series): draw it as "not leader"
+    grid = sorted({float(t) for r in lead + tok for t, _ in r["values"]})
+    for i, r in enumerate(lead):
+        have = {float(t): float(v) for t, v in r["values"]}
+        xs = [t - t0 for t in grid]
+        ys = [have.get(t, 0.0) for t in grid]
+        ax1.fill_between(xs, i, [i + 0.8 * y for y in ys], step="post", alpha=0.8, color="tab:green")
+        ax1.plot(xs, [i] * len(xs), color="lightgray", lw=0.5)
     ax1.set_yticks([i + 0.4 for i in range(len(lead))])
-    ax1.set_yticklabels(sorted(r["metric"].get("pod", "") for r in lead))
-    ax1.set_title("elector_is_leader by pod (high = leader): SIGTERM, then SIGKILL of the leader")
+    ax1.set_yticklabels([r["metric"].get("pod", "") for r in lead])
+    ax1.set_ylim(-0.2, len(lead) + 0.45)
+    ax1.set_title("leader per pod (elector_is_leader == 1)")
     for r in tok:
         ax2.step([float(t) - t0 for t, _ in r["values"]], [float(v) for _, v in r["values"]], where="post")
-    ax2.set_title("elector_fencing_token (max)")
-    ax2.set_xlabel("seconds since start (Prometheus, 1s scrapes)")
+    ax2.set_title("elector_fencing_token, max over pods (-1: nobody leads)")
+    for ax in (ax1, ax2):
+        for t, label in events:
+            ax.axvline(t - t0, color="tab:red", ls="--", lw=1)
+    for k, (t, label) in enumerate(events):
+        ax1.annotate(label, (t - t0, len(lead) + 0.35 - 0.3 * k), xytext=(3, 0), textcoords="offset points",
+                     color="tab:red", fontsize=8, va="top")
+    ax2.set_xlabel("seconds (Prometheus scraping 3 electors every 1s; lease 3s, retry 500ms)")
     fig.tight_layout()
     fig.savefig(out, dpi=80)
-    log(f"wrote {os.path.relpath(out, ROOT)}")
+    log(f"wrote {out}")
 
 
 def main() -> int:
