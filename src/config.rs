@@ -612,6 +612,7 @@ fn is_service_link(name: &str) -> bool {
 /// The environment layer (`ELECTOR_*` over the compatibility names) and the config file path.
 fn env_layer(env: &[(String, String)]) -> Result<(Layer, Option<Given>), Error> {
     let mut compat = Layer::new();
+    let mut compat_names: BTreeMap<Key, &'static str> = BTreeMap::new();
     let mut elector = Layer::new();
     let mut config = None;
     for (name, value) in env {
@@ -653,7 +654,7 @@ fn env_layer(env: &[(String, String)]) -> Result<(Layer, Option<Given>), Error> 
             }
             continue;
         }
-        let Some((_, key)) = COMPAT_ENV.iter().find(|(compat_name, _)| compat_name == name) else {
+        let Some(&(compat_name, key)) = COMPAT_ENV.iter().find(|(compat_name, _)| compat_name == name) else {
             continue;
         };
         if value.is_empty() {
@@ -663,27 +664,15 @@ fn env_layer(env: &[(String, String)]) -> Result<(Layer, Option<Given>), Error> 
             value: value.clone(),
             origin: Origin::Env(name.clone()),
         };
-        if let Some(previous) = compat.get(key)
-            && previous.origin != given.origin
+        // Two compatibility names for one field (NAMESPACE, POD_NAMESPACE) must agree.
+        if let Some((previous_name, previous)) = compat_names.get(&key).zip(compat.get(&key))
+            && *previous_name != compat_name
             && previous.value != given.value
         {
-            let (Origin::Env(first), Origin::Env(second)) = (&previous.origin, &given.origin) else {
-                unreachable!("compatibility values come from the environment");
-            };
-            let first: &'static str = if first == "NAMESPACE" {
-                "NAMESPACE"
-            } else {
-                "POD_NAMESPACE"
-            };
-            let second: &'static str = if second == "NAMESPACE" {
-                "NAMESPACE"
-            } else {
-                "POD_NAMESPACE"
-            };
             return Err(Error::Conflict {
-                first,
+                first: previous_name,
                 first_origin: previous.origin.clone(),
-                second,
+                second: compat_name,
                 second_origin: given.origin,
                 fix: format!(
                     "they name different namespaces ({:?} and {:?}); unset one or set ELECTOR_NAMESPACE",
@@ -691,7 +680,8 @@ fn env_layer(env: &[(String, String)]) -> Result<(Layer, Option<Given>), Error> 
                 ),
             });
         }
-        compat.insert(*key, given);
+        compat_names.insert(key, compat_name);
+        compat.insert(key, given);
     }
     compat.append(&mut elector);
     Ok((compat, config))
