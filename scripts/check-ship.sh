@@ -16,7 +16,7 @@
 #   3 electors + kube-sim + Prometheus: failovers, every dashboard query and alert expression.
 #
 # Environment: CARGO_TARGET_DIR (default: target), SHIP_WORKDIR (default: a temp dir, removed on
-# success), SHIP_PNG=0 to skip writing grafana/live-proof.png.
+# success), SHIP_PNG=1 to regenerate grafana/live-proof.png (the plot in grafana/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -152,7 +152,7 @@ podman rmi -f "$IMAGE" >/dev/null 2>&1 || true
 
 step "live: 3 electors, failovers, Prometheus, every dashboard query and alert expression"
 PNG_ARGS=()
-[ "${SHIP_PNG:-1}" = 1 ] && PNG_ARGS=(--png grafana/live-proof.png)
+[ "${SHIP_PNG:-0}" = 1 ] && PNG_ARGS=(--png grafana/live-proof.png)
 python3 scripts/ship/live.py prometheus --elector "$BIN_DIR/kube-elector" --sim "$BIN_DIR/kube-sim" \
   --workdir "$WORK/prometheus" --dashboard grafana/kube-elector.json "${PNG_ARGS[@]}"
 
