@@ -12,7 +12,8 @@
 #   promtool test rules with a mutation check; dashboard regenerated and compared, type-checked
 #   against @grafana/schema, every query parsed by promtool.
 # Live: static binaries (crt-static) -> the image from the one Dockerfile (builder stage replaced
-#   by the local binary) -> container against kube-sim (lead, SIGTERM, release, exit 0);
+#   by the local binary; its build context checked to hold the workspace) -> container against
+#   kube-sim (lead, SIGTERM, release, exit 0);
 #   3 electors + kube-sim + Prometheus: failovers, every dashboard query and alert expression.
 #
 # Environment: CARGO_TARGET_DIR (default: target), SHIP_WORKDIR (default: a temp dir, removed on
@@ -145,6 +146,19 @@ IMAGE=localhost/kube-elector:check-ship
 REVISION=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 podman build -q --build-context builder="$WORK/builder" --build-arg REVISION="$REVISION" -t "$IMAGE" . >/dev/null
 echo "  built $IMAGE"
+
+step "image: the builder stage's context (.dockerignore) holds the whole workspace"
+# What `docker build .` sends to the builder stage, by podman's own .dockerignore handling; cargo
+# must resolve the workspace and the lock file from it (offline, for the image's target).
+printf 'FROM scratch\nCOPY . /ctx/\n' > "$WORK/context.Containerfile"
+podman build -q -f "$WORK/context.Containerfile" -t localhost/kube-elector-context:check-ship . >/dev/null
+cid=$(podman create localhost/kube-elector-context:check-ship /none)
+mkdir -p "$WORK/context"
+podman export "$cid" | tar -x -C "$WORK/context"
+podman rm "$cid" >/dev/null
+podman rmi -f localhost/kube-elector-context:check-ship >/dev/null 2>&1 || true
+(cd "$WORK/context/ctx" && cargo tree --locked --offline --target "$TRIPLE" -p kube-elector -e normal,build >/dev/null)
+echo "  context: $(du -sk "$WORK/context/ctx" | cut -f1) KiB; cargo resolves kube-elector from it (--locked --offline)"
 
 step "live: container against kube-sim"
 python3 scripts/ship/live.py container --image "$IMAGE" --sim "$BIN_DIR/kube-sim" --workdir "$WORK/container"
