@@ -83,6 +83,14 @@ fn run(config: Config) -> Result<(), Failure> {
         .context("starting the election runtime")
         .map_err(Failure::Runtime)?;
 
+    // Signal handlers first: a SIGTERM that arrives during start-up must still mean "shut
+    // down cleanly", never the default action of dying on the spot.
+    let signals = {
+        let _runtime = http_runtime.enter();
+        ShutdownSignals::install()
+            .context("installing signal handlers")
+            .map_err(Failure::Runtime)?
+    };
     let client = election_runtime
         .block_on(kube_client(&config))
         .map_err(Failure::Config)?;
@@ -108,7 +116,7 @@ fn run(config: Config) -> Result<(), Failure> {
         .clone()
         .map(|path| http_runtime.spawn(leader_file::run(path, state_rx.clone(), stopped(stop_rx.clone()))));
     let signals = http_runtime.spawn(async move {
-        let signal = shutdown_signal().await;
+        let signal = signals.recv().await;
         tracing::info!(signal, "shutting down");
         let _ = stop_tx.send(true);
     });
@@ -206,16 +214,26 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Waits for SIGTERM or SIGINT and names it.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        tracing::error!("cannot install signal handlers; stop the process with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// SIGTERM and SIGINT, listened to from start-up on.
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for either and names it.
+    async fn recv(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
     }
 }

@@ -48,8 +48,8 @@ pub struct Elector {
 }
 
 impl Elector {
-    /// Starts `binary` as `id` (also the simulator client) in election `test`, with the short
-    /// test timings and `extra` arguments.
+    /// Starts `binary` as `id` (also the simulator client) in election `test`, with `extra`
+    /// arguments and the short test timings (unless `extra` sets `--lease-duration`).
     pub async fn start(binary: &Path, sim: &Sim, id: &str, extra: &[&str]) -> Elector {
         Self::start_with_env(binary, sim, id, extra, &[]).await
     }
@@ -69,7 +69,9 @@ impl Elector {
             "--namespace".into(),
             "default".into(),
         ];
-        args.extend(timing_args());
+        if !extra.contains(&"--lease-duration") {
+            args.extend(timing_args());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::spawn(binary.to_owned(), env.to_vec(), id, kubeconfig, args).await
     }

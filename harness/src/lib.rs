@@ -23,3 +23,9 @@ pub fn elector_binary() -> std::path::PathBuf {
     }
     dir.join("kube-elector")
 }
+
+/// Now, in nanoseconds on CLOCK_MONOTONIC: the time axis the electors log on.
+pub fn monotonic_now_ns() -> u128 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (ts.tv_sec.max(0) as u128) * 1_000_000_000 + ts.tv_nsec.max(0) as u128
+}

@@ -217,8 +217,10 @@ impl<K: LockObject> Driver<K> {
     /// One round of client-go's `tryAcquireOrRenew`.
     async fn attempt(&mut self) {
         let timing = self.settings.timing;
-        if self.claim.is_none() {
-            self.poll_due = Instant::now() + timing.jittered_retry(rand::random::<f64>());
+        match &mut self.claim {
+            // The leader renews every retry period, counted from the start of each attempt.
+            Some(claim) => claim.last_attempt = Instant::now(),
+            None => self.poll_due = Instant::now() + timing.jittered_retry(rand::random::<f64>()),
         }
         if self.must_read()
             && let Err(error) = self.read().await

@@ -1,0 +1,622 @@
+//! The chaos safety suite: real electors, random faults in combination, and the safety checks.
+//!
+//! Runs 3–5 `kube-elector` processes against the simulator (one under libfaketime with its wall
+//! clock minutes off) and, for a bounded time, injects at random: API latency beyond the renew
+//! deadline, 5xx and 429 bursts, dropped connections, lost responses to applied writes, watch
+//! stalls and closes, partitions of single candidates, SIGSTOP/SIGCONT pauses of the leader
+//! longer than the lease, SIGKILL and restart, and graceful SIGTERM. Every so often all faults
+//! heal at once and the time until a leader exists again is measured.
+//!
+//! At the end it checks, over every candidate's leadership intervals on the shared monotonic
+//! clock: no two leaders at once; fencing tokens rise with each new leader; a leader within
+//! lease duration + retry period after every heal; no panic, no unexpected exit; and the
+//! simulator's write history agrees (a new holder adds exactly one transition). It prints what it
+//! exercised and exits 1 on any violation.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use kube_elector_harness::timeline::{self, Interval};
+use kube_elector_harness::{Elector, elector_binary, http_get};
+use kube_sim::{FailSpec, Fault, Sim, SimOptions, WatchMode};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(about = "Chaos safety suite for kube-elector")]
+struct Args {
+    /// Inject faults for at least this long.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    min_seconds: u64,
+    /// ... and until the run has exercised enough changes of leader, but never longer than this.
+    #[arg(long, default_value_t = 420, value_name = "SECONDS")]
+    max_seconds: u64,
+    /// Number of candidates (3 to 5).
+    #[arg(long, default_value_t = 5)]
+    candidates: usize,
+    /// Random seed (default: from the clock); printed so a run can be repeated.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Fail unless at least this many leadership changes were exercised.
+    #[arg(long, default_value_t = 200)]
+    min_changes: usize,
+    /// Wall-clock offset of the candidate run under libfaketime (libfaketime syntax).
+    #[arg(long, default_value = "+7m")]
+    skew: String,
+    /// Path of libfaketime.
+    #[arg(long, default_value = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")]
+    libfaketime: PathBuf,
+    /// The kube-elector binary (default: next to this one).
+    #[arg(long)]
+    elector: Option<PathBuf>,
+}
+
+/// The timings of the run: short, so hundreds of changes fit in a few minutes.
+const LEASE: Duration = Duration::from_secs(1);
+const RENEW_DEADLINE: Duration = Duration::from_millis(600);
+const RETRY: Duration = Duration::from_millis(200);
+const TIMING_ARGS: [&str; 6] = [
+    "--lease-duration",
+    "1s",
+    "--renew-deadline",
+    "600ms",
+    "--retry-period",
+    "200ms",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Action {
+    Latency,
+    ErrorBurst,
+    TooManyRequests,
+    DropConnections,
+    LoseResponses,
+    WatchStall,
+    WatchClose,
+    Partition,
+    PauseLeader,
+    KillLeader,
+    TerminateLeader,
+}
+
+const ACTIONS: [(Action, u32); 11] = [
+    (Action::Latency, 8),
+    (Action::ErrorBurst, 6),
+    (Action::TooManyRequests, 4),
+    (Action::DropConnections, 5),
+    (Action::LoseResponses, 6),
+    (Action::WatchStall, 4),
+    (Action::WatchClose, 3),
+    (Action::Partition, 8),
+    (Action::PauseLeader, 6),
+    (Action::KillLeader, 8),
+    (Action::TerminateLeader, 40),
+];
+
+enum Process {
+    Running,
+    Paused { since: Instant, until: Instant },
+    Dead { restart_at: Instant },
+}
+
+struct Candidate {
+    elector: Elector,
+    process: Process,
+    fault_until: Option<Instant>,
+    /// Intervals of earlier incarnations of this candidate.
+    past: Vec<Interval>,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("chaos: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<bool> {
+    if !(3..=5).contains(&args.candidates) {
+        bail!("--candidates must be 3 to 5, got {}", args.candidates);
+    }
+    if !args.libfaketime.exists() {
+        bail!(
+            "libfaketime not found at {} (--libfaketime): install Debian's faketime package",
+            args.libfaketime.display()
+        );
+    }
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let binary = args.elector.clone().unwrap_or_else(elector_binary);
+    if !binary.exists() {
+        bail!(
+            "kube-elector binary not found at {} (--elector): build it first",
+            binary.display()
+        );
+    }
+    let ids: Vec<String> = (0..args.candidates).map(|i| format!("c{i}")).collect();
+    let sim = Sim::start(SimOptions::new(ids.iter().map(String::as_str)))
+        .await
+        .context("starting the simulator")?;
+    println!(
+        "chaos: seed {seed}, {} candidates, {}–{}s, lease {LEASE:?} / renew deadline {RENEW_DEADLINE:?} / retry {RETRY:?}, \
+         {} under libfaketime {}",
+        args.candidates, args.min_seconds, args.max_seconds, ids[0], args.skew
+    );
+
+    let mut candidates = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let env = if i == 0 {
+            vec![
+                ("LD_PRELOAD".to_owned(), args.libfaketime.display().to_string()),
+                ("FAKETIME".to_owned(), args.skew.clone()),
+                ("FAKETIME_DONT_FAKE_MONOTONIC".to_owned(), "1".to_owned()),
+            ]
+        } else {
+            Vec::new()
+        };
+        let elector = Elector::start_with_env(&binary, &sim, id, &TIMING_ARGS, &env).await;
+        candidates.push(Candidate {
+            elector,
+            process: Process::Running,
+            fault_until: None,
+            past: Vec::new(),
+        });
+    }
+    check_skew(&candidates[0]).await?;
+
+    let mut exercised: BTreeMap<Action, u32> = BTreeMap::new();
+    let mut recoveries: Vec<Duration> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    let start = Instant::now();
+    let min_end = start + Duration::from_secs(args.min_seconds);
+    let max_end = start + Duration::from_secs(args.max_seconds.max(args.min_seconds));
+    // The Lease counts every change of holder; leadership intervals can count a little fewer
+    // (a takeover whose response was lost is finished by the same process later), so aim higher.
+    let enough = args.min_changes + args.min_changes / 5;
+    let mut next_action = start + Duration::from_millis(500);
+    let mut next_heal = start + Duration::from_secs(rng.random_range(12..20));
+    loop {
+        let now = Instant::now();
+        if now >= max_end || (now >= min_end && lease_transitions(&sim) >= enough) {
+            break;
+        }
+        tend(&sim, &mut candidates, now, &mut problems).await;
+        if now >= next_heal {
+            recoveries.push(heal_and_measure(&sim, &mut candidates, &mut problems).await);
+            next_heal = Instant::now() + Duration::from_secs(rng.random_range(12..20));
+            next_action = Instant::now() + Duration::from_millis(300);
+            continue;
+        }
+        if now >= next_action {
+            if let Some(action) = inject(&sim, &mut candidates, &mut rng, now, &mut problems).await {
+                *exercised.entry(action).or_default() += 1;
+            }
+            next_action = now + Duration::from_millis(rng.random_range(50..200));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    recoveries.push(heal_and_measure(&sim, &mut candidates, &mut problems).await);
+
+    // Graceful stop of everyone; every exit must be clean.
+    for candidate in &mut candidates {
+        candidate.elector.signal("TERM");
+    }
+    for candidate in &mut candidates {
+        let status = candidate.elector.wait_exit(Duration::from_secs(10)).await;
+        if !status.success() {
+            problems.push(format!(
+                "{} exited with {status:?} after SIGTERM",
+                candidate.elector.id
+            ));
+        }
+        harvest(candidate, None);
+    }
+    let finished_ns = kube_elector_harness::monotonic_now_ns();
+
+    let intervals: Vec<Interval> = candidates.iter().flat_map(|c| c.past.clone()).collect();
+    let overlaps = timeline::overlaps(&intervals, finished_ns);
+    let regressions = timeline::token_regressions(&intervals);
+    let changes = timeline::leader_changes(&intervals);
+    for overlap in &overlaps {
+        problems.push(format!(
+            "two leaders at once for {:?}: {:?} and {:?}",
+            Duration::from_nanos(u64::try_from(overlap.overlap_ns).unwrap_or(u64::MAX)),
+            overlap.first,
+            overlap.second
+        ));
+    }
+    for (a, b) in &regressions {
+        problems.push(format!("fencing token did not rise: {a:?} then {b:?}"));
+    }
+    problems.extend(check_history(&sim));
+    let bound = LEASE + RETRY;
+    for (i, took) in recoveries.iter().enumerate() {
+        if *took > bound + RECOVERY_SLACK {
+            problems.push(format!(
+                "heal #{i}: no leader for {took:?} (bound {bound:?} + {RECOVERY_SLACK:?} slack)"
+            ));
+        }
+    }
+    if changes < args.min_changes {
+        problems.push(format!(
+            "only {changes} leadership changes; the run must exercise at least {}",
+            args.min_changes
+        ));
+    }
+
+    let mut sorted = recoveries.clone();
+    sorted.sort();
+    println!("faults exercised ({} in all):", exercised.values().sum::<u32>());
+    for (action, count) in &exercised {
+        println!("  {action:?}: {count}");
+    }
+    println!(
+        "leadership: {} intervals, {changes} changes of leader, {} overlapping pairs, {} token regressions",
+        intervals.len(),
+        overlaps.len(),
+        regressions.len()
+    );
+    println!(
+        "recovery after heal ({} heals): median {:?}, max {:?} (bound: lease + retry = {bound:?})",
+        sorted.len(),
+        sorted.get(sorted.len() / 2).copied().unwrap_or_default(),
+        sorted.last().copied().unwrap_or_default()
+    );
+    println!(
+        "ran {:?}; lease writes in the simulator: {}",
+        start.elapsed(),
+        sim.writes().iter().filter(|w| w.resource == "leases").count()
+    );
+    if problems.is_empty() {
+        println!("chaos: 0 violations");
+        Ok(true)
+    } else {
+        for problem in &problems {
+            println!("VIOLATION: {problem}");
+        }
+        println!("chaos: {} violations (seed {seed})", problems.len());
+        Ok(false)
+    }
+}
+
+/// Scheduling noise allowed on top of the recovery bound on a loaded two-core machine.
+const RECOVERY_SLACK: Duration = Duration::from_millis(500);
+
+/// The skewed candidate must really see a different wall clock.
+async fn check_skew(candidate: &Candidate) -> anyhow::Result<()> {
+    let (_, _, body) = http_get(candidate.elector.addr, "/status")
+        .await
+        .context("status of the skewed candidate")?;
+    let status: serde_json::Value = serde_json::from_str(&body).context("status JSON")?;
+    let theirs: jiff::Timestamp = status["timestamp"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .context("timestamp")?;
+    let skew = theirs.duration_since(jiff::Timestamp::now());
+    if skew.abs() < jiff::SignedDuration::from_secs(60) {
+        bail!(
+            "the candidate under libfaketime reports {theirs}, less than a minute off: the skew is not in effect"
+        );
+    }
+    println!(
+        "skewed candidate {} reports wall clock {theirs} ({skew:#} off)",
+        candidate.elector.id
+    );
+    Ok(())
+}
+
+/// The current leader by the simulator's Lease, if it names a candidate.
+fn lease_holder(sim: &Sim) -> Option<String> {
+    sim.objects()
+        .into_iter()
+        .find(|o| o["kind"] == "Lease" && o["metadata"]["name"] == "test")
+        .and_then(|lease| lease["spec"]["holderIdentity"].as_str().map(str::to_owned))
+        .filter(|holder| !holder.is_empty())
+}
+
+/// The Lease's transition count: how many times it changed hands.
+fn lease_transitions(sim: &Sim) -> usize {
+    sim.objects()
+        .into_iter()
+        .find(|o| o["kind"] == "Lease" && o["metadata"]["name"] == "test")
+        .and_then(|lease| lease["spec"]["leaseTransitions"].as_u64())
+        .map_or(0, |t| usize::try_from(t).unwrap_or(usize::MAX))
+}
+
+/// Collects an incarnation's intervals; `killed_at` closes one left open.
+fn harvest(candidate: &mut Candidate, killed_at: Option<u128>) {
+    let mut intervals = timeline::intervals_from_logs(&candidate.elector.id, &candidate.elector.logs());
+    if let Some(at) = killed_at {
+        timeline::close_open(&mut intervals, at);
+    }
+    candidate.past.extend(intervals);
+}
+
+/// Ends faults whose time is up, wakes paused processes, restarts dead ones, and notices any
+/// process that exited on its own.
+async fn tend(sim: &Sim, candidates: &mut [Candidate], now: Instant, problems: &mut Vec<String>) {
+    for candidate in candidates.iter_mut() {
+        if candidate.fault_until.is_some_and(|until| until <= now) {
+            sim.clear_fault(&candidate.elector.id);
+            candidate.fault_until = None;
+        }
+        match candidate.process {
+            Process::Paused { until, .. } if until <= now => {
+                candidate.elector.signal("CONT");
+                candidate.process = Process::Running;
+            }
+            Process::Dead { restart_at } if restart_at <= now => {
+                candidate.elector.restart().await;
+                candidate.process = Process::Running;
+            }
+            Process::Running => {
+                if let Some(status) = candidate.elector.has_exited() {
+                    problems.push(format!(
+                        "{} exited on its own with {status:?}; logs:\n{}",
+                        candidate.elector.id,
+                        candidate.elector.dump_logs()
+                    ));
+                    harvest(candidate, Some(kube_elector_harness::monotonic_now_ns()));
+                    candidate.elector.restart().await;
+                }
+            }
+            _ => {}
+        }
+        if candidate
+            .elector
+            .logs()
+            .iter()
+            .any(|l| l.as_str().is_some_and(|s| s.contains("panicked")))
+        {
+            problems.push(format!(
+                "{} panicked:\n{}",
+                candidate.elector.id,
+                candidate.elector.dump_logs()
+            ));
+        }
+    }
+}
+
+/// Picks and applies one fault; `None` if nothing fitted right now.
+async fn inject(
+    sim: &Sim,
+    candidates: &mut [Candidate],
+    rng: &mut StdRng,
+    now: Instant,
+    problems: &mut Vec<String>,
+) -> Option<Action> {
+    let total: u32 = ACTIONS.iter().map(|(_, w)| w).sum();
+    let mut pick = rng.random_range(0..total);
+    let action = ACTIONS
+        .iter()
+        .find(|(_, w)| {
+            if pick < *w {
+                true
+            } else {
+                pick -= w;
+                false
+            }
+        })
+        .map(|(a, _)| *a)?;
+    let holder = lease_holder(sim);
+    let running: Vec<usize> = candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| matches!(c.process, Process::Running))
+        .map(|(i, _)| i)
+        .collect();
+    let leader = running
+        .iter()
+        .copied()
+        .find(|&i| Some(&candidates[i].elector.id) == holder.as_ref());
+    let alive = candidates
+        .iter()
+        .filter(|c| !matches!(c.process, Process::Dead { .. }))
+        .count();
+    let for_process = |rng: &mut StdRng| -> Option<usize> {
+        // Mostly aim at the leader, where faults matter most.
+        if rng.random_bool(0.7) && leader.is_some() {
+            return leader;
+        }
+        let free: Vec<usize> = running
+            .iter()
+            .copied()
+            .filter(|&i| candidates[i].fault_until.is_none())
+            .collect();
+        if free.is_empty() {
+            None
+        } else {
+            Some(free[rng.random_range(0..free.len())])
+        }
+    };
+    let fault_for = |rng: &mut StdRng| -> Option<(Fault, Duration)> {
+        let lasting = Duration::from_millis(rng.random_range(400..2_500));
+        let fault = match action {
+            Action::Latency => Fault {
+                latency_ms: rng.random_range(100..1_200),
+                ..Fault::default()
+            },
+            Action::ErrorBurst => Fault {
+                fail: Some(FailSpec {
+                    status: if rng.random_bool(0.5) { 500 } else { 503 },
+                    ratio: rng.random_range(0.5..=1.0),
+                    retry_after_seconds: Some(1),
+                }),
+                ..Fault::default()
+            },
+            Action::TooManyRequests => Fault {
+                fail: Some(FailSpec {
+                    status: 429,
+                    ratio: rng.random_range(0.5..=1.0),
+                    retry_after_seconds: Some(1),
+                }),
+                ..Fault::default()
+            },
+            Action::DropConnections => Fault {
+                drop_ratio: rng.random_range(0.3..=1.0),
+                ..Fault::default()
+            },
+            Action::LoseResponses => Fault {
+                lose_response_ratio: rng.random_range(0.5..=1.0),
+                ..Fault::default()
+            },
+            Action::WatchStall => Fault {
+                watch: WatchMode::Stall,
+                ..Fault::default()
+            },
+            Action::WatchClose => Fault {
+                watch: WatchMode::Close,
+                ..Fault::default()
+            },
+            Action::Partition => Fault {
+                partition: true,
+                ..Fault::default()
+            },
+            _ => return None,
+        };
+        Some((fault, lasting))
+    };
+    match action {
+        Action::PauseLeader => {
+            let i = leader?;
+            let pause = LEASE.mul_f64(rng.random_range(1.3..3.0));
+            candidates[i].elector.signal("STOP");
+            candidates[i].process = Process::Paused {
+                since: now,
+                until: now + pause,
+            };
+        }
+        Action::KillLeader => {
+            let i = leader?;
+            // Keep a quorum of live candidates so there is always someone to take over.
+            if alive <= 2 {
+                return None;
+            }
+            kill(&mut candidates[i], now, rng).await;
+        }
+        Action::TerminateLeader => {
+            let i = leader?;
+            if alive <= 2 {
+                return None;
+            }
+            candidates[i].elector.signal("TERM");
+            let status = candidates[i].elector.wait_exit(Duration::from_secs(10)).await;
+            if !status.success() {
+                problems.push(format!(
+                    "{} exited with {status:?} after SIGTERM; logs:\n{}",
+                    candidates[i].elector.id,
+                    candidates[i].elector.dump_logs()
+                ));
+            }
+            harvest(&mut candidates[i], None);
+            candidates[i].process = Process::Dead {
+                restart_at: Instant::now() + Duration::from_millis(rng.random_range(50..600)),
+            };
+        }
+        _ => {
+            let i = for_process(rng)?;
+            let (fault, lasting) = fault_for(rng)?;
+            sim.set_fault(&candidates[i].elector.id, fault);
+            candidates[i].fault_until = Some(now + lasting);
+        }
+    }
+    Some(action)
+}
+
+async fn kill(candidate: &mut Candidate, now: Instant, rng: &mut StdRng) {
+    let killed_at = kube_elector_harness::monotonic_now_ns();
+    // A process killed while paused had lost its claim by pause + renew deadline at the latest.
+    let end = match candidate.process {
+        Process::Paused { since, .. } => {
+            let lapse = killed_at.saturating_sub(since.elapsed().as_nanos()) + RENEW_DEADLINE.as_nanos();
+            lapse.min(killed_at)
+        }
+        _ => killed_at,
+    };
+    candidate.elector.signal("KILL");
+    let _ = candidate.elector.wait_exit(Duration::from_secs(5)).await;
+    harvest(candidate, Some(end));
+    candidate.process = Process::Dead {
+        restart_at: now + Duration::from_millis(rng.random_range(100..1_000)),
+    };
+}
+
+/// Heals everything at once, then measures how long until some candidate is ready.
+async fn heal_and_measure(sim: &Sim, candidates: &mut [Candidate], problems: &mut Vec<String>) -> Duration {
+    for candidate in candidates.iter_mut() {
+        sim.clear_fault(&candidate.elector.id);
+        candidate.fault_until = None;
+        match candidate.process {
+            Process::Paused { .. } => candidate.elector.signal("CONT"),
+            Process::Dead { .. } => candidate.elector.restart().await,
+            Process::Running => {}
+        }
+        candidate.process = Process::Running;
+    }
+    let healed = Instant::now();
+    let deadline = healed + LEASE * 10;
+    loop {
+        for candidate in candidates.iter() {
+            if let Some((200, _, _)) = http_get(candidate.elector.addr, "/readyz").await {
+                return healed.elapsed();
+            }
+        }
+        if Instant::now() > deadline {
+            problems.push(format!(
+                "no leader within {:?} after healing every fault",
+                LEASE * 10
+            ));
+            return healed.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The simulator's Lease history must be one a correct election writes: a new holder adds
+/// exactly one transition; a renewal or a release keeps the count.
+fn check_history(sim: &Sim) -> Vec<String> {
+    let writes: Vec<_> = sim
+        .writes()
+        .into_iter()
+        .filter(|w| w.resource == "leases")
+        .collect();
+    let mut problems = Vec::new();
+    for pair in writes.windows(2) {
+        let holder = |w: &kube_sim::WriteRecord| {
+            w.object["spec"]["holderIdentity"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        };
+        let transitions =
+            |w: &kube_sim::WriteRecord| w.object["spec"]["leaseTransitions"].as_i64().unwrap_or(0);
+        let (a, b) = (&pair[0], &pair[1]);
+        let expected = if holder(b) != holder(a) && !holder(b).is_empty() {
+            transitions(a) + 1
+        } else {
+            transitions(a)
+        };
+        if transitions(b) != expected {
+            problems.push(format!(
+                "lease write {} ({} → {}) has {} transitions, expected {expected}",
+                b.seq,
+                holder(a),
+                holder(b),
+                transitions(b)
+            ));
+        }
+    }
+    problems
+}
