@@ -32,7 +32,11 @@ pub struct Observed {
 impl Observed {
     /// A fresh observation of `record` at `now`.
     pub fn new(record: Option<LeaderRecord>, resource_version: Option<String>, now: Instant) -> Self {
-        Self { record, resource_version, observed_at: now }
+        Self {
+            record,
+            resource_version,
+            observed_at: now,
+        }
     }
 
     /// The holder of the observed record.
@@ -43,7 +47,10 @@ impl Observed {
     /// When the observed holder's lease runs out by this process's clock: the observation time
     /// plus the duration the record states (client-go uses the record's duration, not ours).
     pub fn expires_at(&self) -> Instant {
-        let seconds = self.record.as_ref().map_or(0, |r| r.lease_duration_seconds.max(0));
+        let seconds = self
+            .record
+            .as_ref()
+            .map_or(0, |r| r.lease_duration_seconds.max(0));
         self.observed_at + std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
     }
 }
@@ -63,7 +70,9 @@ pub enum Freshness {
 /// integers (as the API server's etcd storage produces) an older one is recognised as stale,
 /// otherwise any difference counts as a change.
 pub fn freshness(known: Option<&Observed>, resource_version: Option<&str>) -> Freshness {
-    let Some(known) = known else { return Freshness::Changed };
+    let Some(known) = known else {
+        return Freshness::Changed;
+    };
     let known_version = known.resource_version.as_deref();
     if known_version == resource_version {
         return Freshness::Unchanged;
@@ -112,8 +121,16 @@ pub enum Decision {
 }
 
 /// The heart of the election (client-go's `tryAcquireOrRenew`, minus the I/O).
-pub fn decide(observed: Option<&Observed>, me: &str, now: Instant, wall: Timestamp, timing: &Timing) -> Decision {
-    let Some(observed) = observed else { return Decision::Read };
+pub fn decide(
+    observed: Option<&Observed>,
+    me: &str,
+    now: Instant,
+    wall: Timestamp,
+    timing: &Timing,
+) -> Decision {
+    let Some(observed) = observed else {
+        return Decision::Read;
+    };
     let Some(old) = &observed.record else {
         return Decision::Create(LeaderRecord {
             holder_identity: me.to_owned(),
@@ -197,7 +214,12 @@ mod tests {
     }
 
     fn timing() -> Timing {
-        Timing::new(Duration::from_secs(3), Duration::from_secs(2), Duration::from_millis(500)).unwrap()
+        Timing::new(
+            Duration::from_secs(3),
+            Duration::from_secs(2),
+            Duration::from_millis(500),
+        )
+        .unwrap()
     }
 
     fn held_by(holder: &str, transitions: i32, duration: i32) -> LeaderRecord {
@@ -217,7 +239,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn nothing_known_means_read() {
-        assert_eq!(decide(None, ME, Instant::now(), wall(), &timing()), Decision::Read);
+        assert_eq!(
+            decide(None, ME, Instant::now(), wall(), &timing()),
+            Decision::Read
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -242,7 +267,10 @@ mod tests {
             panic!("expected Claim");
         };
         assert_eq!(record.leader_transitions, 5, "a renewal is not a transition");
-        assert_eq!(record.acquire_time, old.acquire_time, "acquireTime is kept across renewals");
+        assert_eq!(
+            record.acquire_time, old.acquire_time,
+            "acquireTime is kept across renewals"
+        );
         assert_eq!(record.renew_time, Some(wall()));
     }
 
@@ -252,15 +280,25 @@ mod tests {
         // The record states 7s although we run with 3s: the record's own duration is used.
         let observed = seen(Some(held_by("other", 2, 7)), "10", start);
         let expiry = start + Duration::from_secs(7);
-        assert_eq!(decide(Some(&observed), ME, start, wall(), &timing()), Decision::WaitUntil(expiry));
+        assert_eq!(
+            decide(Some(&observed), ME, start, wall(), &timing()),
+            Decision::WaitUntil(expiry)
+        );
         tokio::time::advance(Duration::from_millis(6_999)).await;
-        assert_eq!(decide(Some(&observed), ME, Instant::now(), wall(), &timing()), Decision::WaitUntil(expiry));
+        assert_eq!(
+            decide(Some(&observed), ME, Instant::now(), wall(), &timing()),
+            Decision::WaitUntil(expiry)
+        );
         tokio::time::advance(Duration::from_millis(1)).await;
         let Decision::Claim(record) = decide(Some(&observed), ME, Instant::now(), wall(), &timing()) else {
             panic!("expected a takeover exactly at expiry");
         };
         assert_eq!(record.leader_transitions, 3, "a takeover is one more transition");
-        assert_eq!(record.acquire_time, Some(wall()), "a new holder starts a new acquireTime");
+        assert_eq!(
+            record.acquire_time,
+            Some(wall()),
+            "a new holder starts a new acquireTime"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -268,7 +306,10 @@ mod tests {
         // The record's renewTime is an hour old by the wall clock, but we only just saw it.
         let now = Instant::now();
         let observed = seen(Some(held_by("other", 0, 3)), "10", now);
-        assert!(matches!(decide(Some(&observed), ME, now, wall(), &timing()), Decision::WaitUntil(_)));
+        assert!(matches!(
+            decide(Some(&observed), ME, now, wall(), &timing()),
+            Decision::WaitUntil(_)
+        ));
     }
 
     #[tokio::test(start_paused = true)]
@@ -288,7 +329,10 @@ mod tests {
         let now = Instant::now();
         for duration in [0, -5] {
             let observed = seen(Some(held_by("other", 1, duration)), "10", now);
-            assert!(matches!(decide(Some(&observed), ME, now, wall(), &timing()), Decision::Claim(_)));
+            assert!(matches!(
+                decide(Some(&observed), ME, now, wall(), &timing()),
+                Decision::Claim(_)
+            ));
         }
     }
 
@@ -299,11 +343,24 @@ mod tests {
         assert_eq!(first.observed_at, t0);
         tokio::time::advance(Duration::from_secs(1)).await;
         let t1 = Instant::now();
-        let same = observe(Some(first.clone()), Some(held_by("other", 0, 3)), Some("10".into()), t1);
-        assert_eq!(same.observed_at, t0, "re-reading the same version must not extend the lease");
+        let same = observe(
+            Some(first.clone()),
+            Some(held_by("other", 0, 3)),
+            Some("10".into()),
+            t1,
+        );
+        assert_eq!(
+            same.observed_at, t0,
+            "re-reading the same version must not extend the lease"
+        );
         let newer = observe(Some(same), Some(held_by("other", 0, 3)), Some("11".into()), t1);
         assert_eq!(newer.observed_at, t1);
-        let stale = observe(Some(newer.clone()), Some(held_by("old", 0, 3)), Some("9".into()), t1);
+        let stale = observe(
+            Some(newer.clone()),
+            Some(held_by("old", 0, 3)),
+            Some("9".into()),
+            t1,
+        );
         assert_eq!(stale, newer, "an older version is ignored");
     }
 
@@ -325,7 +382,10 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1_999)).await;
         assert!(claim.is_valid_at(Instant::now()));
         tokio::time::advance(Duration::from_millis(1)).await;
-        assert!(!claim.is_valid_at(Instant::now()), "the claim ends exactly at its deadline");
+        assert!(
+            !claim.is_valid_at(Instant::now()),
+            "the claim ends exactly at its deadline"
+        );
         // A renewal sent earlier than the last one must not shorten the claim.
         let later = Instant::now();
         claim.renewed(later, &timing());
@@ -345,6 +405,11 @@ mod tests {
         let Decision::WaitUntil(takeover) = decide(Some(&observed), "follower", sent, wall(), &timing) else {
             panic!("a follower must wait");
         };
-        assert!(claim.valid_until < takeover, "{:?} must precede {:?}", claim.valid_until, takeover);
+        assert!(
+            claim.valid_until < takeover,
+            "{:?} must precede {:?}",
+            claim.valid_until,
+            takeover
+        );
     }
 }

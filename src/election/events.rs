@@ -55,8 +55,19 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(client: Client, namespace: &str, identity: &str, metrics: ElectionMetrics, timeout: Duration) -> Self {
-        Self { api: Api::namespaced(client, namespace), identity: identity.to_owned(), metrics, timeout }
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        identity: &str,
+        metrics: ElectionMetrics,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            identity: identity.to_owned(),
+            metrics,
+            timeout,
+        }
     }
 
     /// Writes the Event in the background and returns at once; the handle lets shutdown wait
@@ -66,7 +77,8 @@ impl Recorder {
         let this = self.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            let outcome = tokio::time::timeout(this.timeout, this.api.create(&PostParams::default(), &event)).await;
+            let outcome =
+                tokio::time::timeout(this.timeout, this.api.create(&PostParams::default(), &event)).await;
             let code = match &outcome {
                 Ok(Ok(_)) => Some(201),
                 Ok(Err(kube::Error::Api(status))) => Some(status.code),
@@ -103,7 +115,10 @@ pub fn event(what: Leadership, identity: &str, lock: &LockRef, now: Timestamp) -
         reason: Some("LeaderElection".into()),
         message: Some(what.message(identity)),
         type_: Some("Normal".into()),
-        source: Some(EventSource { component: Some(format!("{COMPONENT}/{identity}")), host: None }),
+        source: Some(EventSource {
+            component: Some(format!("{COMPONENT}/{identity}")),
+            host: None,
+        }),
         reporting_component: Some(COMPONENT.into()),
         reporting_instance: Some(identity.to_owned()),
         first_timestamp: Some(Time(now)),
@@ -137,7 +152,14 @@ mod tests {
         assert_eq!(became.reason.as_deref(), Some("LeaderElection"));
         assert_eq!(became.involved_object.kind.as_deref(), Some("Lease"));
         assert_eq!(became.involved_object.uid.as_deref(), Some("u-1"));
-        assert!(became.metadata.name.as_deref().unwrap().starts_with("my-election."));
+        assert!(
+            became
+                .metadata
+                .name
+                .as_deref()
+                .unwrap()
+                .starts_with("my-election.")
+        );
         let stopped = event(Leadership::Stopped, "pod-a", &lock, now);
         assert_eq!(stopped.message.as_deref(), Some("pod-a stopped leading"));
     }

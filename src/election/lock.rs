@@ -56,13 +56,18 @@ pub struct RecordError {
 
 impl LockObject for Lease {
     fn with_record(name: &str, namespace: &str, record: &LeaderRecord) -> Self {
-        let mut lease = Lease { metadata: named(name, namespace), spec: None };
+        let mut lease = Lease {
+            metadata: named(name, namespace),
+            spec: None,
+        };
         lease.set_record(record);
         lease
     }
 
     fn record(&self) -> Result<LeaderRecord, RecordError> {
-        let Some(spec) = &self.spec else { return Ok(LeaderRecord::default()) };
+        let Some(spec) = &self.spec else {
+            return Ok(LeaderRecord::default());
+        };
         Ok(LeaderRecord {
             holder_identity: spec.holder_identity.clone().unwrap_or_default(),
             lease_duration_seconds: spec.lease_duration_seconds.unwrap_or(0),
@@ -84,7 +89,10 @@ impl LockObject for Lease {
 
 impl LockObject for ConfigMap {
     fn with_record(name: &str, namespace: &str, record: &LeaderRecord) -> Self {
-        let mut map = ConfigMap { metadata: named(name, namespace), ..Default::default() };
+        let mut map = ConfigMap {
+            metadata: named(name, namespace),
+            ..Default::default()
+        };
         map.set_record(record);
         map
     }
@@ -100,7 +108,10 @@ impl LockObject for ConfigMap {
 
 impl LockObject for Endpoints {
     fn with_record(name: &str, namespace: &str, record: &LeaderRecord) -> Self {
-        let mut endpoints = Endpoints { metadata: named(name, namespace), ..Default::default() };
+        let mut endpoints = Endpoints {
+            metadata: named(name, namespace),
+            ..Default::default()
+        };
         endpoints.set_record(record);
         endpoints
     }
@@ -115,7 +126,11 @@ impl LockObject for Endpoints {
 }
 
 fn named(name: &str, namespace: &str) -> ObjectMeta {
-    ObjectMeta { name: Some(name.to_owned()), namespace: Some(namespace.to_owned()), ..Default::default() }
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        ..Default::default()
+    }
 }
 
 fn annotation_record(meta: &ObjectMeta) -> Result<LeaderRecord, RecordError> {
@@ -129,7 +144,9 @@ fn annotation_record(meta: &ObjectMeta) -> Result<LeaderRecord, RecordError> {
 fn set_annotation_record(meta: &mut ObjectMeta, record: &LeaderRecord) {
     // Serializing a struct of strings and integers cannot fail.
     let text = serde_json::to_string(record).unwrap_or_default();
-    meta.annotations.get_or_insert_with(BTreeMap::new).insert(LEADER_ANNOTATION.to_owned(), text);
+    meta.annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(LEADER_ANNOTATION.to_owned(), text);
 }
 
 /// One read of the lock object.
@@ -154,7 +171,14 @@ impl<K: LockObject> Snapshot<K> {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{} {kind} {name:?}: the API server answered {code} {reason}: {message}", verb_name(*.verb))]
-    Api { verb: Verb, kind: String, name: String, code: u16, reason: String, message: String },
+    Api {
+        verb: Verb,
+        kind: String,
+        name: String,
+        code: u16,
+        reason: String,
+        message: String,
+    },
     #[error("{} {kind} {name:?} failed: {source}", verb_name(*.verb))]
     Transport {
         verb: Verb,
@@ -164,7 +188,12 @@ pub enum Error {
         source: kube::Error,
     },
     #[error("{} {kind} {name:?} timed out after {after:?}", verb_name(*.verb))]
-    Timeout { verb: Verb, kind: String, name: String, after: Duration },
+    Timeout {
+        verb: Verb,
+        kind: String,
+        name: String,
+        after: Duration,
+    },
     #[error("{kind} {name:?}: {source}")]
     Record {
         kind: String,
@@ -252,23 +281,41 @@ impl<K: LockObject> KubeLock<K> {
 
     /// Reads the lock; `None` when it does not exist.
     pub async fn get(&self, timeout: Duration) -> Result<Option<Snapshot<K>>, Error> {
-        let object = self.call(Verb::Get, timeout, self.api.get_opt(&self.name)).await?;
+        let object = self
+            .call(Verb::Get, timeout, self.api.get_opt(&self.name))
+            .await?;
         object.map(|object| self.snapshot(object)).transpose()
     }
 
     /// Creates the lock holding `record`.
     pub async fn create(&self, record: &LeaderRecord, timeout: Duration) -> Result<Snapshot<K>, Error> {
         let object = K::with_record(&self.name, &self.namespace, record);
-        let created = self.call(Verb::Create, timeout, self.api.create(&PostParams::default(), &object)).await?;
+        let created = self
+            .call(
+                Verb::Create,
+                timeout,
+                self.api.create(&PostParams::default(), &object),
+            )
+            .await?;
         self.snapshot(created)
     }
 
     /// Writes `record` over `current`, conditional on `current`'s resourceVersion.
-    pub async fn update(&self, current: &K, record: &LeaderRecord, timeout: Duration) -> Result<Snapshot<K>, Error> {
+    pub async fn update(
+        &self,
+        current: &K,
+        record: &LeaderRecord,
+        timeout: Duration,
+    ) -> Result<Snapshot<K>, Error> {
         let mut object = current.clone();
         object.set_record(record);
-        let replaced =
-            self.call(Verb::Update, timeout, self.api.replace(&self.name, &PostParams::default(), &object)).await?;
+        let replaced = self
+            .call(
+                Verb::Update,
+                timeout,
+                self.api.replace(&self.name, &PostParams::default(), &object),
+            )
+            .await?;
         self.snapshot(replaced)
     }
 
@@ -282,7 +329,13 @@ impl<K: LockObject> KubeLock<K> {
         let params = WatchParams::default()
             .fields(&format!("metadata.name={}", self.name))
             .timeout(u32::try_from(server_timeout.as_secs()).unwrap_or(290).max(1));
-        let stream = self.call(Verb::Watch, connect_timeout, self.api.watch(&params, resource_version)).await?;
+        let stream = self
+            .call(
+                Verb::Watch,
+                connect_timeout,
+                self.api.watch(&params, resource_version),
+            )
+            .await?;
         let kind = self.kind();
         let name = self.name.clone();
         Ok(stream
@@ -293,11 +346,16 @@ impl<K: LockObject> KubeLock<K> {
                         .map(Change::Present)
                         .map_err(|e| WatchError::Failed(format!("{kind} {name:?}: {e}"))),
                     WatchEvent::Deleted(object) => Ok(Change::Deleted(object.resource_version())),
-                    WatchEvent::Bookmark(bookmark) => Ok(Change::Bookmark(bookmark.metadata.resource_version)),
-                    WatchEvent::Error(status) if status.code == 410 => Err(WatchError::Expired(status.message)),
-                    WatchEvent::Error(status) => {
-                        Err(WatchError::Failed(format!("{} {}: {}", status.code, status.reason, status.message)))
+                    WatchEvent::Bookmark(bookmark) => {
+                        Ok(Change::Bookmark(bookmark.metadata.resource_version))
                     }
+                    WatchEvent::Error(status) if status.code == 410 => {
+                        Err(WatchError::Expired(status.message))
+                    }
+                    WatchEvent::Error(status) => Err(WatchError::Failed(format!(
+                        "{} {}: {}",
+                        status.code, status.reason, status.message
+                    ))),
                 };
                 futures::future::ready(result)
             })
@@ -305,7 +363,11 @@ impl<K: LockObject> KubeLock<K> {
     }
 
     fn snapshot(&self, object: K) -> Result<Snapshot<K>, Error> {
-        Snapshot::of(object).map_err(|source| Error::Record { kind: self.kind(), name: self.name.clone(), source })
+        Snapshot::of(object).map_err(|source| Error::Record {
+            kind: self.kind(),
+            name: self.name.clone(),
+            source,
+        })
     }
 
     /// Runs one API call under `timeout`, counting it in the metrics.
@@ -329,8 +391,18 @@ impl<K: LockObject> KubeLock<K> {
                 reason: status.reason.clone(),
                 message: status.message.clone(),
             }),
-            Ok(Err(source)) => Err(Error::Transport { verb, kind, name, source }),
-            Err(_) => Err(Error::Timeout { verb, kind, name, after: timeout }),
+            Ok(Err(source)) => Err(Error::Transport {
+                verb,
+                kind,
+                name,
+                source,
+            }),
+            Err(_) => Err(Error::Timeout {
+                verb,
+                kind,
+                name,
+                after: timeout,
+            }),
         };
         let code = match &result {
             Ok(_) => Some(success_code(verb)),
@@ -381,7 +453,11 @@ mod tests {
         assert_eq!(back.holder_identity, "pod-a");
         assert_eq!(back.leader_transitions, 3);
         assert_eq!(back.lease_duration_seconds, 15);
-        assert_eq!(back.renew_time.unwrap().to_string(), "2026-02-03T04:05:06.123456Z", "microseconds kept");
+        assert_eq!(
+            back.renew_time.unwrap().to_string(),
+            "2026-02-03T04:05:06.123456Z",
+            "microseconds kept"
+        );
         assert_eq!(object.meta().name.as_deref(), Some("lock"));
         assert_eq!(object.meta().namespace.as_deref(), Some("ns"));
     }
@@ -402,7 +478,10 @@ mod tests {
     #[test]
     fn set_record_keeps_other_annotations_and_data() {
         let mut map = ConfigMap::with_record("lock", "ns", &record());
-        map.metadata.annotations.get_or_insert_with(BTreeMap::new).insert("team".into(), "infra".into());
+        map.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert("team".into(), "infra".into());
         map.data = Some(BTreeMap::from([("k".to_owned(), "v".to_owned())]));
         let mut next = record();
         next.holder_identity = "pod-b".into();
@@ -415,7 +494,10 @@ mod tests {
     #[test]
     fn a_corrupt_annotation_is_an_error_not_an_empty_lock() {
         let mut map = ConfigMap::default();
-        map.metadata.annotations = Some(BTreeMap::from([(LEADER_ANNOTATION.to_owned(), "{not json".to_owned())]));
+        map.metadata.annotations = Some(BTreeMap::from([(
+            LEADER_ANNOTATION.to_owned(),
+            "{not json".to_owned(),
+        )]));
         let error = map.record().unwrap_err().to_string();
         assert!(error.contains(LEADER_ANNOTATION), "{error}");
     }

@@ -53,7 +53,9 @@ pub async fn run(
         )
     });
     match target.lock_type {
-        LockType::Leases => drive::<Lease>(client, target, settings, recorder, state, metrics, shutdown).await,
+        LockType::Leases => {
+            drive::<Lease>(client, target, settings, recorder, state, metrics, shutdown).await
+        }
         LockType::Configmaps => {
             drive::<ConfigMap>(client, target, settings, recorder, state, metrics, shutdown).await
         }
@@ -73,7 +75,9 @@ async fn drive<K: lock::LockObject>(
     shutdown: impl Future<Output = ()>,
 ) {
     let lock = lock::KubeLock::<K>::new(client, &target.namespace, &target.name, metrics.clone());
-    Driver::new(lock, settings, WallClock::system(), state, metrics, recorder).run(shutdown).await;
+    Driver::new(lock, settings, WallClock::system(), state, metrics, recorder)
+        .run(shutdown)
+        .await;
 }
 
 /// Which kind of object holds the lock.

@@ -34,7 +34,11 @@ pub struct LeaderRecord {
 impl LeaderRecord {
     /// The holder, or `None` when the lock is free.
     pub fn holder(&self) -> Option<&str> {
-        if self.holder_identity.is_empty() { None } else { Some(&self.holder_identity) }
+        if self.holder_identity.is_empty() {
+            None
+        } else {
+            Some(&self.holder_identity)
+        }
     }
 
     /// The transition count as a fencing token (a negative count, which no well-behaved writer
@@ -133,7 +137,11 @@ mod tests {
     #[test]
     fn release_keeps_the_transition_count() {
         let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let held = LeaderRecord { holder_identity: "a".into(), leader_transitions: 7, ..Default::default() };
+        let held = LeaderRecord {
+            holder_identity: "a".into(),
+            leader_transitions: 7,
+            ..Default::default()
+        };
         let released = held.released(now);
         assert_eq!(released.holder(), None);
         assert_eq!(released.lease_duration_seconds, 1);
@@ -145,11 +153,18 @@ mod tests {
         let at: Timestamp = "2026-01-01T00:00:00.5Z".parse().unwrap();
         assert_eq!(format_micros(at), "2026-01-01T00:00:00.500000Z");
         let fine: Timestamp = "2026-01-01T00:00:00.123456789Z".parse().unwrap();
-        assert_eq!(format_micros(truncate_micros(fine)), "2026-01-01T00:00:00.123456Z");
+        assert_eq!(
+            format_micros(truncate_micros(fine)),
+            "2026-01-01T00:00:00.123456Z"
+        );
         assert_eq!(fencing(-3), 0);
     }
 
     fn fencing(transitions: i32) -> u64 {
-        LeaderRecord { leader_transitions: transitions, ..Default::default() }.fencing_token()
+        LeaderRecord {
+            leader_transitions: transitions,
+            ..Default::default()
+        }
+        .fencing_token()
     }
 }

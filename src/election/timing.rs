@@ -33,12 +33,18 @@ pub enum Error {
         "lease-duration {lease_duration:?} must be greater than renew-deadline {renew_deadline:?}: \
          lower renew-deadline or raise lease-duration"
     )]
-    LeaseNotAboveRenewDeadline { lease_duration: Duration, renew_deadline: Duration },
+    LeaseNotAboveRenewDeadline {
+        lease_duration: Duration,
+        renew_deadline: Duration,
+    },
     #[error(
         "renew-deadline {renew_deadline:?} must be greater than 1.2 × retry-period {retry_period:?} \
          (the leader needs room for a jittered retry): lower retry-period or raise renew-deadline"
     )]
-    RenewDeadlineNotAboveRetry { renew_deadline: Duration, retry_period: Duration },
+    RenewDeadlineNotAboveRetry {
+        renew_deadline: Duration,
+        retry_period: Duration,
+    },
 }
 
 impl Timing {
@@ -51,9 +57,15 @@ impl Timing {
 
     /// Checks client-go's rules: lease duration > renew deadline > 1.2 × retry period, lease
     /// duration a whole number of seconds ≥ 1, the others greater than zero.
-    pub fn new(lease_duration: Duration, renew_deadline: Duration, retry_period: Duration) -> Result<Self, Error> {
+    pub fn new(
+        lease_duration: Duration,
+        renew_deadline: Duration,
+        retry_period: Duration,
+    ) -> Result<Self, Error> {
         if lease_duration < Duration::from_secs(1) || lease_duration.subsec_nanos() != 0 {
-            return Err(Error::LeaseDurationNotWholeSeconds { value: lease_duration });
+            return Err(Error::LeaseDurationNotWholeSeconds {
+                value: lease_duration,
+            });
         }
         if renew_deadline.is_zero() {
             return Err(Error::RenewDeadlineZero);
@@ -62,12 +74,22 @@ impl Timing {
             return Err(Error::RetryPeriodZero);
         }
         if lease_duration <= renew_deadline {
-            return Err(Error::LeaseNotAboveRenewDeadline { lease_duration, renew_deadline });
+            return Err(Error::LeaseNotAboveRenewDeadline {
+                lease_duration,
+                renew_deadline,
+            });
         }
         if renew_deadline <= retry_period.mul_f64(1.0 + JITTER_FACTOR) {
-            return Err(Error::RenewDeadlineNotAboveRetry { renew_deadline, retry_period });
+            return Err(Error::RenewDeadlineNotAboveRetry {
+                renew_deadline,
+                retry_period,
+            });
         }
-        Ok(Self { lease_duration, renew_deadline, retry_period })
+        Ok(Self {
+            lease_duration,
+            renew_deadline,
+            retry_period,
+        })
     }
 
     /// The lease duration in whole seconds, as stored in the lock record.
@@ -78,7 +100,8 @@ impl Timing {
     /// A follower's jittered retry interval: `retry_period × (1 + factor × JITTER_FACTOR)` with
     /// `factor` in `[0, 1)`.
     pub fn jittered_retry(&self, factor: f64) -> Duration {
-        self.retry_period.mul_f64(1.0 + factor.clamp(0.0, 1.0) * JITTER_FACTOR)
+        self.retry_period
+            .mul_f64(1.0 + factor.clamp(0.0, 1.0) * JITTER_FACTOR)
     }
 }
 
@@ -98,7 +121,10 @@ mod tests {
 
     #[test]
     fn defaults_and_sub_second_test_timings_are_valid() {
-        assert_eq!(Timing::new(ms(15_000), ms(10_000), ms(2_000)), Ok(Timing::DEFAULT));
+        assert_eq!(
+            Timing::new(ms(15_000), ms(10_000), ms(2_000)),
+            Ok(Timing::DEFAULT)
+        );
         assert!(Timing::new(ms(3_000), ms(2_000), ms(500)).is_ok());
     }
 
@@ -107,14 +133,29 @@ mod tests {
         let cases = [
             (Timing::new(ms(1_500), ms(1_000), ms(100)), "lease-duration"),
             (Timing::new(ms(0), ms(1_000), ms(100)), "lease-duration"),
-            (Timing::new(ms(3_000), ms(0), ms(100)), "renew-deadline must be greater than 0"),
-            (Timing::new(ms(3_000), ms(2_000), ms(0)), "retry-period must be greater than 0"),
-            (Timing::new(ms(3_000), ms(3_000), ms(500)), "must be greater than renew-deadline"),
-            (Timing::new(ms(3_000), ms(1_200), ms(1_000)), "greater than 1.2 × retry-period"),
+            (
+                Timing::new(ms(3_000), ms(0), ms(100)),
+                "renew-deadline must be greater than 0",
+            ),
+            (
+                Timing::new(ms(3_000), ms(2_000), ms(0)),
+                "retry-period must be greater than 0",
+            ),
+            (
+                Timing::new(ms(3_000), ms(3_000), ms(500)),
+                "must be greater than renew-deadline",
+            ),
+            (
+                Timing::new(ms(3_000), ms(1_200), ms(1_000)),
+                "greater than 1.2 × retry-period",
+            ),
         ];
         for (result, expected) in cases {
             let message = result.expect_err("must be refused").to_string();
-            assert!(message.contains(expected), "{message:?} should contain {expected:?}");
+            assert!(
+                message.contains(expected),
+                "{message:?} should contain {expected:?}"
+            );
         }
     }
 
