@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: build release test lint unit ship chaos bench demo install-tools clean
+.PHONY: build release test lint unit ship chaos bench load demo install-tools clean
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -31,6 +31,10 @@ chaos:
 
 bench:
 	scripts/bench.sh
+
+## /readyz flood and renew latency.
+load:
+	scripts/load.sh
 
 demo:
 	scripts/demo.sh

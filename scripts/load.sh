@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# /readyz flood on a leader with wrk, and its renew latency with and without the flood.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+cargo build --quiet --release -p kube-elector --bin kube-elector
+cargo build --quiet --release -p kube-elector-harness --bin load
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+exec "$target_dir/release/load" --elector "$target_dir/release/kube-elector" "$@"
