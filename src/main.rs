@@ -5,6 +5,7 @@
 //! shutdown. The election runs on its own thread and runtime, so a flood of probes or scrapes on
 //! the HTTP runtime cannot delay a renewal.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -25,7 +26,8 @@ fn main() -> ExitCode {
         Err(error) => {
             let code = error.exit_code();
             if code == 0 {
-                print!("{error}");
+                // Help or version; a closed pipe (`--help | head`) is not an error.
+                let _ = write!(std::io::stdout(), "{error}");
             } else {
                 eprintln!("kube-elector: {error}");
             }
@@ -33,7 +35,7 @@ fn main() -> ExitCode {
         }
     };
     if config.print_config {
-        print!("{}", config.render());
+        let _ = write!(std::io::stdout(), "{}", config.render());
         return ExitCode::SUCCESS;
     }
     init_tracing(&config);
@@ -58,8 +60,11 @@ enum Failure {
 }
 
 fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    // kube's client logs every failed request at ERROR; the election reports the same failure
+    // once, with context, so that logger is off unless RUST_LOG asks for it.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{},kube_client::client::builder=off", config.log_level))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
