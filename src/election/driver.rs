@@ -126,6 +126,7 @@ impl<K: LockObject> Driver<K> {
                 None
             }
         };
+        let mut watching = watcher.is_some();
         let mut heartbeat = tokio::time::interval(timing.retry_period);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(
@@ -149,9 +150,14 @@ impl<K: LockObject> Driver<K> {
                 () = sleep_until(lapse.unwrap_or(now)), if lapse.is_some() => {
                     self.step_down("renew deadline passed without a successful renewal");
                 }
-                news = news_rx.recv(), if watcher.is_some() => match news {
+                news = news_rx.recv(), if watching => match news {
                     Some(news) => self.on_watch(news),
-                    None => self.watch_up = false,
+                    None => {
+                        // The watch task is gone for good: poll from now on.
+                        tracing::warn!(identity = %self.settings.identity, "watch task ended; polling");
+                        watching = false;
+                        self.watch_up = false;
+                    }
                 },
                 () = sleep_until(wake) => {
                     tokio::select! {
