@@ -18,6 +18,29 @@ async fn three(sim: &kube_sim::Sim, extra: &[&str]) -> Vec<Elector> {
     electors
 }
 
+/// The electors other than the one at `index`.
+fn without(electors: Vec<Elector>, index: usize) -> Vec<Elector> {
+    electors
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != index)
+        .map(|(_, e)| e)
+        .collect()
+}
+
+/// Waits until some elector other than `id` reports itself leader.
+async fn another_leader(electors: &[Elector], id: &str, within: Duration) {
+    eventually(within, "another leader", || async {
+        for e in electors.iter().filter(|e| e.id != id) {
+            if e.is_leader().await {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await;
+}
+
 fn fencing_token(status: &Value) -> i64 {
     status["fencing_token"]
         .as_i64()
@@ -94,12 +117,7 @@ async fn sigterm_on_the_leader_hands_over_to_a_higher_fencing_token() {
         "the old leader's last write releases the Lease: {released:?}"
     );
 
-    let rest: Vec<Elector> = electors
-        .drain(..)
-        .enumerate()
-        .filter(|(i, _)| *i != first)
-        .map(|(_, e)| e)
-        .collect();
+    let rest = without(electors, first);
     // Released, the Lease is taken without waiting for it to expire.
     let next = one_leader(&rest, LEASE).await;
     let next_token = fencing_token(&rest[next].status().await.expect("status"));
@@ -117,12 +135,7 @@ async fn sigkill_on_the_leader_fails_over_after_the_lease_expires_and_not_before
     let dead = electors[first].id.clone();
     electors[first].signal("KILL");
     electors[first].wait_exit(Duration::from_secs(5)).await;
-    let rest: Vec<Elector> = electors
-        .drain(..)
-        .enumerate()
-        .filter(|(i, _)| *i != first)
-        .map(|(_, e)| e)
-        .collect();
+    let rest = without(electors, first);
     let next = one_leader(&rest, LEASE * 3).await;
 
     let writes = lease_writes(&sim);
@@ -189,16 +202,7 @@ async fn a_partitioned_leader_steps_down_within_the_renew_deadline() {
     );
 
     // Someone else takes over once the lease expires.
-    let rest: Vec<&Elector> = electors.iter().filter(|e| e.id != id).collect();
-    eventually(LEASE * 3, "a new leader among the others", || async {
-        for e in &rest {
-            if e.is_leader().await {
-                return Some(());
-            }
-        }
-        None
-    })
-    .await;
+    another_leader(&electors, &id, LEASE * 3).await;
     sim.clear_fault(&id);
 }
 
@@ -312,16 +316,7 @@ async fn a_paused_leader_reports_not_leader_the_instant_it_wakes() {
     let first = one_leader(&electors, ELECT_WITHIN).await;
     let paused = &electors[first];
     paused.signal("STOP");
-    let others: Vec<&Elector> = electors.iter().filter(|e| e.id != paused.id).collect();
-    eventually(LEASE * 3, "another leader while the first is paused", || async {
-        for e in &others {
-            if e.is_leader().await {
-                return Some(());
-            }
-        }
-        None
-    })
-    .await;
+    another_leader(&electors, &paused.id, LEASE * 3).await;
     paused.signal("CONT");
     // The very first answer after waking comes before the loop can have renewed or stepped down.
     let (code, _, body) = paused.get("/readyz").await.expect("readyz answers");
