@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod elector;
+pub mod fleet;
 pub mod timeline;
 
 pub use elector::*;
