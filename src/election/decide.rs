@@ -175,14 +175,23 @@ pub struct Claim {
 }
 
 impl Claim {
-    /// A claim won by a write sent at `sent`.
-    pub fn won(record: &LeaderRecord, since: Timestamp, sent: Instant, timing: &Timing) -> Self {
-        Self {
+    /// The claim won by a write sent at `sent` and answered at `now`; `None` when the answer
+    /// came so late that the claim would already have lapsed (a paused process, a slow server):
+    /// the lock then names this process, but it does not lead on that write.
+    pub fn won(
+        record: &LeaderRecord,
+        since: Timestamp,
+        sent: Instant,
+        now: Instant,
+        timing: &Timing,
+    ) -> Option<Self> {
+        let valid_until = sent + timing.renew_deadline;
+        (now < valid_until).then(|| Self {
             fencing_token: record.fencing_token(),
             since,
-            valid_until: sent + timing.renew_deadline,
+            valid_until,
             last_attempt: sent,
-        }
+        })
     }
 
     /// Whether the claim still holds at `now`.
@@ -375,7 +384,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_claim_is_valid_from_send_time_plus_renew_deadline() {
         let sent = Instant::now();
-        let mut claim = Claim::won(&held_by(ME, 4, 3), wall(), sent, &timing());
+        let mut claim = Claim::won(&held_by(ME, 4, 3), wall(), sent, sent, &timing()).unwrap();
         assert_eq!(claim.fencing_token, 4);
         assert_eq!(claim.valid_until, sent + Duration::from_secs(2));
         assert_eq!(claim.renew_due(&timing()), sent + Duration::from_millis(500));
@@ -395,12 +404,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_write_answered_after_the_renew_deadline_wins_no_claim() {
+        let sent = Instant::now();
+        let record = held_by(ME, 32, 3);
+        let timing = timing();
+        let just_in_time = sent + timing.renew_deadline - Duration::from_millis(1);
+        assert!(Claim::won(&record, wall(), sent, just_in_time, &timing).is_some());
+        let too_late = sent + timing.renew_deadline;
+        assert_eq!(Claim::won(&record, wall(), sent, too_late, &timing), None);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_old_leaders_claim_ends_before_a_follower_may_take_over() {
         // The invariant the whole design rests on, for the tightest case: the follower observes
         // the renewal at the very instant it was sent.
         let timing = timing();
         let sent = Instant::now();
-        let claim = Claim::won(&held_by(ME, 1, 3), wall(), sent, &timing);
+        let claim = Claim::won(&held_by(ME, 1, 3), wall(), sent, sent, &timing).unwrap();
         let observed = seen(Some(held_by(ME, 1, 3)), "20", sent);
         let Decision::WaitUntil(takeover) = decide(Some(&observed), "follower", sent, wall(), &timing) else {
             panic!("a follower must wait");

@@ -331,7 +331,15 @@ impl<K: LockObject> Driver<K> {
                 if self.claim.is_some() {
                     self.step_down("renew deadline passed before the renewal was answered");
                 }
-                let claim = Claim::won(&record, wall, sent, &timing);
+                let Some(claim) = Claim::won(&record, wall, sent, now, &timing) else {
+                    tracing::info!(
+                        identity = %self.settings.identity,
+                        answered_after = ?now - sent,
+                        "the lock was written but answered after the renew deadline; not leading on that write"
+                    );
+                    self.absorb_snapshot(snapshot);
+                    return self.succeeded();
+                };
                 self.acquired_total += 1;
                 tracing::info!(
                     identity = %self.settings.identity,
