@@ -116,6 +116,7 @@ struct Timings {
 #[derive(Debug, Serialize)]
 struct Method {
     handover: &'static str,
+    takeover_writes: &'static str,
     failover: &'static str,
     requests: &'static str,
     resources: &'static str,
@@ -126,6 +127,8 @@ const METHOD: Method = Method {
     handover: "SIGTERM to the leader -> the next `became leader` log line of another process; both \
                on CLOCK_MONOTONIC (signal moment read just before kill(2), log stamp taken by the \
                elector when the takeover write succeeded, in the loop step that makes /readyz 200)",
+    takeover_writes: "`update leases` requests the other candidates sent between the SIGTERM and \
+                      the old leader's exit (simulator accounting): one wins, the rest get 409",
     failover: "SIGKILL to the leader at a uniformly random phase of its renew cycle -> the next \
                `became leader`; also divided by the lease duration, and the simulator's gap from the \
                dead leader's last Lease write to the takeover write",
@@ -145,6 +148,8 @@ struct Case {
     steady: Steady,
     handover_ms: Vec<f64>,
     handover: Option<Summary>,
+    /// Lease updates sent by the other candidates per handover (one wins, the rest get 409).
+    handover_takeover_writes: Option<Summary>,
     failover_ms: Vec<f64>,
     failover: Option<Summary>,
     failover_lease_ratio: Option<Summary>,
@@ -311,14 +316,16 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
 
     let mut leader = first.id.clone();
     let mut handover_ms = Vec::new();
+    let mut takeover_writes = Vec::new();
     for round in 1..=args.handovers {
-        let (took, next) = handover(&mut group, &spec, &events, &leader, args).await?;
+        let done = handover(sim, &mut group, &spec, &events, &leader, args).await?;
         eprintln!(
-            "{label} handover {round}/{}: {took:.1} ms ({leader} → {next})",
-            args.handovers
+            "{label} handover {round}/{}: {:.1} ms ({leader} → {}; {} takeover writes)",
+            args.handovers, done.took_ms, done.next, done.takeover_writes
         );
-        handover_ms.push(took);
-        leader = next;
+        handover_ms.push(done.took_ms);
+        takeover_writes.push(done.takeover_writes);
+        leader = done.next;
     }
 
     let mut failover_ms = Vec::new();
@@ -349,6 +356,7 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
         steady,
         handover: summarize(&handover_ms),
         handover_ms,
+        handover_takeover_writes: summarize(&takeover_writes),
         failover: summarize(&failover_ms),
         failover_ms,
         failover_lease_ratio: summarize(&ratios),
@@ -372,13 +380,15 @@ fn index_of(group: &[Candidate], id: &str) -> Result<usize> {
 /// SIGTERM to the leader; the time until another process logs `became leader`. The stopped
 /// process is started again and followed until it sees the new leader.
 async fn handover(
+    sim: &Sim,
     group: &mut [Candidate],
     spec: &Spec,
     events: &Events,
     leader: &str,
     args: &Args,
-) -> Result<(f64, String)> {
+) -> Result<Handover> {
     let index = index_of(group, leader)?;
+    let counts_before = sim.requests();
     let sent = group[index].signal(Signal::Term)?;
     let next = events
         .became_after(sent, Some(leader), args.lease_duration * 4)
@@ -388,8 +398,32 @@ async fn handover(
     if !status.success() {
         eprintln!("bench: warning: {leader} exited with {status} after SIGTERM");
     }
+    // The racing takeover attempts were sent when the release was seen, well before the old
+    // leader finished exiting.
+    let counts_after = sim.requests();
+    let takeover_writes = group
+        .iter()
+        .filter(|c| c.id != leader)
+        .map(|c| {
+            request_delta(&counts_before, &counts_after, &c.id, 1.0)
+                .get("update leases")
+                .copied()
+                .unwrap_or(0.0)
+        })
+        .fold(0.0, |sum, n| sum + n);
     replace(group, index, spec, events, &next.id).await?;
-    Ok((ms(next.monotonic_ns.saturating_sub(sent)), next.id))
+    Ok(Handover {
+        took_ms: ms(next.monotonic_ns.saturating_sub(sent)),
+        next: next.id,
+        takeover_writes,
+    })
+}
+
+struct Handover {
+    took_ms: f64,
+    next: String,
+    /// Lease updates the other candidates sent between the SIGTERM and the old leader's exit.
+    takeover_writes: f64,
 }
 
 struct Crash {
@@ -731,6 +765,12 @@ fn table(report: &Report, args: &Args) -> String {
                     "faster",
                     "slower",
                 ),
+            ],
+            [
+                "  lease writes per handover".to_owned(),
+                med_p95(w.handover_takeover_writes.as_ref(), |n| format!("{n:.0}")),
+                med_p95(p.handover_takeover_writes.as_ref(), |n| format!("{n:.0}")),
+                String::new(),
             ],
             [
                 format!("crash failover (N={})", w.failover_ms.len()),
