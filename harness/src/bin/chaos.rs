@@ -95,7 +95,7 @@ const ACTIONS: [(Action, u32); 11] = [
     (Action::Partition, 8),
     (Action::PauseLeader, 6),
     (Action::KillLeader, 8),
-    (Action::TerminateLeader, 40),
+    (Action::TerminateLeader, 70),
 ];
 
 enum Process {
@@ -202,7 +202,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             if let Some(action) = inject(&sim, &mut candidates, &mut rng, now, &mut problems).await {
                 *exercised.entry(action).or_default() += 1;
             }
-            next_action = now + Duration::from_millis(rng.random_range(50..200));
+            next_action = now + Duration::from_millis(rng.random_range(30..150));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
