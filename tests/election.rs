@@ -185,16 +185,23 @@ async fn a_partitioned_leader_steps_down_within_the_renew_deadline() {
         .find(|w| w.1 == id)
         .expect("renewed before")
         .0;
-    let stopped_at = stopped["monotonic_ns"]
-        .as_str()
-        .and_then(|s| s.parse::<u64>().ok())
-        .expect("monotonic_ns");
-    let after = Duration::from_nanos(stopped_at.saturating_sub(last_renewal));
-    // The step-down comes at send time of the last renewal + renew deadline, so no later than
-    // the write's arrival + renew deadline (plus scheduling slack).
+    let ns = |field: &str| {
+        stopped[field]
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{field} in {stopped}"))
+    };
+    // The claim (and every readiness answer) ended at the send time of the last successful
+    // renewal + renew deadline, so no later than that write's arrival + renew deadline; the
+    // loop's own step-down follows when its timer runs.
+    let claim_ended = Duration::from_nanos(ns("valid_until_monotonic_ns").saturating_sub(last_renewal));
     assert!(
-        after <= RENEW_DEADLINE + Duration::from_millis(250),
-        "stepped down {after:?} after the last renewal"
+        claim_ended <= RENEW_DEADLINE,
+        "the claim lasted {claim_ended:?} past the last renewal; the renew deadline is {RENEW_DEADLINE:?}"
+    );
+    assert!(
+        ns("monotonic_ns") >= ns("valid_until_monotonic_ns"),
+        "stepped down for the deadline: {stopped}"
     );
     assert!(
         !electors[first].is_leader().await,
