@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use kube_sim::{FailSpec, Fault};
+use kube_sim::{FailSpec, Fault, WatchMode};
 use serde_json::Value;
 
 const ELECT_WITHIN: Duration = Duration::from_secs(20);
@@ -433,4 +433,93 @@ async fn api_errors_do_not_make_a_follower_leader_or_kill_the_process() {
         code, 200,
         "an unreachable API server is no reason to restart the elector"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_whose_watch_keeps_failing_polls_and_still_takes_over() {
+    let sim = sim(&["a", "b"]).await;
+    let mut electors = vec![elector(&sim, "a", &[]).await, elector(&sim, "b", &[]).await];
+    let first = one_leader(&electors, ELECT_WITHIN).await;
+    let follower = electors[1 - first].id.clone();
+    sim.set_fault(
+        &follower,
+        Fault {
+            watch: WatchMode::Close,
+            ..Fault::default()
+        },
+    );
+    // With its watch cut, the follower reads the lock every jittered retry period instead.
+    let polled = |sim: &kube_sim::Sim| {
+        sim.requests()
+            .get(&follower)
+            .and_then(|c| c.get("get leases").copied())
+    };
+    let before = polled(&sim).unwrap_or(0);
+    eventually(LEASE * 2, "the follower to poll", || async {
+        (polled(&sim).unwrap_or(0) >= before + 2).then_some(())
+    })
+    .await;
+    electors[first].signal("KILL");
+    electors[first].wait_exit(Duration::from_secs(5)).await;
+    let rest = without(electors, first);
+    one_leader(&rest, LEASE + RETRY * 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_resumed_from_a_compacted_version_starts_over_and_keeps_working() {
+    let sim = sim(&["a", "b"]).await;
+    let debug = [("RUST_LOG", "info,kube_elector=debug")];
+    let mut electors = vec![
+        elector_with_env(&sim, "a", &[], &debug).await,
+        elector_with_env(&sim, "b", &[], &debug).await,
+    ];
+    let first = one_leader(&electors, ELECT_WITHIN).await;
+    let second = 1 - first;
+    let follower = electors[second].id.clone();
+    // Cut the follower's watch, forget the history, let it reconnect from its old version.
+    sim.set_fault(
+        &follower,
+        Fault {
+            watch: WatchMode::Close,
+            ..Fault::default()
+        },
+    );
+    electors[second]
+        .wait_log(
+            |l| l["message"] == "watch on the lock lost; polling until it is back",
+            LEASE * 2,
+        )
+        .await;
+    sim.compact();
+    sim.clear_fault(&follower);
+    electors[second]
+        .wait_log(
+            |l| l["message"] == "watch expired; starting over from the current state",
+            LEASE * 4,
+        )
+        .await;
+    electors[second]
+        .wait_log(
+            |l| l["message"] == "watch on the lock is back; polling stops",
+            LEASE,
+        )
+        .await;
+    // Back on a watch, the follower stops polling: no reads over several retry periods.
+    let reads = || {
+        sim.requests()
+            .get(&follower)
+            .and_then(|c| c.get("get leases").copied())
+            .unwrap_or(0)
+    };
+    let settled = reads();
+    tokio::time::sleep(RETRY * 4).await;
+    assert_eq!(
+        reads(),
+        settled,
+        "the follower still polls: its new watch is not working"
+    );
+    electors[first].signal("TERM");
+    assert!(electors[first].wait_exit(Duration::from_secs(10)).await.success());
+    let rest = without(electors, first);
+    one_leader(&rest, LEASE).await;
 }

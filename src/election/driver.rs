@@ -71,6 +71,8 @@ pub struct Driver<K: LockObject> {
     /// A write whose outcome is unknown because it was interrupted (by shutdown).
     write_in_flight: bool,
     watch_up: bool,
+    /// The watch has failed at least once (so its return is worth a log line).
+    watch_lost: bool,
     poll_due: Instant,
     backoff_until: Option<Instant>,
     last_error: Option<String>,
@@ -102,6 +104,7 @@ impl<K: LockObject> Driver<K> {
             claim: None,
             write_in_flight: false,
             watch_up: false,
+            watch_lost: false,
             poll_due: Instant::now(),
             backoff_until: None,
             last_error: None,
@@ -394,12 +397,18 @@ impl<K: LockObject> Driver<K> {
 
     fn on_watch(&mut self, news: WatchNews<K>) {
         match news {
-            WatchNews::Connected => self.watch_up = true,
+            WatchNews::Connected => {
+                if !self.watch_up && self.watch_lost {
+                    tracing::info!(identity = %self.settings.identity, "watch on the lock is back; polling stops");
+                }
+                self.watch_up = true;
+            }
             WatchNews::Lost(reason) => {
                 if self.watch_up {
                     tracing::warn!(identity = %self.settings.identity, %reason, "watch on the lock lost; polling until it is back");
                 }
                 self.watch_up = false;
+                self.watch_lost = true;
             }
             WatchNews::Changed(Change::Present(snapshot)) => self.absorb_snapshot(snapshot),
             WatchNews::Changed(Change::Deleted(version)) => self.absorb(None, None, version),

@@ -21,3 +21,16 @@ pub async fn elector(sim: &Sim, id: &str, extra: &[&str]) -> Elector {
     )
     .await
 }
+
+/// Like [`elector`], with extra environment variables (e.g. `RUST_LOG`).
+pub async fn elector_with_env(sim: &Sim, id: &str, extra: &[&str], env: &[(&str, &str)]) -> Elector {
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Elector::start_with_env(
+        std::path::Path::new(env!("CARGO_BIN_EXE_kube-elector")),
+        sim,
+        id,
+        extra,
+        &env,
+    )
+    .await
+}
