@@ -6,19 +6,24 @@ use common::{plain_sim, raw};
 
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
 
-#[tokio::test]
-async fn garbage_json_is_400_with_the_decode_error_shape() {
-    let sim = plain_sim(&["a"]).await;
-    let r = raw(
-        &sim,
+/// POSTs `body` as JSON to the Lease collection as client `a`.
+async fn post_lease(sim: &kube_sim::Sim, body: &[u8]) -> common::Raw {
+    raw(
+        sim,
         "POST",
         LEASES,
         sim.token("a"),
         Some("application/json"),
-        b"garbage",
+        body,
     )
     .await
-    .unwrap();
+    .expect("the simulator answers")
+}
+
+#[tokio::test]
+async fn garbage_json_is_400_with_the_decode_error_shape() {
+    let sim = plain_sim(&["a"]).await;
+    let r = post_lease(&sim, b"garbage").await;
     assert_eq!(r.status, 400);
     let s = r.json();
     assert_eq!(
@@ -36,32 +41,14 @@ async fn garbage_json_is_400_with_the_decode_error_shape() {
 async fn wrong_api_version_or_kind_is_400() {
     let sim = plain_sim(&["a"]).await;
     let body = br#"{"apiVersion":"v1","kind":"Lease","metadata":{"name":"x"}}"#;
-    let r = raw(
-        &sim,
-        "POST",
-        LEASES,
-        sim.token("a"),
-        Some("application/json"),
-        body,
-    )
-    .await
-    .unwrap();
+    let r = post_lease(&sim, body).await;
     assert_eq!(r.status, 400);
     assert_eq!(
         r.json()["message"],
         "the API version in the data (v1) does not match the expected API version (coordination.k8s.io/v1)"
     );
     let body = br#"{"apiVersion":"coordination.k8s.io/v1","kind":"ConfigMap","metadata":{"name":"x"}}"#;
-    let r = raw(
-        &sim,
-        "POST",
-        LEASES,
-        sim.token("a"),
-        Some("application/json"),
-        body,
-    )
-    .await
-    .unwrap();
+    let r = post_lease(&sim, body).await;
     assert_eq!(r.status, 400);
     let msg = r.json()["message"].as_str().unwrap().to_owned();
     assert!(
@@ -70,16 +57,7 @@ async fn wrong_api_version_or_kind_is_400() {
     );
     // A wrongly typed field.
     let body = br#"{"metadata":{"name":"x"},"spec":{"leaseDurationSeconds":"ten"}}"#;
-    let r = raw(
-        &sim,
-        "POST",
-        LEASES,
-        sim.token("a"),
-        Some("application/json"),
-        body,
-    )
-    .await
-    .unwrap();
+    let r = post_lease(&sim, body).await;
     assert_eq!(r.status, 400);
     assert!(
         r.json()["message"]
@@ -89,16 +67,7 @@ async fn wrong_api_version_or_kind_is_400() {
     );
     // A MicroTime without six fractional digits.
     let body = br#"{"metadata":{"name":"x"},"spec":{"renewTime":"2024-01-01T00:00:00Z"}}"#;
-    let r = raw(
-        &sim,
-        "POST",
-        LEASES,
-        sim.token("a"),
-        Some("application/json"),
-        body,
-    )
-    .await
-    .unwrap();
+    let r = post_lease(&sim, body).await;
     assert_eq!(r.status, 400);
     assert!(
         r.json()["message"]
@@ -169,16 +138,7 @@ async fn name_and_namespace_mismatch_are_400() {
 async fn oversized_body_is_413() {
     let sim = plain_sim(&["a"]).await;
     let big = vec![b' '; 3 * 1024 * 1024 + 1];
-    let r = raw(
-        &sim,
-        "POST",
-        LEASES,
-        sim.token("a"),
-        Some("application/json"),
-        &big,
-    )
-    .await
-    .unwrap();
+    let r = post_lease(&sim, &big).await;
     assert_eq!(r.status, 413);
     let s = r.json();
     assert_eq!(

@@ -9,6 +9,20 @@ use futures::StreamExt;
 use kube::api::{PostParams, WatchParams};
 use kube_sim::{FailSpec, Fault, WatchMode};
 
+/// GETs Lease `x` as client `a`.
+async fn get_lease_x(sim: &kube_sim::Sim) -> common::Raw {
+    common::raw(
+        sim,
+        "GET",
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases/x",
+        sim.token("a"),
+        None,
+        b"",
+    )
+    .await
+    .expect("the simulator answers")
+}
+
 #[tokio::test]
 async fn fail_answers_with_status() {
     let sim = sim(&["a", "b"]).await;
@@ -45,16 +59,7 @@ async fn fail_503_is_service_unavailable() {
             ..Fault::default()
         },
     );
-    let r = common::raw(
-        &sim,
-        "GET",
-        "/apis/coordination.k8s.io/v1/namespaces/default/leases/x",
-        sim.token("a"),
-        None,
-        b"",
-    )
-    .await
-    .unwrap();
+    let r = get_lease_x(&sim).await;
     assert_eq!(
         (r.status, r.json()["reason"].as_str()),
         (503, Some("ServiceUnavailable"))
@@ -76,16 +81,7 @@ async fn fail_429_carries_retry_after_header() {
             ..Fault::default()
         },
     );
-    let r = common::raw(
-        &sim,
-        "GET",
-        "/apis/coordination.k8s.io/v1/namespaces/default/leases/x",
-        sim.token("a"),
-        None,
-        b"",
-    )
-    .await
-    .unwrap();
+    let r = get_lease_x(&sim).await;
     assert_eq!((r.status, r.header("retry-after")), (429, Some("3")));
     assert_eq!(r.json()["reason"], "TooManyRequests");
     sim.shutdown().await;
