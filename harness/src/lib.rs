@@ -25,8 +25,8 @@ pub fn elector_binary() -> std::path::PathBuf {
     dir.join("kube-elector")
 }
 
-/// Now, in nanoseconds on CLOCK_MONOTONIC: the time axis the electors log on.
+/// Now, in nanoseconds on CLOCK_MONOTONIC: the time axis the electors log on (the same reading
+/// the simulator stamps its write log with).
 pub fn monotonic_now_ns() -> u128 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (ts.tv_sec.max(0) as u128) * 1_000_000_000 + ts.tv_nsec.max(0) as u128
+    u128::from(kube_sim::accounting::monotonic_ns())
 }
