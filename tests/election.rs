@@ -41,6 +41,25 @@ async fn another_leader(electors: &[Elector], id: &str, within: Duration) {
     .await;
 }
 
+/// Waits until every elector but the leader has a watch open on the lock and names the leader.
+async fn followers_watching(sim: &kube_sim::Sim, electors: &[Elector], leader_id: &str) {
+    eventually(ELECT_WITHIN, "every follower watching the leader", || async {
+        let counts = sim.requests();
+        for follower in electors.iter().filter(|e| e.id != leader_id) {
+            let watching = counts
+                .get(&follower.id)
+                .and_then(|c| c.get("watch leases"))
+                .is_some_and(|n| *n > 0);
+            let sees = follower.status().await.is_some_and(|s| s["leader"] == leader_id);
+            if !(watching && sees) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
 fn fencing_token(status: &Value) -> i64 {
     status["fencing_token"]
         .as_i64()
@@ -341,7 +360,8 @@ async fn watching_followers_make_almost_no_requests_in_steady_state() {
     let electors = three(&sim, &[]).await;
     let leader = one_leader(&electors, ELECT_WITHIN).await;
     let leader_id = electors[leader].id.clone();
-    tokio::time::sleep(RETRY * 2).await; // let start-up reads and watch set-up finish
+    // Start-up is over once every follower has opened its watch and seen the leader.
+    followers_watching(&sim, &electors, &leader_id).await;
     sim.reset_requests();
     let window = Duration::from_secs(5);
     tokio::time::sleep(window).await;
@@ -476,6 +496,7 @@ async fn a_watch_resumed_from_a_compacted_version_starts_over_and_keeps_working(
     let first = one_leader(&electors, ELECT_WITHIN).await;
     let second = 1 - first;
     let follower = electors[second].id.clone();
+    followers_watching(&sim, &electors, &electors[first].id).await;
     // Cut the follower's watch, forget the history, let it reconnect from its old version.
     sim.set_fault(
         &follower,

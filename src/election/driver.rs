@@ -404,7 +404,7 @@ impl<K: LockObject> Driver<K> {
                 self.watch_up = true;
             }
             WatchNews::Lost(reason) => {
-                if self.watch_up {
+                if self.watch_up || !self.watch_lost {
                     tracing::warn!(identity = %self.settings.identity, %reason, "watch on the lock lost; polling until it is back");
                 }
                 self.watch_up = false;
