@@ -3,7 +3,7 @@
 //! Layers, later wins, field by field: built-in defaults < config file (`--config PATH` or
 //! `ELECTOR_CONFIG`, YAML or TOML by extension, keys spelled like the flags) < environment
 //! (`ELECTOR_*`, which beats the compatibility names `LEASE_NAME`, `NAMESPACE`, `POD_NAMESPACE`,
-//! `POD_NAME`, `KUBECONFIG`) < command-line flags.
+//! `POD_NAME`, `POD_UID`, `KUBECONFIG`) < command-line flags.
 //!
 //! Nothing the user gave is silently ignored: an unknown key in the file or an unknown `ELECTOR_*`
 //! variable is an error (except Kubernetes' service-link variables such as `ELECTOR_SERVICE_HOST`,
@@ -74,6 +74,8 @@ pub struct Config {
     /// Label key set to `leader`/`follower` on this pod; requires `pod_name`.
     pub pod_label: Option<String>,
     pub pod_name: Option<String>,
+    /// This pod's UID (downward API `metadata.uid`), part of the incarnation.
+    pub pod_uid: Option<String>,
     pub release_on_shutdown: bool,
     /// Bound on the release at shutdown.
     pub shutdown_timeout: Duration,
@@ -224,6 +226,7 @@ enum Key {
     LeaderFile,
     PodLabel,
     PodName,
+    PodUid,
     ReleaseOnShutdown,
     ShutdownTimeout,
     Events,
@@ -232,7 +235,7 @@ enum Key {
 }
 
 impl Key {
-    const ALL: [Key; 19] = [
+    const ALL: [Key; 20] = [
         Key::Election,
         Key::Namespace,
         Key::Id,
@@ -247,6 +250,7 @@ impl Key {
         Key::LeaderFile,
         Key::PodLabel,
         Key::PodName,
+        Key::PodUid,
         Key::ReleaseOnShutdown,
         Key::ShutdownTimeout,
         Key::Events,
@@ -271,6 +275,7 @@ impl Key {
             Key::LeaderFile => "leader-file",
             Key::PodLabel => "pod-label",
             Key::PodName => "pod-name",
+            Key::PodUid => "pod-uid",
             Key::ReleaseOnShutdown => "release-on-shutdown",
             Key::ShutdownTimeout => "shutdown-timeout",
             Key::Events => "events",
@@ -307,7 +312,7 @@ type Layer = BTreeMap<Key, Given>;
     about = "Leader-election sidecar for Kubernetes: one leader per election, readiness gating, \
              a leader file, metrics and fencing tokens.",
     after_help = "Precedence, later wins: defaults < config file < environment (ELECTOR_* beats \
-                  LEASE_NAME, NAMESPACE, POD_NAMESPACE, POD_NAME, KUBECONFIG) < flags.\n\
+                  LEASE_NAME, NAMESPACE, POD_NAMESPACE, POD_NAME, POD_UID, KUBECONFIG) < flags.\n\
                   Durations need a unit: 500ms, 15s, 1m, 1m30s, 1h.\n\
                   Config file keys are the flag names (lease-duration: 15s); unknown keys and \
                   unknown ELECTOR_* variables are errors."
@@ -409,6 +414,13 @@ struct Cli {
         [env: ELECTOR_POD_NAME, POD_NAME]"
     )]
     pod_name: Option<String>,
+    #[arg(
+        long,
+        value_name = "UID",
+        help = "UID of this pod, so that a restarted container takes its predecessor's lock back at \
+        once [env: ELECTOR_POD_UID, POD_UID]"
+    )]
+    pod_uid: Option<String>,
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true",
         help = "Release the lock on shutdown so a follower takes over at once \
         [env: ELECTOR_RELEASE_ON_SHUTDOWN] [default: true]")]
@@ -465,6 +477,7 @@ impl Cli {
             (Key::LeaderFile, &self.leader_file),
             (Key::PodLabel, &self.pod_label),
             (Key::PodName, &self.pod_name),
+            (Key::PodUid, &self.pod_uid),
             (Key::ReleaseOnShutdown, &self.release_on_shutdown),
             (Key::ShutdownTimeout, &self.shutdown_timeout),
             (Key::Events, &self.events),
@@ -489,11 +502,12 @@ impl Cli {
 }
 
 /// Compatibility variables, lowest priority within the environment layer.
-const COMPAT_ENV: [(&str, Key); 5] = [
+const COMPAT_ENV: [(&str, Key); 6] = [
     ("LEASE_NAME", Key::Election),
     ("NAMESPACE", Key::Namespace),
     ("POD_NAMESPACE", Key::Namespace),
     ("POD_NAME", Key::PodName),
+    ("POD_UID", Key::PodUid),
     ("KUBECONFIG", Key::Kubeconfig),
 ];
 const CONFIG_ENV: &str = "ELECTOR_CONFIG";
@@ -566,6 +580,7 @@ impl Config {
             ("leader-file", optional(path(&self.leader_file))),
             ("pod-label", optional(self.pod_label.clone())),
             ("pod-name", optional(self.pod_name.clone())),
+            ("pod-uid", optional(self.pod_uid.clone())),
             ("release-on-shutdown", self.release_on_shutdown.to_string()),
             (
                 "shutdown-timeout",
@@ -859,6 +874,13 @@ impl Resolved<'_> {
             }
             None => None,
         };
+        let pod_uid = match self.optional(Key::PodUid) {
+            Some(given) => {
+                check_pod_uid(&given.value).map_err(|rule| invalid(Key::PodUid, given, rule))?;
+                Some(given.value.clone())
+            }
+            None => None,
+        };
         let identity = match self.pick(Key::Id) {
             Some(given) => {
                 check_identity(&given.value).map_err(|rule| invalid(Key::Id, given, rule))?;
@@ -931,6 +953,7 @@ impl Resolved<'_> {
             leader_file,
             pod_label,
             pod_name,
+            pod_uid,
             release_on_shutdown,
             shutdown_timeout,
             events,
@@ -1187,6 +1210,18 @@ fn parse_http(text: &str) -> Result<SocketAddr, String> {
 
 /// Kubernetes' DNS-1123 subdomain: lower-case alphanumerics, `-` and `.`, alphanumeric at both
 /// ends of each dot-separated part, at most 253 characters.
+/// A pod UID as the API server assigns it: up to 64 characters of letters, digits and `-`.
+fn check_pod_uid(value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > 64 || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(
+            "must be the pod's UID (letters, digits and '-', at most 64); set POD_UID from \
+            the downward API (fieldRef metadata.uid)"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
 fn check_dns_subdomain(text: &str) -> Result<(), String> {
     if text.is_empty() {
         return Err("must not be empty; name the lock object, e.g. my-app".to_owned());

@@ -293,6 +293,12 @@ pub struct StatusBody {
     pub valid_until_monotonic_ns: Option<u64>,
     /// Transition count of the most recently observed lock record.
     pub observed_transitions: Option<u64>,
+    /// This process's incarnation (fresh at every start).
+    #[serde(default)]
+    pub incarnation: String,
+    /// Another live process's incarnation holding the lock under this identity, while it does.
+    #[serde(default)]
+    pub identity_conflict: Option<String>,
 }
 
 impl StatusBody {
@@ -329,6 +335,8 @@ impl StatusBody {
             monotonic_ns: to_u64(monotonic_ns(now)),
             valid_until_monotonic_ns: valid_until.map(|deadline| to_u64(monotonic_ns(deadline))),
             observed_transitions: state.observed_transitions,
+            incarnation: state.incarnation.clone(),
+            identity_conflict: state.identity_conflict.clone(),
         }
     }
 }

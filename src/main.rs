@@ -134,6 +134,7 @@ fn run(config: Config) -> Result<(), Failure> {
     };
     let settings = Settings {
         identity: config.identity.clone(),
+        pod_uid: config.pod_uid.clone(),
         timing: config.timing,
         follow: config.follow,
         release_on_shutdown: config.release_on_shutdown,

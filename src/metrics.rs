@@ -21,6 +21,8 @@
 //! | `elector_build_info{version}` | gauge | always 1 |
 //! | `leader_election_master_status{name}` | gauge | client-go's name, `name` = election |
 //! | `leader_election_slowpath_total{name}` | counter | client-go's name |
+//! | `elector_identity_conflicts_total` | counter | mirrors `identity_conflicts_total`: other live processes seen holding the lock under this identity |
+//! | `elector_identity_conflict` | gauge | 1 while another live process holds the lock under this identity |
 //!
 //! There is deliberately no `identity` label: Prometheus already attaches the pod through the scrape
 //! configuration, and the identity is normally the pod name, so the label would only add cardinality.
@@ -196,6 +198,8 @@ pub struct ElectionMetrics {
     api_requests: Family<ApiRequestLabels, Counter>,
     api_request_duration: HistogramFamily<VerbLabels>,
     slowpath: Counter,
+    identity_conflicts: MirroredCounter,
+    identity_conflict: Gauge,
 }
 
 impl Default for ElectionMetrics {
@@ -308,6 +312,19 @@ impl ElectionMetrics {
             last_renew_timestamp.clone(),
         );
 
+        let identity_conflicts = MirroredCounter::new(Counter::default());
+        elector.register(
+            "identity_conflicts",
+            "Other live processes seen holding the lock under this process's identity (a duplicated --id)",
+            identity_conflicts.counter.clone(),
+        );
+        let identity_conflict = Gauge::default();
+        elector.register(
+            "identity_conflict",
+            "1 while another live process holds the lock under this process's identity, else 0",
+            identity_conflict.clone(),
+        );
+
         let build_info = Family::<VersionLabels, Gauge>::default();
         build_info
             .get_or_create_owned(&VersionLabels {
@@ -328,6 +345,8 @@ impl ElectionMetrics {
             api_requests,
             api_request_duration,
             slowpath,
+            identity_conflicts,
+            identity_conflict,
         }
     }
 
@@ -374,6 +393,9 @@ impl ElectionMetrics {
         self.acquired.mirror(state.acquired_total);
         self.lost.mirror(state.lost_total);
         self.observed_changes.mirror(state.observed_leader_changes_total);
+        self.identity_conflicts.mirror(state.identity_conflicts_total);
+        self.identity_conflict
+            .set(i64::from(state.identity_conflict.is_some()));
     }
 }
 

@@ -49,6 +49,13 @@ pub struct LeaderState {
     pub last_renew: Option<Timestamp>,
     /// True once shutdown has begun: the loop has stopped competing.
     pub shutting_down: bool,
+    /// This process's incarnation (see `election::incarnation`); empty before the loop starts.
+    pub incarnation: String,
+    /// The incarnation of another live process that holds the lock under this identity, while
+    /// it does (a duplicated identity: this process will not lead meanwhile).
+    pub identity_conflict: Option<String>,
+    /// Cumulative count of such conflicts detected.
+    pub identity_conflicts_total: u64,
 }
 
 impl LeaderState {
@@ -69,6 +76,9 @@ impl LeaderState {
             observed_leader_changes_total: 0,
             last_renew: None,
             shutting_down: false,
+            incarnation: String::new(),
+            identity_conflict: None,
+            identity_conflicts_total: 0,
         }
     }
 

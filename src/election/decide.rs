@@ -1,22 +1,70 @@
 //! The election's decisions, as pure functions of (what was observed, when, now).
 //!
 //! Nothing here talks to the API server or sleeps: the driver feeds observations in and carries
-//! out the [`Decision`] that comes back. Two rules make the election safe:
+//! out the [`Decision`] that comes back. The rules that make the election safe:
 //!
 //! - **Expiry is judged on this process's own monotonic clock**, from the moment it first saw the
-//!   current version of the record ([`Observed::observed_at`]), plus the duration the record
-//!   itself states. The holder's `renewTime` (another machine's wall clock) is never compared
-//!   with ours.
+//!   current leader record ([`Observed::observed_at`]), plus the duration the record itself
+//!   states. The holder's `renewTime` (another machine's wall clock) is never compared with ours.
+//!   Only a change of the record restarts that clock: a write to the object that leaves the
+//!   record as it was (labels, data, other annotations) does not ([`observe`]).
 //! - **A claim is valid until the send time of its last successful write plus the renew
 //!   deadline** ([`Claim::valid_until`]). Others wait a full lease duration from a moment that
 //!   is later than that send time, and the lease duration exceeds the renew deadline, so the
 //!   old leader's claim ends before anyone else's can begin.
+//! - **A holder seen is waited out even when its record vanishes.** When a record is deleted,
+//!   stripped or rewritten by anyone but its holder, the holder's lease still runs out only when
+//!   it would have had the record stood ([`Observed::vanished_until`]); only the holder's own
+//!   release or renewal ends it early.
+//! - **The fencing token never goes down.** Every observation carries the highest transition count
+//!   this process has seen ([`Observed::highest_token`]), across deletions; a new leader writes one
+//!   more than that, also when it creates the lock anew.
+//! - **A record naming this identity with another incarnation is someone else's**: waited out
+//!   like any other holder, except a predecessor in the same pod, which has provably exited.
+//!   A record that cannot be read is held by an unknown holder for this process's own lease
+//!   duration, as is a held record with no usable duration.
+
+use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::time::Instant;
 
-use super::record::LeaderRecord;
+use super::incarnation::is_predecessor_in_pod;
+use super::record::{Holding, LeaderRecord};
 use super::timing::Timing;
+
+/// Who this process is in the election.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Me {
+    /// The identity written as `holderIdentity`.
+    pub identity: String,
+    /// This process's incarnation (see [`super::incarnation`]).
+    pub incarnation: String,
+}
+
+impl Me {
+    /// Whether `record` was written by this very process.
+    pub fn holds(&self, record: &LeaderRecord) -> bool {
+        record.holding() == Holding::Held(&self.identity)
+            && record.incarnation.as_deref() == Some(self.incarnation.as_str())
+    }
+
+    /// Whether `record` names this identity but another process: the other incarnation, unless
+    /// it is a predecessor in this pod (which has exited).
+    pub fn conflicts_with(&self, record: &LeaderRecord) -> Option<String> {
+        if record.holding() != Holding::Held(&self.identity) || self.holds(record) {
+            return None;
+        }
+        let theirs = record.incarnation.as_deref().unwrap_or("");
+        (!is_predecessor_in_pod(theirs, &self.incarnation)).then(|| {
+            if theirs.is_empty() {
+                "(none)".to_owned()
+            } else {
+                theirs.to_owned()
+            }
+        })
+    }
+}
 
 /// What this process knows of the lock, and since when.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,17 +73,24 @@ pub struct Observed {
     pub record: Option<LeaderRecord>,
     /// The object's resourceVersion, for optimistic concurrency on the next write.
     pub resource_version: Option<String>,
-    /// When this process first saw this version of the object (monotonic).
+    /// When this process first saw this record (monotonic).
     pub observed_at: Instant,
+    /// The highest transition count in any record this process has seen.
+    pub highest_token: Option<u64>,
+    /// The latest moment until which a holder seen earlier, whose record was deleted, stripped
+    /// or replaced by someone else, would still hold the lock had its record stood.
+    pub vanished_until: Option<Instant>,
 }
 
 impl Observed {
-    /// A fresh observation of `record` at `now`.
+    /// A first observation of `record` at `now`, with no memory of earlier ones.
     pub fn new(record: Option<LeaderRecord>, resource_version: Option<String>, now: Instant) -> Self {
         Self {
+            highest_token: record.as_ref().and_then(seen_token),
             record,
             resource_version,
             observed_at: now,
+            vanished_until: None,
         }
     }
 
@@ -45,22 +100,37 @@ impl Observed {
     }
 
     /// When the observed holder's lease runs out by this process's clock: the observation time
-    /// plus the duration the record states (client-go uses the record's duration, not ours).
-    pub fn expires_at(&self) -> Instant {
-        let seconds = self
-            .record
-            .as_ref()
-            .map_or(0, |r| r.lease_duration_seconds.max(0));
-        self.observed_at + std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+    /// plus the duration the record states (client-go uses the record's duration, not ours), or
+    /// plus `own` when the holder is unknown or the record states no positive duration. A free
+    /// lock (no record, or no holder) runs out at its observation.
+    pub fn expires_at(&self, own: Duration) -> Instant {
+        let Some(record) = &self.record else {
+            return self.observed_at;
+        };
+        let lasts = match record.holding() {
+            Holding::Free => Duration::ZERO,
+            Holding::Unknown => own,
+            Holding::Held(_) => match u64::try_from(record.lease_duration_seconds) {
+                Ok(seconds) if seconds > 0 => Duration::from_secs(seconds),
+                _ => own,
+            },
+        };
+        self.observed_at.checked_add(lasts).unwrap_or(self.observed_at)
+    }
+
+    /// The transition count a new holder writes: one above the highest seen, 0 if none was.
+    pub fn next_token(&self) -> i32 {
+        self.highest_token
+            .map_or(0, |t| i32::try_from(t.saturating_add(1)).unwrap_or(i32::MAX))
     }
 }
 
 /// How a newly read object relates to what was known before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Freshness {
-    /// A version not seen before: the observation time restarts now.
+    /// A version not seen before: the record may have changed.
     Changed,
-    /// The version already known: the observation time is kept.
+    /// The version already known: nothing is updated.
     Unchanged,
     /// Older than what is known (an out-of-order watch event): ignore it.
     Stale,
@@ -88,21 +158,60 @@ pub fn freshness(known: Option<&Observed>, resource_version: Option<&str>) -> Fr
 
 /// Folds a newly read version of the lock into what is known.
 ///
-/// The observation time restarts only when the version changed: re-reading the same version
-/// must not extend anyone's lease (client-go compares the raw record for the same reason).
+/// The observation time restarts only when the leader record changed (holder, times, duration,
+/// transitions, incarnation, or the text of an unreadable record): re-reading the same version,
+/// or a new version whose record is the same (an unrelated write to the object), must not extend
+/// anyone's lease. When the record changed other than by its holder's own renewal or release, the
+/// old holder's expiry is remembered in [`Observed::vanished_until`]. `own` is this process's
+/// lease duration (see [`Observed::expires_at`]).
 pub fn observe(
     known: Option<Observed>,
     record: Option<LeaderRecord>,
     resource_version: Option<String>,
     now: Instant,
+    own: Duration,
 ) -> Observed {
-    match freshness(known.as_ref(), resource_version.as_deref()) {
-        Freshness::Changed => Observed::new(record, resource_version, now),
-        Freshness::Unchanged | Freshness::Stale => match known {
-            Some(known) => known,
-            None => Observed::new(record, resource_version, now),
+    let Some(known) = known else {
+        return Observed::new(record, resource_version, now);
+    };
+    match freshness(Some(&known), resource_version.as_deref()) {
+        Freshness::Unchanged | Freshness::Stale => known,
+        Freshness::Changed if known.record == record => Observed {
+            resource_version,
+            ..known
         },
+        Freshness::Changed => {
+            let highest_token = known.highest_token.max(record.as_ref().and_then(seen_token));
+            let vanished = match (&known.record, &record) {
+                (Some(old), new) if old.holding() != Holding::Free && !succeeds(old, new.as_ref()) => {
+                    Some(known.expires_at(own))
+                }
+                _ => None,
+            };
+            Observed {
+                record,
+                resource_version,
+                observed_at: now,
+                highest_token,
+                vanished_until: known.vanished_until.max(vanished),
+            }
+        }
     }
+}
+
+/// The token a record shows; an unreadable record shows none.
+fn seen_token(record: &LeaderRecord) -> Option<u64> {
+    record.unreadable.is_none().then(|| record.fencing_token())
+}
+
+/// Whether `new` is `old`'s holder renewing or releasing its own lock, which ends the old lease.
+fn succeeds(old: &LeaderRecord, new: Option<&LeaderRecord>) -> bool {
+    let Some(new) = new else { return false };
+    if old.holding() == Holding::Unknown {
+        return false;
+    }
+    let same_holder = new.holding() == old.holding() && new.incarnation == old.incarnation;
+    same_holder || new.releases(old)
 }
 
 /// What to do next.
@@ -115,15 +224,15 @@ pub enum Decision {
     /// Write this record over the observed version: a renewal when the lock is ours, a takeover
     /// when it was released or has expired.
     Claim(LeaderRecord),
-    /// Someone else holds an unexpired lease; nothing to do before this instant unless the lock
-    /// changes.
+    /// Someone holds an unexpired lease (or a vanished holder's would still run): nothing to do
+    /// before this instant unless the lock changes.
     WaitUntil(Instant),
 }
 
 /// The heart of the election (client-go's `tryAcquireOrRenew`, minus the I/O).
 pub fn decide(
     observed: Option<&Observed>,
-    me: &str,
+    me: &Me,
     now: Instant,
     wall: Timestamp,
     timing: &Timing,
@@ -131,32 +240,38 @@ pub fn decide(
     let Some(observed) = observed else {
         return Decision::Read;
     };
-    let Some(old) = &observed.record else {
-        return Decision::Create(LeaderRecord {
-            holder_identity: me.to_owned(),
-            lease_duration_seconds: timing.lease_duration_seconds(),
-            acquire_time: Some(wall),
-            renew_time: Some(wall),
-            leader_transitions: 0,
-        });
+    let take = |transitions: i32| LeaderRecord {
+        holder_identity: me.identity.clone(),
+        lease_duration_seconds: timing.lease_duration_seconds(),
+        acquire_time: Some(wall),
+        renew_time: Some(wall),
+        leader_transitions: transitions,
+        incarnation: Some(me.incarnation.clone()),
+        unreadable: None,
     };
-    match old.holder() {
-        Some(holder) if holder == me => Decision::Claim(LeaderRecord {
-            holder_identity: me.to_owned(),
-            lease_duration_seconds: timing.lease_duration_seconds(),
+    let vanished = observed.vanished_until.filter(|until| now < *until);
+    let Some(old) = &observed.record else {
+        return match vanished {
+            Some(until) => Decision::WaitUntil(until),
+            None => Decision::Create(take(observed.next_token())),
+        };
+    };
+    if me.holds(old) {
+        return Decision::Claim(LeaderRecord {
             acquire_time: old.acquire_time.or(Some(wall)),
-            renew_time: Some(wall),
             leader_transitions: old.leader_transitions,
-        }),
-        Some(_) if now < observed.expires_at() => Decision::WaitUntil(observed.expires_at()),
-        // Released, or expired by our own clock: take over, one more transition.
-        _ => Decision::Claim(LeaderRecord {
-            holder_identity: me.to_owned(),
-            lease_duration_seconds: timing.lease_duration_seconds(),
-            acquire_time: Some(wall),
-            renew_time: Some(wall),
-            leader_transitions: old.leader_transitions.max(-1).saturating_add(1),
-        }),
+            ..take(0)
+        });
+    }
+    let predecessor = old.holding() == Holding::Held(&me.identity) && me.conflicts_with(old).is_none();
+    let expiry = (!predecessor)
+        .then(|| observed.expires_at(timing.lease_duration))
+        .filter(|expiry| now < *expiry);
+    match expiry.max(vanished) {
+        Some(until) => Decision::WaitUntil(until),
+        // Released, expired by our own clock, or left by our predecessor in this pod: take over
+        // above every token seen.
+        None => Decision::Claim(take(observed.next_token())),
     }
 }
 
@@ -217,6 +332,23 @@ mod tests {
     use std::time::Duration;
 
     const ME: &str = "me";
+    const MY_INCARNATION: &str = "pod-1/2000/aa";
+
+    fn me() -> Me {
+        Me {
+            identity: ME.into(),
+            incarnation: MY_INCARNATION.into(),
+        }
+    }
+
+    fn other(identity: &str) -> Me {
+        Me {
+            identity: identity.into(),
+            incarnation: format!("{identity}-pod/1000/bb"),
+        }
+    }
+
+    const OWN: Duration = Duration::from_secs(3);
 
     fn wall() -> Timestamp {
         "2026-06-01T12:00:00.000001Z".parse().unwrap()
@@ -239,6 +371,12 @@ mod tests {
             acquire_time: Some(earlier),
             renew_time: Some(earlier),
             leader_transitions: transitions,
+            incarnation: Some(if holder == ME {
+                MY_INCARNATION.to_owned()
+            } else {
+                format!("{holder}-pod/1000/bb")
+            }),
+            unreadable: None,
         }
     }
 
@@ -249,7 +387,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn nothing_known_means_read() {
         assert_eq!(
-            decide(None, ME, Instant::now(), wall(), &timing()),
+            decide(None, &me(), Instant::now(), wall(), &timing()),
             Decision::Read
         );
     }
@@ -258,7 +396,7 @@ mod tests {
     async fn a_missing_lock_is_created_with_zero_transitions() {
         let now = Instant::now();
         let observed = Observed::new(None, None, now);
-        let Decision::Create(record) = decide(Some(&observed), ME, now, wall(), &timing()) else {
+        let Decision::Create(record) = decide(Some(&observed), &me(), now, wall(), &timing()) else {
             panic!("expected Create");
         };
         assert_eq!(record.holder(), Some(ME));
@@ -272,7 +410,7 @@ mod tests {
         let now = Instant::now();
         let old = held_by(ME, 5, 3);
         let observed = seen(Some(old.clone()), "10", now);
-        let Decision::Claim(record) = decide(Some(&observed), ME, now, wall(), &timing()) else {
+        let Decision::Claim(record) = decide(Some(&observed), &me(), now, wall(), &timing()) else {
             panic!("expected Claim");
         };
         assert_eq!(record.leader_transitions, 5, "a renewal is not a transition");
@@ -290,16 +428,17 @@ mod tests {
         let observed = seen(Some(held_by("other", 2, 7)), "10", start);
         let expiry = start + Duration::from_secs(7);
         assert_eq!(
-            decide(Some(&observed), ME, start, wall(), &timing()),
+            decide(Some(&observed), &me(), start, wall(), &timing()),
             Decision::WaitUntil(expiry)
         );
         tokio::time::advance(Duration::from_millis(6_999)).await;
         assert_eq!(
-            decide(Some(&observed), ME, Instant::now(), wall(), &timing()),
+            decide(Some(&observed), &me(), Instant::now(), wall(), &timing()),
             Decision::WaitUntil(expiry)
         );
         tokio::time::advance(Duration::from_millis(1)).await;
-        let Decision::Claim(record) = decide(Some(&observed), ME, Instant::now(), wall(), &timing()) else {
+        let Decision::Claim(record) = decide(Some(&observed), &me(), Instant::now(), wall(), &timing())
+        else {
             panic!("expected a takeover exactly at expiry");
         };
         assert_eq!(record.leader_transitions, 3, "a takeover is one more transition");
@@ -316,7 +455,7 @@ mod tests {
         let now = Instant::now();
         let observed = seen(Some(held_by("other", 0, 3)), "10", now);
         assert!(matches!(
-            decide(Some(&observed), ME, now, wall(), &timing()),
+            decide(Some(&observed), &me(), now, wall(), &timing()),
             Decision::WaitUntil(_)
         ));
     }
@@ -326,7 +465,7 @@ mod tests {
         let now = Instant::now();
         let released = held_by(ME, 4, 3).released(wall());
         let observed = seen(Some(released), "11", now);
-        let Decision::Claim(record) = decide(Some(&observed), "next", now, wall(), &timing()) else {
+        let Decision::Claim(record) = decide(Some(&observed), &other("next"), now, wall(), &timing()) else {
             panic!("expected Claim of a released lock");
         };
         assert_eq!(record.holder(), Some("next"));
@@ -334,21 +473,22 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_zero_or_negative_duration_expires_at_once() {
+    async fn a_held_record_without_a_usable_duration_is_waited_out_for_our_own_lease() {
         let now = Instant::now();
         for duration in [0, -5] {
             let observed = seen(Some(held_by("other", 1, duration)), "10", now);
-            assert!(matches!(
-                decide(Some(&observed), ME, now, wall(), &timing()),
-                Decision::Claim(_)
-            ));
+            assert_eq!(
+                decide(Some(&observed), &me(), now, wall(), &timing()),
+                Decision::WaitUntil(now + OWN),
+                "duration {duration}"
+            );
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn observation_time_restarts_only_on_a_new_version() {
         let t0 = Instant::now();
-        let first = observe(None, Some(held_by("other", 0, 3)), Some("10".into()), t0);
+        let first = observe(None, Some(held_by("other", 0, 3)), Some("10".into()), t0, OWN);
         assert_eq!(first.observed_at, t0);
         tokio::time::advance(Duration::from_secs(1)).await;
         let t1 = Instant::now();
@@ -357,18 +497,26 @@ mod tests {
             Some(held_by("other", 0, 3)),
             Some("10".into()),
             t1,
+            OWN,
         );
         assert_eq!(
             same.observed_at, t0,
             "re-reading the same version must not extend the lease"
         );
-        let newer = observe(Some(same), Some(held_by("other", 0, 3)), Some("11".into()), t1);
+        let newer = observe(
+            Some(same),
+            Some(held_by("other", 1, 3)),
+            Some("11".into()),
+            t1,
+            OWN,
+        );
         assert_eq!(newer.observed_at, t1);
         let stale = observe(
             Some(newer.clone()),
             Some(held_by("old", 0, 3)),
             Some("9".into()),
             t1,
+            OWN,
         );
         assert_eq!(stale, newer, "an older version is ignored");
     }
@@ -422,7 +570,9 @@ mod tests {
         let sent = Instant::now();
         let claim = Claim::won(&held_by(ME, 1, 3), wall(), sent, sent, &timing).unwrap();
         let observed = seen(Some(held_by(ME, 1, 3)), "20", sent);
-        let Decision::WaitUntil(takeover) = decide(Some(&observed), "follower", sent, wall(), &timing) else {
+        let Decision::WaitUntil(takeover) =
+            decide(Some(&observed), &other("follower"), sent, wall(), &timing)
+        else {
             panic!("a follower must wait");
         };
         assert!(
@@ -430,6 +580,274 @@ mod tests {
             "{:?} must precede {:?}",
             claim.valid_until,
             takeover
+        );
+    }
+
+    /// Follows `known` through a new version of the lock at the current paused time.
+    fn then(known: &Observed, record: Option<LeaderRecord>, rv: &str) -> Observed {
+        observe(Some(known.clone()), record, Some(rv.into()), Instant::now(), OWN)
+    }
+
+    fn unrelated_write_keeps_the_timer(record: LeaderRecord) {
+        let t0 = Instant::now();
+        let first = observe(None, Some(record.clone()), Some("10".into()), t0, OWN);
+        let relabelled = observe(
+            Some(first.clone()),
+            Some(record),
+            Some("11".into()),
+            t0 + OWN / 2,
+            OWN,
+        );
+        assert_eq!(
+            relabelled.observed_at, t0,
+            "the record did not change: the timer must not restart"
+        );
+        assert_eq!(
+            relabelled.resource_version.as_deref(),
+            Some("11"),
+            "the next write needs the new version"
+        );
+        assert_eq!(
+            decide(Some(&relabelled), &me(), t0 + OWN, wall(), &timing()),
+            decide(Some(&first), &me(), t0 + OWN, wall(), &timing()),
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unrelated_writes_to_the_lock_object_do_not_restart_the_expiry_timer() {
+        unrelated_write_keeps_the_timer(held_by("other", 2, 3));
+        unrelated_write_keeps_the_timer(LeaderRecord::from_annotation("{garbage"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_field_of_the_record_restarts_the_timer_when_it_changes() {
+        let base = held_by("other", 2, 3);
+        let later: Timestamp = "2026-06-01T11:00:01Z".parse().unwrap();
+        let changes = [
+            LeaderRecord {
+                holder_identity: "third".into(),
+                ..base.clone()
+            },
+            LeaderRecord {
+                renew_time: Some(later),
+                ..base.clone()
+            },
+            LeaderRecord {
+                lease_duration_seconds: 4,
+                ..base.clone()
+            },
+            LeaderRecord {
+                leader_transitions: 3,
+                ..base.clone()
+            },
+            LeaderRecord {
+                incarnation: Some("other-pod/1001/cc".into()),
+                ..base.clone()
+            },
+        ];
+        let t0 = Instant::now();
+        let first = observe(None, Some(base), Some("10".into()), t0, OWN);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        for changed in changes {
+            let next = then(&first, Some(changed.clone()), "11");
+            assert_eq!(
+                next.observed_at,
+                Instant::now(),
+                "{changed:?} is a change of the record"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deleted_lock_is_not_recreated_before_the_holder_seen_would_have_expired() {
+        let t0 = Instant::now();
+        let held = observe(None, Some(held_by("other", 3, 3)), Some("10".into()), t0, OWN);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let deleted = then(&held, None, "11");
+        assert_eq!(deleted.vanished_until, Some(t0 + Duration::from_secs(3)));
+        assert_eq!(
+            decide(Some(&deleted), &me(), Instant::now(), wall(), &timing()),
+            Decision::WaitUntil(t0 + Duration::from_secs(3)),
+            "as if the record still stood"
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let Decision::Create(record) = decide(Some(&deleted), &me(), Instant::now(), wall(), &timing())
+        else {
+            panic!("expected Create once the vanished holder's lease ran out");
+        };
+        assert_eq!(
+            record.leader_transitions, 4,
+            "the token never goes down: highest seen + 1"
+        );
+        assert_eq!(record.incarnation.as_deref(), Some(MY_INCARNATION));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stripped_record_or_a_foreign_rewrite_is_waited_out_as_if_the_holder_still_held() {
+        let t0 = Instant::now();
+        let held = observe(None, Some(held_by("other", 5, 3)), Some("10".into()), t0, OWN);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let stripped = then(&held, Some(LeaderRecord::default()), "11");
+        let lowered = then(
+            &held,
+            Some(LeaderRecord {
+                holder_identity: String::new(),
+                leader_transitions: 0,
+                ..held_by("x", 0, 1)
+            }),
+            "11",
+        );
+        // A foreign holder with a short lease, written over the live one without its consent.
+        let short = then(&held, Some(held_by("intruder", 0, 1)), "11");
+        for observed in [&stripped, &lowered, &short] {
+            assert_eq!(
+                decide(Some(observed), &me(), Instant::now(), wall(), &timing()),
+                Decision::WaitUntil(t0 + Duration::from_secs(3)),
+                "{:?}",
+                observed.record
+            );
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        for observed in [&stripped, &lowered, &short] {
+            let Decision::Claim(record) = decide(Some(observed), &me(), Instant::now(), wall(), &timing())
+            else {
+                panic!("expected a takeover of {:?}", observed.record);
+            };
+            assert_eq!(
+                record.leader_transitions, 6,
+                "above every token seen, not the rewritten one"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_release_by_the_holder_itself_is_taken_at_once() {
+        let t0 = Instant::now();
+        let held = observe(None, Some(held_by("other", 5, 3)), Some("10".into()), t0, OWN);
+        let released = then(&held, Some(held_by("other", 5, 3).released(wall())), "11");
+        assert_eq!(released.vanished_until, None);
+        let renewed = then(
+            &held,
+            Some(LeaderRecord {
+                renew_time: Some(wall()),
+                ..held_by("other", 5, 3)
+            }),
+            "11",
+        );
+        assert_eq!(renewed.vanished_until, None, "a renewal ends nothing");
+        assert!(matches!(
+            decide(Some(&released), &me(), t0, wall(), &timing()),
+            Decision::Claim(ref r) if r.leader_transitions == 6
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_highest_token_is_remembered_across_deletions_and_recreations() {
+        let t0 = Instant::now();
+        let held = observe(None, Some(held_by("other", 9, 1)), Some("10".into()), t0, OWN);
+        let deleted = then(&held, None, "11");
+        // Recreated by a candidate that remembers nothing, with transitions 0.
+        let recreated = then(&deleted, Some(held_by("amnesiac", 0, 1)), "12");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let Decision::Claim(record) = decide(Some(&recreated), &me(), Instant::now(), wall(), &timing())
+        else {
+            panic!("expected a takeover");
+        };
+        assert_eq!(record.leader_transitions, 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreadable_record_is_held_by_an_unknown_holder_for_our_own_lease_duration() {
+        let t0 = Instant::now();
+        let garbage = observe(
+            None,
+            Some(LeaderRecord::from_annotation("not a record")),
+            Some("10".into()),
+            t0,
+            OWN,
+        );
+        assert_eq!(
+            decide(Some(&garbage), &me(), t0, wall(), &timing()),
+            Decision::WaitUntil(t0 + OWN)
+        );
+        tokio::time::advance(OWN).await;
+        let Decision::Claim(record) = decide(Some(&garbage), &me(), Instant::now(), wall(), &timing()) else {
+            panic!("expected the unreadable record to be taken over");
+        };
+        assert_eq!(record.leader_transitions, 0);
+        // Other garbage is a change: the unknown holder may be alive and writing.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let more = then(
+            &garbage,
+            Some(LeaderRecord::from_annotation("other garbage")),
+            "11",
+        );
+        assert!(matches!(
+            decide(Some(&more), &me(), Instant::now(), wall(), &timing()),
+            Decision::WaitUntil(_)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn our_identity_with_another_incarnation_is_another_holder() {
+        let now = Instant::now();
+        let twin = LeaderRecord {
+            incarnation: Some("pod-2/1000/cc".into()),
+            ..held_by(ME, 4, 3)
+        };
+        assert_eq!(me().conflicts_with(&twin).as_deref(), Some("pod-2/1000/cc"));
+        let observed = seen(Some(twin), "10", now);
+        assert_eq!(
+            decide(Some(&observed), &me(), now, wall(), &timing()),
+            Decision::WaitUntil(now + Duration::from_secs(3)),
+            "not renewed as ours"
+        );
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let Decision::Claim(record) = decide(Some(&observed), &me(), Instant::now(), wall(), &timing())
+        else {
+            panic!("expected a takeover");
+        };
+        assert_eq!(record.leader_transitions, 5, "a higher token than the twin's");
+        // client-go or an older version naming our identity, without an incarnation: also foreign.
+        let bare = LeaderRecord {
+            incarnation: None,
+            ..held_by(ME, 4, 3)
+        };
+        assert_eq!(me().conflicts_with(&bare).as_deref(), Some("(none)"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_earlier_container_of_this_pod_is_taken_over_at_once() {
+        let now = Instant::now();
+        let predecessor = LeaderRecord {
+            incarnation: Some("pod-1/1000/99".into()),
+            ..held_by(ME, 4, 3)
+        };
+        assert_eq!(me().conflicts_with(&predecessor), None);
+        let observed = seen(Some(predecessor), "10", now);
+        let Decision::Claim(record) = decide(Some(&observed), &me(), now, wall(), &timing()) else {
+            panic!("the predecessor has exited: no need to wait");
+        };
+        assert_eq!(
+            record.leader_transitions, 5,
+            "still a new leadership, with a new token"
+        );
+        let sibling = LeaderRecord {
+            incarnation: Some("pod-1/3000/99".into()),
+            ..held_by(ME, 4, 3)
+        };
+        assert!(
+            matches!(
+                decide(
+                    Some(&seen(Some(sibling), "10", now)),
+                    &me(),
+                    now,
+                    wall(),
+                    &timing()
+                ),
+                Decision::WaitUntil(_)
+            ),
+            "a later start in the same pod is a live sibling, not a predecessor"
         );
     }
 }

@@ -21,10 +21,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
-use super::decide::{Claim, Decision, Freshness, Observed, decide, freshness, observe};
+use super::decide::{Claim, Decision, Freshness, Me, Observed, decide, freshness, observe};
 use super::events::{Leadership, LockRef, Recorder};
 use super::lock::{Change, Error as LockError, KubeLock, LockObject, Snapshot, WatchError};
-use super::record::LeaderRecord;
+use super::record::{Holding, LeaderRecord};
 use super::{FollowMode, Timing};
 use crate::clock::{WallClock, monotonic_ns};
 use crate::metrics::{ElectionMetrics, RenewResult};
@@ -35,6 +35,8 @@ use crate::status::{LeaderState, StateSender};
 pub struct Settings {
     /// This process's identity in the election.
     pub identity: String,
+    /// This pod's UID (downward API), part of the incarnation (see [`super::incarnation`]).
+    pub pod_uid: Option<String>,
     pub timing: Timing,
     pub follow: FollowMode,
     /// Write an empty holder when shutting down as leader, so others take over at once.
@@ -58,6 +60,8 @@ enum WatchNews<K> {
 pub struct Driver<K: LockObject> {
     lock: KubeLock<K>,
     settings: Settings,
+    /// Identity and incarnation.
+    me: Me,
     wall: WallClock,
     state: StateSender,
     metrics: ElectionMetrics,
@@ -68,6 +72,12 @@ pub struct Driver<K: LockObject> {
     object: Option<K>,
     /// This process's hold on the lock, while it leads.
     claim: Option<Claim>,
+    /// The record of this process's last successful write: while leading, any other record
+    /// seen on the lock was written by someone else.
+    written: Option<LeaderRecord>,
+    /// The incarnation of another live process holding the lock under this identity.
+    conflict: Option<String>,
+    identity_conflicts_total: u64,
     /// A write whose outcome is unknown because it was interrupted (by shutdown).
     write_in_flight: bool,
     watch_up: bool,
@@ -92,9 +102,14 @@ impl<K: LockObject> Driver<K> {
         metrics: ElectionMetrics,
         recorder: Option<Recorder>,
     ) -> Self {
+        let me = Me {
+            identity: settings.identity.clone(),
+            incarnation: super::incarnation::draw(settings.pod_uid.as_deref(), wall.now()),
+        };
         Self {
             lock,
             settings,
+            me,
             wall,
             state,
             metrics,
@@ -102,6 +117,9 @@ impl<K: LockObject> Driver<K> {
             known: None,
             object: None,
             claim: None,
+            written: None,
+            conflict: None,
+            identity_conflicts_total: 0,
             write_in_flight: false,
             watch_up: false,
             watch_lost: false,
@@ -134,6 +152,7 @@ impl<K: LockObject> Driver<K> {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(
             identity = %self.settings.identity,
+            incarnation = %self.me.incarnation,
             lock = %format!("{}/{}", self.lock.kind(), self.lock.name()),
             namespace = %self.lock.namespace(),
             follow = %self.settings.follow,
@@ -186,7 +205,7 @@ impl<K: LockObject> Driver<K> {
         } else {
             let by_decision = match decide(
                 self.known.as_ref(),
-                &self.settings.identity,
+                &self.me,
                 now,
                 self.wall.now(),
                 &self.settings.timing,
@@ -244,13 +263,7 @@ impl<K: LockObject> Driver<K> {
             {
                 return self.step_down("renew deadline passed without a successful renewal");
             }
-            match decide(
-                self.known.as_ref(),
-                &self.settings.identity,
-                now,
-                self.wall.now(),
-                &timing,
-            ) {
+            match decide(self.known.as_ref(), &self.me, now, self.wall.now(), &timing) {
                 Decision::Read => {
                     if let Err(error) = self.read().await {
                         return self.failed(error, None);
@@ -290,6 +303,12 @@ impl<K: LockObject> Driver<K> {
                     self.write_in_flight = false;
                     match result {
                         Ok(snapshot) => return self.wrote(snapshot, sent),
+                        Err(error) if error.is_not_found() => {
+                            // Deleted under us: whoever held it, its lease is waited out as if
+                            // the record still stood (see `decide`).
+                            tracing::info!(identity = %self.settings.identity, "the lock was deleted");
+                            self.absorb(None, None, None);
+                        }
                         Err(error) if error.is_conflict() => {
                             if self.claim.is_some() {
                                 self.metrics.slowpath();
@@ -325,6 +344,7 @@ impl<K: LockObject> Driver<K> {
         let wall = self.wall.now();
         self.last_renew = Some(wall);
         let record = snapshot.record.clone();
+        self.written = Some(record.clone());
         match &mut self.claim {
             Some(claim) if claim.is_valid_at(now) => {
                 claim.renewed(sent, &timing);
@@ -433,10 +453,14 @@ impl<K: LockObject> Driver<K> {
             return;
         }
         let previous = self.known.as_ref().map(|k| k.holder().map(str::to_owned));
-        self.known = Some(observe(self.known.take(), record, version, now));
+        let previous_record = self.known.as_ref().and_then(|k| k.record.clone());
+        let own = self.settings.timing.lease_duration;
+        self.known = Some(observe(self.known.take(), record, version, now, own));
         if freshness == Freshness::Changed || self.object.is_none() {
             self.object = object;
         }
+        let current = self.known.as_ref().and_then(|k| k.record.clone());
+        self.check_identity(previous_record.as_ref(), current.as_ref());
         let holder = self.known.as_ref().and_then(|k| k.holder().map(str::to_owned));
         if let Some(previous) = previous
             && previous != holder
@@ -449,9 +473,57 @@ impl<K: LockObject> Driver<K> {
                 "observed a new leader"
             );
         }
-        if self.claim.is_some() && holder.as_deref() != Some(self.settings.identity.as_str()) {
-            self.step_down("the lock now names another holder");
+        if self.claim.is_some() && current != self.written {
+            let reason = match &current {
+                None => "the lock was deleted",
+                Some(record) if record.holding() == Holding::Free => "the lock's record was removed",
+                Some(record) if record.holder() != Some(self.settings.identity.as_str()) => {
+                    "the lock now names another holder"
+                }
+                Some(_) => "the lock holds a record this process did not write",
+            };
+            self.step_down(reason);
         }
+    }
+
+    /// Notices another live process holding the lock under this identity: a record naming this
+    /// identity with another incarnation that is renewed (so its writer is alive), or that
+    /// replaced this process's own. Reported once per other incarnation in the log, an Event and
+    /// the metrics, and in the published state while it lasts.
+    fn check_identity(&mut self, previous: Option<&LeaderRecord>, current: Option<&LeaderRecord>) {
+        let other = current.and_then(|record| self.me.conflicts_with(record));
+        let Some(other) = other else {
+            self.conflict = None;
+            return;
+        };
+        if self.conflict.as_deref() == Some(other.as_str()) {
+            return;
+        }
+        let live = match previous {
+            // Renewed by its holder since we last looked, or written over our own record.
+            Some(previous) => {
+                let renewed = previous.holding() == current.map_or(Holding::Free, LeaderRecord::holding)
+                    && previous.incarnation == current.and_then(|r| r.incarnation.clone())
+                    && Some(previous) != current;
+                renewed || self.me.holds(previous)
+            }
+            None => false,
+        };
+        if !live {
+            return;
+        }
+        self.identity_conflicts_total += 1;
+        tracing::warn!(
+            identity = %self.settings.identity,
+            incarnation = %self.me.incarnation,
+            other_incarnation = %other,
+            "another live process holds the lock under this identity; this one will not lead while it does \
+             (give every candidate its own --id)"
+        );
+        if let Some(object) = self.object.clone() {
+            self.record_event(Leadership::IdentityConflict, &object);
+        }
+        self.conflict = Some(other);
     }
 
     fn record_event(&mut self, what: Leadership, object: &K) {
@@ -489,6 +561,9 @@ impl<K: LockObject> Driver<K> {
             observed_leader_changes_total: self.leader_changes_total,
             last_renew: self.last_renew,
             shutting_down: false,
+            incarnation: self.me.incarnation.clone(),
+            identity_conflict: self.conflict.clone(),
+            identity_conflicts_total: self.identity_conflicts_total,
         });
     }
 
@@ -536,11 +611,7 @@ impl<K: LockObject> Driver<K> {
             let (Some(known), Some(object)) = (&self.known, &self.object) else {
                 return Ok(false);
             };
-            let Some(record) = known
-                .record
-                .as_ref()
-                .filter(|r| r.holder() == Some(&self.settings.identity))
-            else {
+            let Some(record) = known.record.as_ref().filter(|r| self.me.holds(r)) else {
                 return Ok(false);
             };
             let released = record.released(self.wall.now());

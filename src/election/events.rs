@@ -3,7 +3,8 @@
 //! "`<identity>` became leader" and "`<identity>` stopped leading", reason `LeaderElection`, type
 //! `Normal`, on the lock object, so `kubectl describe lease <name>` shows the history. Recording is
 //! fire-and-forget: an Event that cannot be written is logged and counted, never waited for by
-//! the election.
+//! the election. A duplicated identity is reported as a `Warning` Event, reason
+//! `IdentityConflict`, on the same object.
 
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub const COMPONENT: &str = "kube-elector";
 pub enum Leadership {
     Became,
     Stopped,
+    /// Another live process holds the lock under this identity (a Warning Event).
+    IdentityConflict,
 }
 
 impl Leadership {
@@ -31,6 +34,24 @@ impl Leadership {
         match self {
             Leadership::Became => format!("{identity} became leader"),
             Leadership::Stopped => format!("{identity} stopped leading"),
+            Leadership::IdentityConflict => format!(
+                "another live process holds the lock as {identity}; this one will not lead while it does \
+                 (every candidate needs its own identity)"
+            ),
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            Leadership::Became | Leadership::Stopped => "LeaderElection",
+            Leadership::IdentityConflict => "IdentityConflict",
+        }
+    }
+
+    fn event_type(self) -> &'static str {
+        match self {
+            Leadership::Became | Leadership::Stopped => "Normal",
+            Leadership::IdentityConflict => "Warning",
         }
     }
 }
@@ -112,9 +133,9 @@ pub fn event(what: Leadership, identity: &str, lock: &LockRef, now: Timestamp) -
             uid: lock.uid.clone(),
             ..Default::default()
         },
-        reason: Some("LeaderElection".into()),
+        reason: Some(what.reason().into()),
         message: Some(what.message(identity)),
-        type_: Some("Normal".into()),
+        type_: Some(what.event_type().into()),
         source: Some(EventSource {
             component: Some(format!("{COMPONENT}/{identity}")),
             host: None,
@@ -127,6 +148,7 @@ pub fn event(what: Leadership, identity: &str, lock: &LockRef, now: Timestamp) -
         action: Some(match what {
             Leadership::Became => "Acquire".into(),
             Leadership::Stopped => "Release".into(),
+            Leadership::IdentityConflict => "Conflict".into(),
         }),
         count: Some(1),
         ..Default::default()
@@ -162,5 +184,8 @@ mod tests {
         );
         let stopped = event(Leadership::Stopped, "pod-a", &lock, now);
         assert_eq!(stopped.message.as_deref(), Some("pod-a stopped leading"));
+        let conflict = event(Leadership::IdentityConflict, "pod-a", &lock, now);
+        assert_eq!(conflict.type_.as_deref(), Some("Warning"));
+        assert_eq!(conflict.reason.as_deref(), Some("IdentityConflict"));
     }
 }

@@ -5,6 +5,11 @@
 //! annotation. [`KubeLock`] does the I/O for any of them: every call carries a timeout and is
 //! counted in the API metrics, and writes use the observed `resourceVersion` so that the API
 //! server's optimistic concurrency decides races (a 409 means someone else wrote first).
+//!
+//! Every kind also carries the holder's incarnation in the
+//! [`INCARNATION_ANNOTATION`](super::record::INCARNATION_ANNOTATION) annotation, apart from the
+//! record so that client-go's record stays exactly as client-go writes it. Reading a record never
+//! fails: what cannot be read is an [unreadable](LeaderRecord::unreadable) record.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -22,7 +27,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
-use super::record::{LEADER_ANNOTATION, LeaderRecord, truncate_micros};
+use super::record::{
+    INCARNATION_ANNOTATION, LEADER_ANNOTATION, LeaderRecord, incarnation_annotation, incarnation_for,
+    truncate_micros,
+};
 use crate::metrics::{ElectionMetrics, Verb};
 
 /// A kind of object that can hold the leader record.
@@ -39,19 +47,43 @@ pub trait LockObject:
     /// A new object named `name` holding `record`.
     fn with_record(name: &str, namespace: &str, record: &LeaderRecord) -> Self;
 
-    /// The record the object holds; an object without one holds the empty record (no holder).
-    fn record(&self) -> Result<LeaderRecord, RecordError>;
+    /// The record the object holds, without the incarnation; an object without one holds the
+    /// empty record (no holder).
+    fn bare_record(&self) -> LeaderRecord;
 
     /// Replaces the record, leaving everything else in the object as it is.
-    fn set_record(&mut self, record: &LeaderRecord);
-}
+    fn set_bare_record(&mut self, record: &LeaderRecord);
 
-/// The record in a lock object could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("the {LEADER_ANNOTATION} annotation does not hold a leader record: {source}")]
-pub struct RecordError {
-    #[source]
-    source: serde_json::Error,
+    /// The record the object holds, with its holder's incarnation.
+    fn record(&self) -> LeaderRecord {
+        let mut record = self.bare_record();
+        let annotation = self
+            .meta()
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(INCARNATION_ANNOTATION));
+        record.incarnation = incarnation_for(annotation.map(String::as_str), &record.holder_identity);
+        record
+    }
+
+    /// Replaces the record and the incarnation annotation (removed when the record has none).
+    fn set_record(&mut self, record: &LeaderRecord) {
+        self.set_bare_record(record);
+        let annotations = &mut self.meta_mut().annotations;
+        match &record.incarnation {
+            Some(incarnation) => {
+                annotations.get_or_insert_with(BTreeMap::new).insert(
+                    INCARNATION_ANNOTATION.to_owned(),
+                    incarnation_annotation(&record.holder_identity, incarnation),
+                );
+            }
+            None => {
+                if let Some(map) = annotations.as_mut() {
+                    map.remove(INCARNATION_ANNOTATION);
+                }
+            }
+        }
+    }
 }
 
 impl LockObject for Lease {
@@ -64,20 +96,22 @@ impl LockObject for Lease {
         lease
     }
 
-    fn record(&self) -> Result<LeaderRecord, RecordError> {
+    fn bare_record(&self) -> LeaderRecord {
         let Some(spec) = &self.spec else {
-            return Ok(LeaderRecord::default());
+            return LeaderRecord::default();
         };
-        Ok(LeaderRecord {
+        LeaderRecord {
             holder_identity: spec.holder_identity.clone().unwrap_or_default(),
             lease_duration_seconds: spec.lease_duration_seconds.unwrap_or(0),
             acquire_time: spec.acquire_time.as_ref().map(|t| t.0),
             renew_time: spec.renew_time.as_ref().map(|t| t.0),
             leader_transitions: spec.lease_transitions.unwrap_or(0),
-        })
+            incarnation: None,
+            unreadable: None,
+        }
     }
 
-    fn set_record(&mut self, record: &LeaderRecord) {
+    fn set_bare_record(&mut self, record: &LeaderRecord) {
         let spec = self.spec.get_or_insert_with(LeaseSpec::default);
         spec.holder_identity = Some(record.holder_identity.clone());
         spec.lease_duration_seconds = Some(record.lease_duration_seconds);
@@ -97,11 +131,11 @@ impl LockObject for ConfigMap {
         map
     }
 
-    fn record(&self) -> Result<LeaderRecord, RecordError> {
+    fn bare_record(&self) -> LeaderRecord {
         annotation_record(&self.metadata)
     }
 
-    fn set_record(&mut self, record: &LeaderRecord) {
+    fn set_bare_record(&mut self, record: &LeaderRecord) {
         set_annotation_record(&mut self.metadata, record);
     }
 }
@@ -116,11 +150,11 @@ impl LockObject for Endpoints {
         endpoints
     }
 
-    fn record(&self) -> Result<LeaderRecord, RecordError> {
+    fn bare_record(&self) -> LeaderRecord {
         annotation_record(&self.metadata)
     }
 
-    fn set_record(&mut self, record: &LeaderRecord) {
+    fn set_bare_record(&mut self, record: &LeaderRecord) {
         set_annotation_record(&mut self.metadata, record);
     }
 }
@@ -133,17 +167,16 @@ fn named(name: &str, namespace: &str) -> ObjectMeta {
     }
 }
 
-fn annotation_record(meta: &ObjectMeta) -> Result<LeaderRecord, RecordError> {
+fn annotation_record(meta: &ObjectMeta) -> LeaderRecord {
     match meta.annotations.as_ref().and_then(|a| a.get(LEADER_ANNOTATION)) {
-        None => Ok(LeaderRecord::default()),
-        Some(text) if text.trim().is_empty() => Ok(LeaderRecord::default()),
-        Some(text) => serde_json::from_str(text).map_err(|source| RecordError { source }),
+        None => LeaderRecord::default(),
+        Some(text) if text.trim().is_empty() => LeaderRecord::default(),
+        Some(text) => LeaderRecord::from_annotation(text),
     }
 }
 
 fn set_annotation_record(meta: &mut ObjectMeta, record: &LeaderRecord) {
-    // Serializing a struct of strings and integers cannot fail.
-    let text = serde_json::to_string(record).unwrap_or_default();
+    let text = record.to_annotation();
     meta.annotations
         .get_or_insert_with(BTreeMap::new)
         .insert(LEADER_ANNOTATION.to_owned(), text);
@@ -157,9 +190,9 @@ pub struct Snapshot<K> {
 }
 
 impl<K: LockObject> Snapshot<K> {
-    fn of(object: K) -> Result<Self, RecordError> {
-        let record = object.record()?;
-        Ok(Self { object, record })
+    fn of(object: K) -> Self {
+        let record = object.record();
+        Self { object, record }
     }
 
     pub fn resource_version(&self) -> Option<String> {
@@ -193,13 +226,6 @@ pub enum Error {
         kind: String,
         name: String,
         after: Duration,
-    },
-    #[error("{kind} {name:?}: {source}")]
-    Record {
-        kind: String,
-        name: String,
-        #[source]
-        source: RecordError,
     },
 }
 
@@ -336,15 +362,13 @@ impl<K: LockObject> KubeLock<K> {
                 self.api.watch(&params, resource_version),
             )
             .await?;
-        let kind = self.kind();
-        let name = self.name.clone();
         Ok(stream
             .map_err(|e| WatchError::Failed(e.to_string()))
-            .and_then(move |event| {
+            .and_then(|event| {
                 let result = match event {
-                    WatchEvent::Added(object) | WatchEvent::Modified(object) => Snapshot::of(object)
-                        .map(Change::Present)
-                        .map_err(|e| WatchError::Failed(format!("{kind} {name:?}: {e}"))),
+                    WatchEvent::Added(object) | WatchEvent::Modified(object) => {
+                        Ok(Change::Present(Snapshot::of(object)))
+                    }
                     WatchEvent::Deleted(object) => Ok(Change::Deleted(object.resource_version())),
                     WatchEvent::Bookmark(bookmark) => {
                         Ok(Change::Bookmark(bookmark.metadata.resource_version))
@@ -363,11 +387,7 @@ impl<K: LockObject> KubeLock<K> {
     }
 
     fn snapshot(&self, object: K) -> Result<Snapshot<K>, Error> {
-        Snapshot::of(object).map_err(|source| Error::Record {
-            kind: self.kind(),
-            name: self.name.clone(),
-            source,
-        })
+        Ok(Snapshot::of(object))
     }
 
     /// Runs one API call under `timeout`, counting it in the metrics.
@@ -444,12 +464,15 @@ mod tests {
             acquire_time: Some(at),
             renew_time: Some(at),
             leader_transitions: 3,
+            incarnation: Some("uid/1/ff".into()),
+            unreadable: None,
         }
     }
 
     fn round_trip<K: LockObject>() {
         let object = K::with_record("lock", "ns", &record());
-        let back = object.record().unwrap();
+        let back = object.record();
+        assert_eq!(back.incarnation.as_deref(), Some("uid/1/ff"));
         assert_eq!(back.holder_identity, "pod-a");
         assert_eq!(back.leader_transitions, 3);
         assert_eq!(back.lease_duration_seconds, 15);
@@ -471,8 +494,8 @@ mod tests {
 
     #[test]
     fn an_object_without_a_record_holds_the_empty_record() {
-        assert_eq!(Lease::default().record().unwrap(), LeaderRecord::default());
-        assert_eq!(ConfigMap::default().record().unwrap(), LeaderRecord::default());
+        assert_eq!(Lease::default().record(), LeaderRecord::default());
+        assert_eq!(ConfigMap::default().record(), LeaderRecord::default());
     }
 
     #[test]
@@ -486,19 +509,56 @@ mod tests {
         let mut next = record();
         next.holder_identity = "pod-b".into();
         map.set_record(&next);
-        assert_eq!(map.record().unwrap().holder_identity, "pod-b");
+        assert_eq!(map.record().holder_identity, "pod-b");
         assert_eq!(map.metadata.annotations.as_ref().unwrap()["team"], "infra");
         assert_eq!(map.data.as_ref().unwrap()["k"], "v");
     }
 
     #[test]
-    fn a_corrupt_annotation_is_an_error_not_an_empty_lock() {
+    fn a_corrupt_annotation_is_held_by_an_unknown_holder_not_an_empty_lock() {
         let mut map = ConfigMap::default();
         map.metadata.annotations = Some(BTreeMap::from([(
             LEADER_ANNOTATION.to_owned(),
             "{not json".to_owned(),
         )]));
-        let error = map.record().unwrap_err().to_string();
-        assert!(error.contains(LEADER_ANNOTATION), "{error}");
+        let record = map.record();
+        assert_eq!(record.holding(), super::super::record::Holding::Unknown);
+        assert_eq!(record.unreadable.as_deref(), Some("{not json"));
+    }
+
+    #[test]
+    fn the_incarnation_lives_in_its_own_annotation_and_goes_with_its_holder() {
+        for mut object in [
+            serde_json::to_value(Lease::with_record("lock", "ns", &record())).unwrap(),
+            serde_json::to_value(ConfigMap::with_record("lock", "ns", &record())).unwrap(),
+        ] {
+            let annotations = object["metadata"]["annotations"].as_object().unwrap().clone();
+            assert!(annotations.contains_key(INCARNATION_ANNOTATION), "{object}");
+            if let Some(text) = annotations.get(LEADER_ANNOTATION) {
+                assert!(
+                    !text.as_str().unwrap().contains("uid/1/ff"),
+                    "not inside client-go's record"
+                );
+            }
+            // Another client (client-go) takes over, keeping the annotations it does not know.
+            if object["spec"].is_object() {
+                object["spec"]["holderIdentity"] = "go-client".into();
+                let lease: Lease = serde_json::from_value(object).unwrap();
+                assert_eq!(
+                    lease.record().incarnation,
+                    None,
+                    "the left-over incarnation is not the new holder's"
+                );
+            }
+        }
+        let mut released = Lease::with_record("lock", "ns", &record());
+        released.set_record(&record().released(Timestamp::UNIX_EPOCH));
+        assert!(
+            !released
+                .metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key(INCARNATION_ANNOTATION)
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The election: timing model, lock kinds, the pure decision function and the loop that drives it.
 //!
 //! - [`timing`]: client-go's lease duration / renew deadline / retry period, validated.
-//! - [`record`]: the leader record a lock object holds.
+//! - [`record`]: the leader record a lock object holds, read leniently and totally.
+//! - [`incarnation`]: who this process is beyond its identity, and when a record is its own.
 //! - [`decide`]: what to do next, as a pure function of (observed record, when, now).
 //! - [`lock`]: the three lock kinds behind one trait, and the API calls on them.
 //! - [`driver`]: the async loop that carries decisions out and publishes the state.
@@ -10,6 +11,7 @@
 pub mod decide;
 pub mod driver;
 pub mod events;
+pub mod incarnation;
 pub mod lock;
 pub mod record;
 mod timing;
