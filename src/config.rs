@@ -15,6 +15,11 @@
 //! retry period = TTL / 7.5 (15s → 15s/10s/2s) in the layer where it is given. Giving `ttl` and an
 //! explicit timing in the same layer is a conflict; across layers the usual precedence applies.
 //!
+//! Every duration has bounds, checked here so that nothing later can overflow: the timings as
+//! in [`crate::election::Timing`] (lease duration 1s to 24h, which fits the Lease's int32
+//! seconds), `shutdown-timeout` above 0 and at most [`MAX_SHUTDOWN_TIMEOUT`] (1h),
+//! `release-delay` from 0 to half the shutdown timeout (the other half is the release write's).
+//!
 //! For optional values (`kubeconfig`, `leader-file`, `pod-label`, `pod-name`) an empty string in a
 //! higher layer means "none", so a flag or variable can switch off what the file set.
 
@@ -33,6 +38,12 @@ pub const DEFAULT_POD_LABEL: &str = "kube-elector/role";
 /// Where Kubernetes mounts the pod's namespace.
 pub const IN_CLUSTER_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest shutdown timeout accepted; a pod's grace period is rarely more than minutes.
+pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// Default wait between stepping down and releasing at shutdown: one readiness-probe period of
+/// the shipped manifests, so the Service stops routing to this pod about when a successor can
+/// lead (see the README's "Shutdown" section).
+pub const DEFAULT_RELEASE_DELAY: Duration = Duration::from_secs(1);
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -77,8 +88,10 @@ pub struct Config {
     /// This pod's UID (downward API `metadata.uid`), part of the incarnation.
     pub pod_uid: Option<String>,
     pub release_on_shutdown: bool,
-    /// Bound on the release at shutdown.
+    /// Bound on the whole shutdown (release delay and release included).
     pub shutdown_timeout: Duration,
+    /// Wait between stepping down and writing the release, at most half of `shutdown_timeout`.
+    pub release_delay: Duration,
     /// Emit "became leader" / "stopped leading" Events.
     pub events: bool,
     pub log_format: LogFormat,
@@ -229,13 +242,14 @@ enum Key {
     PodUid,
     ReleaseOnShutdown,
     ShutdownTimeout,
+    ReleaseDelay,
     Events,
     LogFormat,
     LogLevel,
 }
 
 impl Key {
-    const ALL: [Key; 20] = [
+    const ALL: [Key; 21] = [
         Key::Election,
         Key::Namespace,
         Key::Id,
@@ -253,6 +267,7 @@ impl Key {
         Key::PodUid,
         Key::ReleaseOnShutdown,
         Key::ShutdownTimeout,
+        Key::ReleaseDelay,
         Key::Events,
         Key::LogFormat,
         Key::LogLevel,
@@ -278,6 +293,7 @@ impl Key {
             Key::PodUid => "pod-uid",
             Key::ReleaseOnShutdown => "release-on-shutdown",
             Key::ShutdownTimeout => "shutdown-timeout",
+            Key::ReleaseDelay => "release-delay",
             Key::Events => "events",
             Key::LogFormat => "log-format",
             Key::LogLevel => "log-level",
@@ -428,10 +444,18 @@ struct Cli {
     #[arg(
         long,
         value_name = "DURATION",
-        help = "Bound on the release at shutdown \
+        help = "Bound on the whole shutdown, release delay and release included; at most 1h \
         [env: ELECTOR_SHUTDOWN_TIMEOUT] [default: 5s]"
     )]
     shutdown_timeout: Option<String>,
+    #[arg(
+        long,
+        value_name = "DURATION",
+        help = "Wait between stepping down (readiness 503, leader file and \
+        pod label gone) and releasing the lock at shutdown; at most half of shutdown-timeout \
+        [env: ELECTOR_RELEASE_DELAY] [default: 1s]"
+    )]
+    release_delay: Option<String>,
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true",
         help = "Emit \"became leader\" / \"stopped leading\" Events [env: ELECTOR_EVENTS] [default: true]")]
     events: Option<String>,
@@ -480,6 +504,7 @@ impl Cli {
             (Key::PodUid, &self.pod_uid),
             (Key::ReleaseOnShutdown, &self.release_on_shutdown),
             (Key::ShutdownTimeout, &self.shutdown_timeout),
+            (Key::ReleaseDelay, &self.release_delay),
             (Key::Events, &self.events),
             (Key::LogFormat, &self.log_format),
             (Key::LogLevel, &self.log_level),
@@ -586,6 +611,7 @@ impl Config {
                 "shutdown-timeout",
                 quoted(&format_duration(self.shutdown_timeout)),
             ),
+            ("release-delay", quoted(&format_duration(self.release_delay))),
             ("events", self.events.to_string()),
             ("log-format", quoted(self.log_format.as_str())),
             ("log-level", quoted(&self.log_level)),
@@ -600,9 +626,15 @@ impl Config {
         out
     }
 
-    /// How long `/livez` tolerates no progress from the election loop: lease duration + renew deadline.
+    /// How long `/livez` tolerates no progress from the election loop: lease duration + renew
+    /// deadline. The loop reports progress after every step, and at least every retry period
+    /// while idle; its longest step is one attempt, which takes at most one renew deadline
+    /// ([`Timing::attempt_budget`]; a leader's calls stop at its claim's end, which is at most a
+    /// renew deadline away). So the bound covers the worst attempt with a lease duration to
+    /// spare for a starved CPU.
     pub fn liveness_bound(&self) -> Duration {
-        self.timing.lease_duration + self.timing.renew_deadline
+        let worst_attempt = self.timing.attempt_budget().max(self.timing.renew_deadline);
+        self.timing.lease_duration.saturating_add(worst_attempt)
     }
 }
 
@@ -936,8 +968,36 @@ impl Resolved<'_> {
             if value.is_zero() {
                 return Err("must be greater than 0; use e.g. 5s".to_owned());
             }
+            if value > MAX_SHUTDOWN_TIMEOUT {
+                return Err(
+                    "is longer than the maximum of 1h; keep it below the pod's terminationGracePeriodSeconds, \
+                     e.g. 5s"
+                        .to_owned(),
+                );
+            }
             Ok(value)
         })?;
+        let release_delay = self.parsed(Key::ReleaseDelay, DEFAULT_RELEASE_DELAY, parse_duration)?;
+        if release_delay > shutdown_timeout / 2 {
+            let delay = self
+                .pick(Key::ReleaseDelay)
+                .map_or(Origin::Default, |g| g.origin.clone());
+            let timeout = self
+                .pick(Key::ShutdownTimeout)
+                .map_or(Origin::Default, |g| g.origin.clone());
+            return Err(Error::Conflict {
+                first: "release-delay",
+                first_origin: delay,
+                second: "shutdown-timeout",
+                second_origin: timeout,
+                fix: format!(
+                    "release-delay {} must be at most half of shutdown-timeout {}, so the release has \
+                     time to be written: lower --release-delay or raise --shutdown-timeout",
+                    format_duration(release_delay),
+                    format_duration(shutdown_timeout)
+                ),
+            });
+        }
         let events = self.parsed(Key::Events, true, parse_bool)?;
         let log_format = self.parsed(Key::LogFormat, LogFormat::Text, parse_log_format)?;
         let log_level = self.parsed(Key::LogLevel, "info".to_owned(), parse_log_level)?;
@@ -956,6 +1016,7 @@ impl Resolved<'_> {
             pod_uid,
             release_on_shutdown,
             shutdown_timeout,
+            release_delay,
             events,
             log_format,
             log_level,

@@ -1,23 +1,40 @@
 //! The leader file: a file that exists only while this process is leader (supporttools
-//! leader-elector compatible, e.g. `/tmp/leader_status`).
+//! leader-elector compatible, e.g. `/tmp/leader_status`), and that says itself until when it
+//! may be believed.
 //!
-//! The file holds the leader's identity (the pod's host name by default), with no trailing
-//! newline, as supporttools' elector writes it; `[ -f /tmp/leader_status ]` and
-//! `[ "$(cat /tmp/leader_status)" = "$HOSTNAME" ]` both work. It is written atomically (a temporary
-//! file in the same directory, then a rename), so a reader sees either no file or the whole
-//! identity. It is removed when leadership ends, when the claim's validity deadline passes (a timer
+//! ```text
+//! app-7d9c-x2k
+//! fencing_token=7
+//! valid_until=2026-11-21T19:30:12.118272Z
+//! ```
+//!
+//! The first line is the leader's identity alone, so supporttools-style readers keep working
+//! (`[ -f /tmp/leader_status ]`, `[ "$(head -n1 /tmp/leader_status)" = "$HOSTNAME" ]`). Then the
+//! fencing token, and the claim's validity deadline on the wall clock (RFC 3339, UTC), rewritten
+//! with every renewal. A file left behind by an elector that was killed (SIGKILL, OOM, a panic)
+//! still names this pod, but its `valid_until` passes within a renew deadline: a reader that
+//! compares it with the clock can tell. The deadline is converted from the monotonic one when the
+//! file is written (wall clock now + time left), so a wall-clock step afterwards shifts it.
+//!
+//! It is written atomically: a temporary file with a random name in the same directory, created
+//! exclusively (`O_CREAT | O_EXCL`) and without following symbolic links (`O_NOFOLLOW`), then
+//! renamed over the path; a reader sees either no file or a whole one, and a link planted in the
+//! directory cannot redirect the write. It is removed when leadership ends, when the claim's validity deadline passes (a timer
 //! at `valid_until`, so a starved election loop cannot leave a stale file behind), when the
 //! election loop goes away, on shutdown, and at start-up (a file left by a killed predecessor must
 //! not claim leadership). Failures are logged and retried; they never stop the sidecar.
 
 use std::future::Future;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use jiff::{SignedDuration, Timestamp};
 use tokio::time::Instant;
 
-use crate::status::StateReceiver;
+use crate::clock::{WallClock, later};
+use crate::status::{LeaderState, StateReceiver};
 
 /// How soon a failed write or removal is tried again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -42,14 +59,47 @@ pub enum Error {
     },
 }
 
-/// Writes `contents` to `path` atomically: a temporary file in the same directory, then a rename.
+/// What the file says while this process leads: identity, token, wall-clock deadline.
+pub fn contents(identity: &str, fencing_token: Option<u64>, valid_until: Timestamp) -> String {
+    let mut out = format!("{identity}\n");
+    if let Some(token) = fencing_token {
+        out.push_str(&format!("fencing_token={token}\n"));
+    }
+    out.push_str(&format!("valid_until={valid_until}\n"));
+    out
+}
+
+/// The wall-clock time at which a claim valid until `valid_until` (monotonic) ends, judged at
+/// `now` / `wall_now`. Saturating: a deadline beyond the wall clock's range is its maximum.
+pub fn wall_deadline(valid_until: Instant, now: Instant, wall_now: Timestamp) -> Timestamp {
+    let left = valid_until.saturating_duration_since(now);
+    SignedDuration::try_from(left)
+        .ok()
+        .and_then(|left| wall_now.checked_add(left).ok())
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// Writes `contents` to `path` atomically: a new, randomly named temporary file in the same
+/// directory, created exclusively and without following links, then a rename.
 pub fn write_atomic(path: &Path, contents: &str) -> Result<(), Error> {
     let error = |source| Error::Write {
         path: path.to_path_buf(),
         source,
     };
     let temp = temp_path(path);
-    let written = std::fs::File::create(&temp).and_then(|mut file| file.write_all(contents.as_bytes()));
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
+        .open(&temp);
+    let mut file = match created {
+        Ok(file) => file,
+        // Nothing was created: there is nothing of ours to clean up.
+        Err(source) => return Err(error(source)),
+    };
+    let written = file.write_all(contents.as_bytes());
+    drop(file);
     if let Err(source) = written.and_then(|()| std::fs::rename(&temp, path)) {
         let _ = std::fs::remove_file(&temp);
         return Err(error(source));
@@ -69,13 +119,23 @@ pub fn remove(path: &Path) -> Result<(), Error> {
     }
 }
 
-/// `dir/.name.tmp-<pid>`: hidden, next to the target so the rename stays on one filesystem.
+/// `dir/.name.tmp-<random>`: hidden, next to the target so the rename stays on one filesystem,
+/// and unguessable, so nobody can prepare the name in advance.
 fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "leader".to_owned());
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    path.with_file_name(format!(".{name}.tmp-{:016x}", rand::random::<u64>()))
+}
+
+/// What the file states while leading; it is rewritten when any of it changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    identity: String,
+    fencing_token: Option<u64>,
+    /// The claim's monotonic deadline; the wall-clock one is derived from it when writing.
+    valid_until: Instant,
 }
 
 /// What is on disk, as far as this process knows.
@@ -83,22 +143,28 @@ fn temp_path(path: &Path) -> PathBuf {
 enum OnDisk {
     Unknown,
     Absent,
-    Present(String),
+    Present(Entry),
 }
 
-/// Brings the file to `want` (present with that identity, or absent). Returns whether it is.
-fn reconcile(path: &Path, on_disk: &mut OnDisk, want: Option<&str>) -> bool {
-    let target = want.map_or(OnDisk::Absent, |identity| OnDisk::Present(identity.to_owned()));
+/// Brings the file to `want` (present with that entry, or absent). Returns whether it is.
+fn reconcile(path: &Path, on_disk: &mut OnDisk, want: Option<&Entry>, wall: &WallClock) -> bool {
+    let target = want.map_or(OnDisk::Absent, |entry| OnDisk::Present(entry.clone()));
     if *on_disk == target {
         return true;
     }
     let result = match want {
-        Some(identity) => write_atomic(path, identity),
+        Some(entry) => {
+            let valid_until = wall_deadline(entry.valid_until, Instant::now(), wall.now());
+            write_atomic(path, &contents(&entry.identity, entry.fencing_token, valid_until))
+        }
         None => remove(path),
     };
     match result {
         Ok(()) => {
             match want {
+                Some(_) if matches!(on_disk, OnDisk::Present(_)) => {
+                    tracing::debug!(path = %path.display(), "leader file renewed")
+                }
                 Some(_) => tracing::info!(path = %path.display(), "leader file written"),
                 None if *on_disk != OnDisk::Unknown => {
                     tracing::info!(path = %path.display(), "leader file removed")
@@ -115,23 +181,39 @@ fn reconcile(path: &Path, on_disk: &mut OnDisk, want: Option<&str>) -> bool {
     }
 }
 
+/// What the file should hold for `state` at `now`; its `valid_until` is when that ends.
+fn wanted(state: &LeaderState, now: Instant) -> Option<Entry> {
+    match state.valid_until {
+        Some(valid_until) if state.is_leader_at(now) => Some(Entry {
+            identity: state.identity.clone(),
+            fencing_token: state.fencing_token,
+            valid_until,
+        }),
+        _ => None,
+    }
+}
+
 /// Keeps the leader file at `path` in step with the published state until `shutdown` completes
 /// (or the election loop drops its sender), then removes it.
-pub async fn run(path: PathBuf, mut state: StateReceiver, shutdown: impl Future<Output = ()>) {
+pub async fn run(path: PathBuf, state: StateReceiver, shutdown: impl Future<Output = ()>) {
+    run_with_clock(path, state, WallClock::system(), shutdown).await
+}
+
+/// [`run`] with the wall clock that dates `valid_until` given (tests fix it).
+pub async fn run_with_clock(
+    path: PathBuf,
+    mut state: StateReceiver,
+    wall: WallClock,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut shutdown = std::pin::pin!(shutdown);
     let mut on_disk = OnDisk::Unknown;
     loop {
         let now = Instant::now();
-        let (want, deadline) = {
-            let state = state.borrow_and_update();
-            if state.is_leader_at(now) {
-                (Some(state.identity.clone()), state.valid_until)
-            } else {
-                (None, None)
-            }
-        };
-        let settled = reconcile(&path, &mut on_disk, want.as_deref());
-        let retry = (!settled).then(|| now + RETRY_AFTER);
+        let want = wanted(&state.borrow_and_update(), now);
+        let deadline = want.as_ref().map(|entry| entry.valid_until);
+        let settled = reconcile(&path, &mut on_disk, want.as_ref(), &wall);
+        let retry = (!settled).then(|| later(now, RETRY_AFTER));
         let wake = match (deadline, retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -150,7 +232,7 @@ pub async fn run(path: PathBuf, mut state: StateReceiver, shutdown: impl Future<
     }
     // Removal at exit: try a few times, a shutdown must not leave a stale claim behind lightly.
     for attempt in 0..3 {
-        if reconcile(&path, &mut on_disk, None) {
+        if reconcile(&path, &mut on_disk, None, &wall) {
             return;
         }
         if attempt < 2 {
@@ -252,8 +334,8 @@ mod tests {
 
         stays("no file before leadership", || !path.exists()).await;
         lead(&tx, Duration::from_secs(10));
-        until("the file to appear with the identity", || {
-            content(&path).as_deref() == Some("pod-a")
+        until("the file to appear with the identity on its first line", || {
+            content(&path).is_some_and(|text| text.lines().next() == Some("pod-a"))
         })
         .await;
         follow(&tx);
@@ -269,6 +351,94 @@ mod tests {
             Vec::<String>::new(),
             "no temporary files left behind"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn file_states_identity_token_and_wall_clock_deadline_and_follows_renewals() {
+        let dir = TempDir::new("format");
+        let path = dir.0.join("leader_status");
+        let (tx, rx) = crate::status::channel("pod-a");
+        let wall: Timestamp = "2026-11-22T03:00:00.25Z".parse().unwrap();
+        let _task = tokio::spawn(run_with_clock(
+            path.clone(),
+            rx,
+            WallClock::fixed(wall),
+            std::future::pending(),
+        ));
+        tx.send_modify(|state| {
+            state.claims_leadership = true;
+            state.fencing_token = Some(7);
+            state.valid_until = Some(Instant::now() + Duration::from_millis(10_500));
+        });
+        let expected = "pod-a\nfencing_token=7\nvalid_until=2026-11-22T03:00:10.75Z\n";
+        until("the file with identity, token and deadline", || {
+            content(&path).as_deref() == Some(expected)
+        })
+        .await;
+        // A renewal moves the deadline, and the file with it.
+        tx.send_modify(|state| state.valid_until = Some(Instant::now() + Duration::from_secs(20)));
+        until("the renewed deadline", || {
+            content(&path).as_deref() == Some("pod-a\nfencing_token=7\nvalid_until=2026-11-22T03:00:20.25Z\n")
+        })
+        .await;
+    }
+
+    #[test]
+    fn wall_deadline_saturates_instead_of_overflowing() {
+        let now = Instant::now();
+        let wall: Timestamp = "2026-11-22T03:00:00Z".parse().unwrap();
+        assert_eq!(wall_deadline(now, now, wall), wall);
+        assert_eq!(
+            wall_deadline(now + Duration::from_secs(3), now, wall),
+            "2026-11-22T03:00:03Z".parse::<Timestamp>().unwrap()
+        );
+        assert_eq!(
+            wall_deadline(later(now, Duration::MAX), now, Timestamp::MAX),
+            Timestamp::MAX
+        );
+        assert_eq!(
+            wall_deadline(now, now + Duration::from_secs(1), wall),
+            wall,
+            "a deadline already past is now"
+        );
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_path_is_replaced_not_followed() {
+        let dir = TempDir::new("symlink");
+        let path = dir.0.join("leader_status");
+        let victim = dir.0.join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write_atomic(&path, "pod-a\n").unwrap();
+        assert_eq!(
+            content(&victim).as_deref(),
+            Some("precious"),
+            "the link's target is untouched"
+        );
+        assert!(
+            !std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink(),
+            "the path is now a regular file"
+        );
+        assert_eq!(content(&path).as_deref(), Some("pod-a\n"));
+    }
+
+    #[test]
+    fn temporary_names_are_random_and_never_reuse_an_existing_file() {
+        let dir = TempDir::new("tempnames");
+        let path = dir.0.join("leader_status");
+        let a = temp_path(&path);
+        let b = temp_path(&path);
+        assert_ne!(a, b, "two temporary names in a row differ");
+        assert_eq!(a.parent(), path.parent(), "next to the target");
+        // Exclusive creation: even a name that already exists is refused, never written through.
+        std::fs::write(&a, "someone else's").unwrap();
+        let reopened = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
+            .open(&a);
+        assert!(reopened.is_err(), "create_new refuses an existing file");
     }
 
     #[tokio::test(start_paused = true)]

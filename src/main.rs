@@ -4,6 +4,12 @@
 //! (before anything touches the API server), 1 for a failure at run time, 0 after a clean
 //! shutdown. The election runs on its own thread and runtime, so a flood of probes or scrapes on
 //! the HTTP runtime cannot delay a renewal.
+//!
+//! Shutdown order (SIGTERM or SIGINT): the election steps down and publishes it (`/readyz`
+//! answers 503 from then on; the HTTP surface keeps serving until the election has finished),
+//! the leader file is removed and the pod label reset, and only when both are done and
+//! `--release-delay` has passed since the step-down is the release written; all within
+//! `--shutdown-timeout`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -11,7 +17,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use kube_elector::config::{Config, LogFormat};
-use kube_elector::election::{self, Settings, Target};
+use kube_elector::election::{self, ReleaseGate, Settings, Target};
 use kube_elector::metrics::ElectionMetrics;
 use kube_elector::{http, leader_file, pod_label, process_metrics, status};
 use prometheus_client::registry::Registry;
@@ -107,6 +113,9 @@ fn run(config: Config) -> Result<(), Failure> {
 
     let (state_tx, state_rx) = status::channel(config.identity.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The HTTP surface outlives the election, so /readyz answers 503 (not a refused connection)
+    // while the release waits.
+    let (election_done_tx, election_done_rx) = watch::channel(false);
 
     // The HTTP surface and the leader file live on the HTTP runtime.
     let server = http_runtime
@@ -115,7 +124,7 @@ fn run(config: Config) -> Result<(), Failure> {
         .map_err(Failure::Config)?;
     tracing::info!(address = %server.local_addr(), "serving /readyz, /livez, /metrics and status");
     let context = http::Context::new(state_rx.clone(), registry, metrics.clone(), &config);
-    let http_task = http_runtime.spawn(server.serve(context, stopped(stop_rx.clone())));
+    let http_task = http_runtime.spawn(server.serve(context, stopped(election_done_rx)));
     let leader_file_task = config
         .leader_file
         .clone()
@@ -132,6 +141,7 @@ fn run(config: Config) -> Result<(), Failure> {
         namespace: config.namespace.clone(),
         name: config.election.clone(),
     };
+    let (gate_opener, release_gate) = ReleaseGate::pair();
     let settings = Settings {
         identity: config.identity.clone(),
         pod_uid: config.pod_uid.clone(),
@@ -139,6 +149,8 @@ fn run(config: Config) -> Result<(), Failure> {
         follow: config.follow,
         release_on_shutdown: config.release_on_shutdown,
         shutdown_timeout: config.shutdown_timeout,
+        release_delay: config.release_delay,
+        release_gate,
     };
     let pod_label = match (&config.pod_label, &config.pod_name) {
         (Some(key), Some(pod)) => Some(pod_label::PodLabel::new(
@@ -156,7 +168,18 @@ fn run(config: Config) -> Result<(), Failure> {
     election_runtime.block_on(async {
         let labeller =
             pod_label.map(|label| tokio::spawn(label.run(state_rx.clone(), retry, stopped(stop_rx.clone()))));
-        election::run(
+        // The release waits until the leader file is gone and the label says follower: both
+        // tasks end only after their last update at shutdown.
+        let outputs = async move {
+            if let Some(task) = leader_file_task {
+                let _ = task.await;
+            }
+            if let Some(labeller) = labeller {
+                let _ = labeller.await;
+            }
+            gate_opener.open();
+        };
+        let election = election::run(
             client,
             &target,
             settings,
@@ -164,19 +187,14 @@ fn run(config: Config) -> Result<(), Failure> {
             state_tx,
             metrics,
             stopped(stop_rx.clone()),
-        )
-        .await;
-        if let Some(labeller) = labeller {
-            let _ = labeller.await;
-        }
+        );
+        tokio::join!(election, outputs);
     });
 
-    // The election has let go; stop serving and remove the leader file.
+    // The election has let go; stop serving.
+    let _ = election_done_tx.send(true);
     http_runtime.block_on(async {
         signals.abort();
-        if let Some(task) = leader_file_task {
-            let _ = task.await;
-        }
         match http_task.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(Failure::Runtime(

@@ -4,11 +4,15 @@
 //! [`tokio::sync::watch`] channel; the HTTP surface, the leader file, the pod label and the
 //! metrics only read it. Readiness is never a stored flag: [`LeaderState::is_leader_at`] compares
 //! the monotonic validity deadline with the moment of the question, so a process that was paused
-//! or starved answers "not leader" the instant it wakes, before its loop has run again.
+//! or starved answers "not leader" the instant it wakes, before its loop has run again. It also
+//! compares the claim's boot-time deadline with the boot-time clock, so a machine resumed from a
+//! suspend (which stops the monotonic clock) answers "not leader" the instant it resumes.
 
 use jiff::Timestamp;
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::clock::{BootClock, BootInstant};
 
 /// Sending half, owned by the election driver.
 pub type StateSender = watch::Sender<LeaderState>;
@@ -33,6 +37,12 @@ pub struct LeaderState {
     /// Monotonic deadline of the claim: send time of the last successful renew plus the renew
     /// deadline. `None` while not leader.
     pub valid_until: Option<Instant>,
+    /// The same deadline on the boot-time clock ([`BootClock`]), which counts suspended time.
+    /// `None` while not leader, or when the claim has no boot-time deadline (then only the
+    /// monotonic one applies).
+    pub valid_until_boot: Option<BootInstant>,
+    /// The clock `valid_until_boot` is read against.
+    pub boot_clock: BootClock,
     /// Transition count of the most recently observed record.
     pub observed_transitions: Option<u64>,
     /// The most recent failure of an election step, cleared by the next success.
@@ -68,6 +78,8 @@ impl LeaderState {
             fencing_token: None,
             leader_since: None,
             valid_until: None,
+            valid_until_boot: None,
+            boot_clock: BootClock::system(),
             observed_transitions: None,
             last_error: None,
             last_progress: now,
@@ -82,10 +94,15 @@ impl LeaderState {
         }
     }
 
-    /// Whether this process may act as leader at `now`: it claims leadership and the validity
-    /// deadline of that claim has not passed.
+    /// Whether this process may act as leader at `now`: it claims leadership and neither the
+    /// monotonic validity deadline of that claim (compared with `now`) nor its boot-time deadline
+    /// (compared with the boot-time clock as read now) has passed.
     pub fn is_leader_at(&self, now: Instant) -> bool {
-        self.claims_leadership && self.valid_until.is_some_and(|deadline| now < deadline)
+        self.claims_leadership
+            && self.valid_until.is_some_and(|deadline| now < deadline)
+            && self
+                .valid_until_boot
+                .is_none_or(|deadline| self.boot_clock.now() < deadline)
     }
 
     /// The fencing token, only while [`Self::is_leader_at`] holds.
@@ -125,6 +142,23 @@ mod tests {
             "the claim must end exactly at its deadline"
         );
         assert_eq!(state.fencing_token_at(later), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_suspend_ends_leadership_at_once_by_the_boot_time_deadline() {
+        let now = Instant::now();
+        let boot = BootClock::manual();
+        let mut state = LeaderState::new("a", now);
+        state.claims_leadership = true;
+        state.fencing_token = Some(3);
+        state.valid_until = Some(now + Duration::from_secs(2));
+        state.valid_until_boot = Some(boot.now().later(Duration::from_secs(2)));
+        state.boot_clock = boot.clone();
+        assert!(state.is_leader_at(now));
+        boot.suspend(Duration::from_secs(2));
+        assert_eq!(Instant::now(), now, "only boot time moved");
+        assert!(!state.is_leader_at(now), "the boot-time deadline has passed");
+        assert_eq!(state.fencing_token_at(now), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,7 +11,10 @@
 //! - **A claim is valid until the send time of its last successful write plus the renew
 //!   deadline** ([`Claim::valid_until`]). Others wait a full lease duration from a moment that
 //!   is later than that send time, and the lease duration exceeds the renew deadline, so the
-//!   old leader's claim ends before anyone else's can begin.
+//!   old leader's claim ends before anyone else's can begin. The deadline is kept on two clocks,
+//!   the monotonic one and the boot-time one ([`crate::clock::BootClock`]), and the claim lapses
+//!   when either passes: the monotonic clock stops while the machine is suspended, so a resumed
+//!   VM would otherwise go on believing it leads.
 //! - **A holder seen is waited out even when its record vanishes.** When a record is deleted,
 //!   stripped or rewritten by anyone but its holder, the holder's lease still runs out only when
 //!   it would have had the record stood ([`Observed::vanished_until`]); only the holder's own
@@ -32,6 +35,7 @@ use tokio::time::Instant;
 use super::incarnation::is_predecessor_in_pod;
 use super::record::{Holding, LeaderRecord};
 use super::timing::Timing;
+use crate::clock::{BootInstant, Reading, later};
 
 /// Who this process is in the election.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -284,6 +288,8 @@ pub struct Claim {
     pub since: Timestamp,
     /// Send time of the last successful write plus the renew deadline.
     pub valid_until: Instant,
+    /// The same deadline on the boot-time clock, which keeps counting through a suspend.
+    pub valid_until_boot: BootInstant,
     /// Send time of the last write attempt, successful or not; the next renew is due one retry
     /// period later.
     pub last_attempt: Instant,
@@ -296,39 +302,43 @@ impl Claim {
     pub fn won(
         record: &LeaderRecord,
         since: Timestamp,
-        sent: Instant,
-        now: Instant,
+        sent: Reading,
+        now: Reading,
         timing: &Timing,
     ) -> Option<Self> {
-        let valid_until = sent + timing.renew_deadline;
-        (now < valid_until).then(|| Self {
+        let claim = Self {
             fencing_token: record.fencing_token(),
             since,
-            valid_until,
-            last_attempt: sent,
-        })
+            valid_until: later(sent.monotonic, timing.renew_deadline),
+            valid_until_boot: sent.boot.later(timing.renew_deadline),
+            last_attempt: sent.monotonic,
+        };
+        claim.is_valid_at(now).then_some(claim)
     }
 
-    /// Whether the claim still holds at `now`.
-    pub fn is_valid_at(&self, now: Instant) -> bool {
-        now < self.valid_until
+    /// Whether the claim still holds at `now`: neither its monotonic nor its boot-time deadline
+    /// has passed.
+    pub fn is_valid_at(&self, now: Reading) -> bool {
+        now.monotonic < self.valid_until && now.boot < self.valid_until_boot
     }
 
     /// When the next renewal is due.
     pub fn renew_due(&self, timing: &Timing) -> Instant {
-        self.last_attempt + timing.retry_period
+        later(self.last_attempt, timing.retry_period)
     }
 
     /// A renewal sent at `sent` succeeded. A write that outlived the old deadline does not
     /// revive a lapsed claim: the caller steps down at the deadline and never gets here.
-    pub fn renewed(&mut self, sent: Instant, timing: &Timing) {
-        self.valid_until = self.valid_until.max(sent + timing.renew_deadline);
+    pub fn renewed(&mut self, sent: Reading, timing: &Timing) {
+        self.valid_until = self.valid_until.max(later(sent.monotonic, timing.renew_deadline));
+        self.valid_until_boot = self.valid_until_boot.max(sent.boot.later(timing.renew_deadline));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::BootClock;
     use std::time::Duration;
 
     const ME: &str = "me";
@@ -531,35 +541,70 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_claim_is_valid_from_send_time_plus_renew_deadline() {
-        let sent = Instant::now();
+        let boot = BootClock::manual();
+        let sent = boot.read();
         let mut claim = Claim::won(&held_by(ME, 4, 3), wall(), sent, sent, &timing()).unwrap();
         assert_eq!(claim.fencing_token, 4);
-        assert_eq!(claim.valid_until, sent + Duration::from_secs(2));
-        assert_eq!(claim.renew_due(&timing()), sent + Duration::from_millis(500));
+        assert_eq!(claim.valid_until, sent.monotonic + Duration::from_secs(2));
+        assert_eq!(
+            claim.renew_due(&timing()),
+            sent.monotonic + Duration::from_millis(500)
+        );
         tokio::time::advance(Duration::from_millis(1_999)).await;
-        assert!(claim.is_valid_at(Instant::now()));
+        assert!(claim.is_valid_at(boot.read()));
         tokio::time::advance(Duration::from_millis(1)).await;
         assert!(
-            !claim.is_valid_at(Instant::now()),
+            !claim.is_valid_at(boot.read()),
             "the claim ends exactly at its deadline"
         );
         // A renewal sent earlier than the last one must not shorten the claim.
-        let later = Instant::now();
+        let later = boot.read();
         claim.renewed(later, &timing());
-        assert_eq!(claim.valid_until, later + Duration::from_secs(2));
+        assert_eq!(claim.valid_until, later.monotonic + Duration::from_secs(2));
         claim.renewed(sent, &timing());
-        assert_eq!(claim.valid_until, later + Duration::from_secs(2));
+        assert_eq!(claim.valid_until, later.monotonic + Duration::from_secs(2));
+        assert_eq!(claim.valid_until_boot, later.boot.later(Duration::from_secs(2)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_suspend_ends_the_claim_though_the_monotonic_clock_stood_still() {
+        let boot = BootClock::manual();
+        let sent = boot.read();
+        let claim = Claim::won(&held_by(ME, 4, 3), wall(), sent, sent, &timing()).unwrap();
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert!(claim.is_valid_at(boot.read()));
+        // Suspended for a minute: CLOCK_MONOTONIC (tokio's clock) stops, CLOCK_BOOTTIME does not.
+        boot.suspend(Duration::from_secs(60));
+        let resumed = boot.read();
+        assert!(
+            resumed.monotonic < claim.valid_until,
+            "by the monotonic clock alone it would still hold"
+        );
+        assert!(
+            !claim.is_valid_at(resumed),
+            "the boot-time deadline has passed: no longer leader"
+        );
+        // A renewal sent before the suspend cannot revive it; neither can a write answered after it.
+        let mut renewed = claim.clone();
+        renewed.renewed(sent, &timing());
+        assert!(!renewed.is_valid_at(resumed));
+        assert_eq!(
+            Claim::won(&held_by(ME, 4, 3), wall(), sent, resumed, &timing()),
+            None,
+            "a write sent before a suspend and answered after it wins nothing"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_write_answered_after_the_renew_deadline_wins_no_claim() {
-        let sent = Instant::now();
+        let boot = BootClock::manual();
+        let sent = boot.read();
         let record = held_by(ME, 32, 3);
         let timing = timing();
-        let just_in_time = sent + timing.renew_deadline - Duration::from_millis(1);
-        assert!(Claim::won(&record, wall(), sent, just_in_time, &timing).is_some());
-        let too_late = sent + timing.renew_deadline;
-        assert_eq!(Claim::won(&record, wall(), sent, too_late, &timing), None);
+        tokio::time::advance(timing.renew_deadline - Duration::from_millis(1)).await;
+        assert!(Claim::won(&record, wall(), sent, boot.read(), &timing).is_some());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(Claim::won(&record, wall(), sent, boot.read(), &timing), None);
     }
 
     #[tokio::test(start_paused = true)]
@@ -567,11 +612,11 @@ mod tests {
         // The invariant the whole design rests on, for the tightest case: the follower observes
         // the renewal at the very instant it was sent.
         let timing = timing();
-        let sent = Instant::now();
+        let sent = BootClock::manual().read();
         let claim = Claim::won(&held_by(ME, 1, 3), wall(), sent, sent, &timing).unwrap();
-        let observed = seen(Some(held_by(ME, 1, 3)), "20", sent);
+        let observed = seen(Some(held_by(ME, 1, 3)), "20", sent.monotonic);
         let Decision::WaitUntil(takeover) =
-            decide(Some(&observed), &other("follower"), sent, wall(), &timing)
+            decide(Some(&observed), &other("follower"), sent.monotonic, wall(), &timing)
         else {
             panic!("a follower must wait");
         };

@@ -12,6 +12,15 @@
 //! every renewal, a release is acted on the moment it arrives, and an expiry exactly when the
 //! observed lease runs out. When the watch is down they poll every jittered retry period until
 //! it is back. [`FollowMode::Poll`] is client-go's behaviour, kept as a baseline and an option.
+//!
+//! Pacing ([`super::pacing`]): a follower backs off exponentially on consecutive failures and
+//! honours `Retry-After`; a leader's call gets at most half the renew deadline, a follower's
+//! attempt one renew deadline in all.
+//!
+//! Shutdown: the claim is withdrawn and published first (`/readyz` answers 503), then the loop
+//! waits for the [release gate](Settings::release_gate) (the leader file removed, the pod label
+//! reset) and for [`Settings::release_delay`] to pass since the step-down, and only then writes
+//! the release; all of it within [`Settings::shutdown_timeout`].
 
 use std::time::Duration;
 
@@ -24,9 +33,10 @@ use tokio::time::{Instant, sleep_until};
 use super::decide::{Claim, Decision, Freshness, Me, Observed, decide, freshness, observe};
 use super::events::{Leadership, LockRef, Recorder};
 use super::lock::{Change, Error as LockError, KubeLock, LockObject, Snapshot, WatchError};
+use super::pacing::{self, Backoff};
 use super::record::{Holding, LeaderRecord};
 use super::{FollowMode, Timing};
-use crate::clock::{WallClock, monotonic_ns};
+use crate::clock::{BootClock, Reading, WallClock, later, monotonic_ns};
 use crate::metrics::{ElectionMetrics, RenewResult};
 use crate::status::{LeaderState, StateSender};
 
@@ -41,8 +51,45 @@ pub struct Settings {
     pub follow: FollowMode,
     /// Write an empty holder when shutting down as leader, so others take over at once.
     pub release_on_shutdown: bool,
-    /// Upper bound on the release (and the last Event) at shutdown.
+    /// Upper bound on the whole shutdown: waiting for the gate, the delay, the release and the
+    /// last Event.
     pub shutdown_timeout: Duration,
+    /// How long after stepping down the release is written, for the application to notice.
+    pub release_delay: Duration,
+    /// Completes when what follows the published state (leader file, pod label) has caught up
+    /// with the step-down; the release waits for it.
+    pub release_gate: ReleaseGate,
+}
+
+/// A gate the release waits for: open by default; [`ReleaseGate::pair`] makes one that opens
+/// when its [`GateOpener`] is told to, or dropped.
+#[derive(Clone, Debug, Default)]
+pub struct ReleaseGate(Option<tokio::sync::watch::Receiver<bool>>);
+
+/// Opens a [`ReleaseGate`].
+#[derive(Debug)]
+pub struct GateOpener(tokio::sync::watch::Sender<bool>);
+
+impl ReleaseGate {
+    /// A closed gate and its opener.
+    pub fn pair() -> (GateOpener, ReleaseGate) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (GateOpener(tx), ReleaseGate(Some(rx)))
+    }
+
+    /// Completes once the gate is open (or its opener is gone).
+    pub async fn opened(&self) {
+        if let Some(rx) = &self.0 {
+            let mut rx = rx.clone();
+            let _ = rx.wait_for(|open| *open).await;
+        }
+    }
+}
+
+impl GateOpener {
+    pub fn open(&self) {
+        let _ = self.0.send(true);
+    }
 }
 
 /// How long a watch asks the server to keep it open before it is renewed.
@@ -63,6 +110,7 @@ pub struct Driver<K: LockObject> {
     /// Identity and incarnation.
     me: Me,
     wall: WallClock,
+    boot: BootClock,
     state: StateSender,
     metrics: ElectionMetrics,
     recorder: Option<Recorder>,
@@ -84,7 +132,11 @@ pub struct Driver<K: LockObject> {
     /// The watch has failed at least once (so its return is worth a log line).
     watch_lost: bool,
     poll_due: Instant,
-    backoff_until: Option<Instant>,
+    backoff: Backoff,
+    /// A follower attempt's calls all end by this (one renew deadline after it began).
+    attempt_deadline: Instant,
+    /// The current attempt lost a write race: it must not reset the backoff.
+    conflicted: bool,
     last_error: Option<String>,
     last_renew: Option<Timestamp>,
     acquired_total: u64,
@@ -111,6 +163,7 @@ impl<K: LockObject> Driver<K> {
             settings,
             me,
             wall,
+            boot: BootClock::system(),
             state,
             metrics,
             recorder,
@@ -124,7 +177,9 @@ impl<K: LockObject> Driver<K> {
             watch_up: false,
             watch_lost: false,
             poll_due: Instant::now(),
-            backoff_until: None,
+            backoff: Backoff::new(),
+            attempt_deadline: Instant::now(),
+            conflicted: false,
             last_error: None,
             last_renew: None,
             acquired_total: 0,
@@ -132,6 +187,12 @@ impl<K: LockObject> Driver<K> {
             leader_changes_total: 0,
             last_event: None,
         }
+    }
+
+    /// Reads suspend-aware deadlines from `boot` instead of `CLOCK_BOOTTIME` (for tests).
+    pub fn with_boot_clock(mut self, boot: BootClock) -> Self {
+        self.boot = boot;
+        self
     }
 
     /// Runs the election until `shutdown` completes, then lets go of the lock (if configured)
@@ -219,10 +280,11 @@ impl<K: LockObject> Driver<K> {
                 FollowMode::Watch => by_decision.min(self.poll_due),
             }
         };
-        match self.backoff_until {
-            Some(until) if self.claim.is_none() => due.max(until),
-            _ => due,
-        }
+        self.backoff.next_attempt(
+            due,
+            self.claim.as_ref().map(|c| c.valid_until),
+            &self.settings.timing,
+        )
     }
 
     /// Whether an attempt must read the lock before deciding.
@@ -233,22 +295,27 @@ impl<K: LockObject> Driver<K> {
         self.claim.is_none() && (self.settings.follow == FollowMode::Poll || !self.watch_up)
     }
 
-    /// The time one API call may take: what is left of the claim for a leader, the renew
-    /// deadline for a follower (a write answered later than that could not make it leader).
+    /// The time one API call may take: for a leader half the renew deadline, and never past
+    /// its claim; for a follower what is left of the attempt's renew deadline (a write answered
+    /// later than that could not make it leader). See [`pacing::call_timeout`].
     fn call_timeout(&self, now: Instant) -> Duration {
-        match &self.claim {
-            Some(claim) => claim.valid_until.saturating_duration_since(now),
-            None => self.settings.timing.renew_deadline,
-        }
+        pacing::call_timeout(
+            now,
+            self.claim.as_ref().map(|c| c.valid_until),
+            self.attempt_deadline,
+            &self.settings.timing,
+        )
     }
 
     /// One round of client-go's `tryAcquireOrRenew`.
     async fn attempt(&mut self) {
         let timing = self.settings.timing;
+        self.attempt_deadline = later(Instant::now(), timing.attempt_budget());
+        self.conflicted = false;
         match &mut self.claim {
             // The leader renews every retry period, counted from the start of each attempt.
             Some(claim) => claim.last_attempt = Instant::now(),
-            None => self.poll_due = Instant::now() + timing.jittered_retry(rand::random::<f64>()),
+            None => self.poll_due = later(Instant::now(), timing.jittered_retry(rand::random::<f64>())),
         }
         if self.must_read()
             && let Err(error) = self.read().await
@@ -259,7 +326,7 @@ impl<K: LockObject> Driver<K> {
         for _ in 0..3 {
             let now = Instant::now();
             if let Some(claim) = &self.claim
-                && !claim.is_valid_at(now)
+                && !claim.is_valid_at(self.boot.read())
             {
                 return self.step_down("renew deadline passed without a successful renewal");
             }
@@ -276,9 +343,9 @@ impl<K: LockObject> Driver<K> {
                     return self.succeeded();
                 }
                 Decision::Create(record) => {
-                    let sent = Instant::now();
+                    let sent = self.boot.read();
                     self.write_in_flight = true;
-                    let result = self.lock.create(&record, self.call_timeout(sent)).await;
+                    let result = self.lock.create(&record, self.call_timeout(sent.monotonic)).await;
                     self.write_in_flight = false;
                     match result {
                         Ok(snapshot) => return self.wrote(snapshot, sent),
@@ -287,7 +354,7 @@ impl<K: LockObject> Driver<K> {
                                 return self.failed(error, None);
                             }
                         }
-                        Err(error) => return self.failed(error, Some(sent)),
+                        Err(error) => return self.failed(error, Some(sent.monotonic)),
                     }
                 }
                 Decision::Claim(record) => {
@@ -297,9 +364,12 @@ impl<K: LockObject> Driver<K> {
                         }
                         continue;
                     };
-                    let sent = Instant::now();
+                    let sent = self.boot.read();
                     self.write_in_flight = true;
-                    let result = self.lock.update(&object, &record, self.call_timeout(sent)).await;
+                    let result = self
+                        .lock
+                        .update(&object, &record, self.call_timeout(sent.monotonic))
+                        .await;
                     self.write_in_flight = false;
                     match result {
                         Ok(snapshot) => return self.wrote(snapshot, sent),
@@ -310,21 +380,23 @@ impl<K: LockObject> Driver<K> {
                             self.absorb(None, None, None);
                         }
                         Err(error) if error.is_conflict() => {
+                            self.conflicted = true;
                             if self.claim.is_some() {
                                 self.metrics.slowpath();
-                                self.metrics.renew(RenewResult::Failure, sent.elapsed());
+                                self.metrics.renew(RenewResult::Failure, sent.monotonic.elapsed());
                             }
                             tracing::debug!(%error, "write lost a race; reading the lock again");
                             if let Err(error) = self.read().await {
                                 return self.failed(error, None);
                             }
                         }
-                        Err(error) => return self.failed(error, Some(sent)),
+                        Err(error) => return self.failed(error, Some(sent.monotonic)),
                     }
                 }
             }
         }
-        self.succeeded();
+        // Every write of this attempt lost a race: that is a failure for pacing, not a success.
+        self.gave_up_after_conflicts();
     }
 
     /// Reads the lock and folds it into what is known.
@@ -338,26 +410,30 @@ impl<K: LockObject> Driver<K> {
     }
 
     /// A write (create or update) sent at `sent` succeeded: the lock is ours.
-    fn wrote(&mut self, snapshot: Snapshot<K>, sent: Instant) {
+    fn wrote(&mut self, snapshot: Snapshot<K>, sent: Reading) {
         let timing = self.settings.timing;
-        let now = Instant::now();
+        let reading = self.boot.read();
+        let now = reading.monotonic;
         let wall = self.wall.now();
         self.last_renew = Some(wall);
         let record = snapshot.record.clone();
         self.written = Some(record.clone());
         match &mut self.claim {
-            Some(claim) if claim.is_valid_at(now) => {
+            Some(claim) if claim.is_valid_at(reading) => {
                 claim.renewed(sent, &timing);
-                self.metrics.renew(RenewResult::Success, now - sent);
+                self.metrics.renew(
+                    RenewResult::Success,
+                    now.saturating_duration_since(sent.monotonic),
+                );
             }
             _ => {
                 if self.claim.is_some() {
                     self.step_down("renew deadline passed before the renewal was answered");
                 }
-                let Some(claim) = Claim::won(&record, wall, sent, now, &timing) else {
+                let Some(claim) = Claim::won(&record, wall, sent, reading, &timing) else {
                     tracing::info!(
                         identity = %self.settings.identity,
-                        answered_after = ?now - sent,
+                        answered_after = ?now.saturating_duration_since(sent.monotonic),
                         "the lock was written but answered after the renew deadline; not leading on that write"
                     );
                     self.absorb_snapshot(snapshot);
@@ -380,19 +456,48 @@ impl<K: LockObject> Driver<K> {
         self.succeeded();
     }
 
+    /// The attempt went through. A conflict earlier in it keeps the backoff where it was.
     fn succeeded(&mut self) {
-        self.backoff_until = None;
+        if !self.conflicted {
+            self.backoff.succeeded();
+        }
         self.last_error = None;
     }
 
     fn failed(&mut self, error: LockError, sent: Option<Instant>) {
         let now = Instant::now();
         if let (Some(sent), Some(_)) = (sent, &self.claim) {
-            self.metrics.renew(RenewResult::Failure, now - sent);
+            self.metrics
+                .renew(RenewResult::Failure, now.saturating_duration_since(sent));
         }
-        self.backoff_until = Some(now + self.settings.timing.jittered_retry(rand::random::<f64>()));
-        tracing::warn!(identity = %self.settings.identity, %error, leader = self.claim.is_some(), "election step failed");
+        let wait = self.backoff.failed(
+            now,
+            &self.settings.timing,
+            error.retry_after(),
+            rand::random::<f64>(),
+        );
+        tracing::warn!(
+            identity = %self.settings.identity,
+            %error,
+            leader = self.claim.is_some(),
+            failures = self.backoff.failures(),
+            retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            "election step failed"
+        );
         self.last_error = Some(error.to_string());
+    }
+
+    /// Every write of an attempt lost a race (409): back off as after a failure.
+    fn gave_up_after_conflicts(&mut self) {
+        let wait = self
+            .backoff
+            .failed(Instant::now(), &self.settings.timing, None, rand::random::<f64>());
+        tracing::debug!(
+            identity = %self.settings.identity,
+            failures = self.backoff.failures(),
+            retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            "every write of this attempt lost a race; backing off"
+        );
     }
 
     /// Stops claiming leadership.
@@ -549,6 +654,8 @@ impl<K: LockObject> Driver<K> {
             fencing_token: claim.map(|c| c.fencing_token),
             leader_since: claim.map(|c| c.since),
             valid_until: claim.map(|c| c.valid_until),
+            valid_until_boot: claim.map(|c| c.valid_until_boot),
+            boot_clock: self.boot.clone(),
             observed_transitions: self
                 .known
                 .as_ref()
@@ -569,17 +676,41 @@ impl<K: LockObject> Driver<K> {
 
     /// Stops competing and, if leader, lets go of the lock so another candidate takes over at
     /// once instead of after a lease duration. Leadership is withdrawn first: from here on the
-    /// process never answers "leader", whatever the API server says.
+    /// process never answers "leader", whatever the API server says. The release waits for the
+    /// release gate (leader file and pod label caught up) and for the release delay, counted
+    /// from the step-down; if the gate is not open by the shutdown timeout, there is no release
+    /// and others take over when the lease expires.
     async fn shut_down(mut self) {
-        let deadline = Instant::now() + self.settings.shutdown_timeout;
+        let stepped_down = Instant::now();
+        let deadline = later(stepped_down, self.settings.shutdown_timeout);
         let held = self.claim.is_some();
         self.step_down("shutting down");
         self.state.send_modify(|state| {
             state.claims_leadership = false;
+            state.valid_until = None;
+            state.valid_until_boot = None;
             state.shutting_down = true;
             state.lost_total = self.lost_total;
         });
         if self.settings.release_on_shutdown && (held || self.write_in_flight) {
+            let release_at = later(stepped_down, self.settings.release_delay);
+            let gate = self.settings.release_gate.clone();
+            let settled = tokio::time::timeout_at(deadline, async {
+                gate.opened().await;
+                tokio::time::sleep_until(release_at).await;
+            })
+            .await;
+            if settled.is_err() {
+                tracing::warn!(
+                    timeout = ?self.settings.shutdown_timeout,
+                    "the leader file and pod label did not settle within the shutdown timeout; not \
+                     releasing, others take over when the lease expires"
+                );
+                if let Some(event) = self.last_event.take() {
+                    event.abort();
+                }
+                return;
+            }
             match tokio::time::timeout_at(deadline, self.release(held)).await {
                 Ok(Ok(true)) => tracing::info!(identity = %self.settings.identity, "released the lock"),
                 Ok(Ok(false)) => {
@@ -701,7 +832,7 @@ async fn watch_lock<K: LockObject>(lock: KubeLock<K>, timing: Timing, news: mpsc
                 return;
             }
             tokio::time::sleep(backoff.mul_f64(1.0 + rand::random::<f64>() * super::JITTER_FACTOR)).await;
-            backoff = (backoff * 2).min(max_backoff);
+            backoff = backoff.saturating_mul(2).min(max_backoff);
         }
     }
 }

@@ -211,6 +211,8 @@ pub enum Error {
         code: u16,
         reason: String,
         message: String,
+        /// The server's `Retry-After` (429, 503), from the `Status` details.
+        retry_after: Option<Duration>,
     },
     #[error("{} {kind} {name:?} failed: {source}", verb_name(*.verb))]
     Transport {
@@ -234,6 +236,14 @@ impl Error {
     pub fn code(&self) -> Option<u16> {
         match self {
             Error::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// How long the server asked the client to wait before calling again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Api { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -410,6 +420,7 @@ impl<K: LockObject> KubeLock<K> {
                 code: status.code,
                 reason: status.reason.clone(),
                 message: status.message.clone(),
+                retry_after: super::pacing::retry_after(&status),
             }),
             Ok(Err(source)) => Err(Error::Transport {
                 verb,

@@ -5,6 +5,7 @@
 //! - [`incarnation`]: who this process is beyond its identity, and when a record is its own.
 //! - [`decide`]: what to do next, as a pure function of (observed record, when, now).
 //! - [`lock`]: the three lock kinds behind one trait, and the API calls on them.
+//! - [`pacing`]: backoff after failures, `Retry-After`, the time one call may take.
 //! - [`driver`]: the async loop that carries decisions out and publishes the state.
 //! - [`events`]: "became leader" / "stopped leading" Kubernetes Events.
 
@@ -13,13 +14,14 @@ pub mod driver;
 pub mod events;
 pub mod incarnation;
 pub mod lock;
+pub mod pacing;
 pub mod record;
 mod timing;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints};
 
-pub use driver::{Driver, Settings};
+pub use driver::{Driver, GateOpener, ReleaseGate, Settings};
 pub use timing::{Error as TimingError, JITTER_FACTOR, Timing};
 
 use crate::clock::WallClock;

@@ -1,6 +1,34 @@
-//! The election's timing model (client-go's): lease duration, renew deadline, retry period.
+//! The election's timing model (client-go's): lease duration, renew deadline, retry period,
+//! their bounds, and the pacing derived from them (backoff, per-call budget).
+//!
+//! Bounds, checked by [`Timing::new`] (and so at start-up, exit 2 naming the field):
+//!
+//! | field | minimum | maximum |
+//! |---|---|---|
+//! | lease duration | 1s, whole seconds | [`MAX_LEASE_DURATION`] (24h) |
+//! | renew deadline | above 1.2 × retry period | below lease duration |
+//! | retry period | [`MIN_RETRY_PERIOD`] (10ms) | below renew deadline / 1.2 |
+//!
+//! The Lease stores the duration as int32 seconds (at most 2147483647 s, 68 years); a day fits it
+//! with room to spare and is longer than any lock anyone waits out in practice. With every
+//! duration at most a day, sums such as `renew deadline + lease duration` and `Instant + lease`
+//! cannot overflow; the arithmetic is saturating all the same ([`crate::clock::later`],
+//! `saturating_mul` in [`Timing::backoff`]), and nothing here calls `Duration::mul_f64` on a value
+//! that was not bounded first.
+//!
+//! Pacing: a follower that fails backs off exponentially from the retry period, doubling per
+//! consecutive failure up to the lease duration, with client-go's jitter (× 1 to 1.2) on top
+//! ([`Timing::backoff`]). A leader's single API call gets at most half the renew deadline
+//! ([`Timing::leader_call_budget`]), so a call that hangs (a half-open pooled connection) leaves
+//! room for a second try before the claim lapses. One follower attempt takes at most one renew
+//! deadline in all ([`Timing::attempt_budget`]).
 
 use std::time::Duration;
+
+/// The longest lease duration accepted: one day.
+pub const MAX_LEASE_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+/// The shortest retry period accepted: shorter ones turn the leader into a busy loop.
+pub const MIN_RETRY_PERIOD: Duration = Duration::from_millis(10);
 
 /// client-go's jitter factor for follower retries: a follower waits `retry_period × (1 + rand × 0.2)`.
 pub const JITTER_FACTOR: f64 = 0.2;
@@ -30,6 +58,13 @@ pub enum Error {
     #[error("retry-period must be greater than 0; use e.g. 2s")]
     RetryPeriodZero,
     #[error(
+        "lease-duration {value:?} is longer than the maximum of 24h (a Lease stores int32 seconds, and \
+         a lock nobody can take over for a day is not an election); use e.g. 15s"
+    )]
+    LeaseDurationTooLong { value: Duration },
+    #[error("retry-period {value:?} is shorter than the minimum of 10ms; use e.g. 2s")]
+    RetryPeriodTooShort { value: Duration },
+    #[error(
         "lease-duration {lease_duration:?} must be greater than renew-deadline {renew_deadline:?}: \
          lower renew-deadline or raise lease-duration"
     )]
@@ -57,6 +92,7 @@ impl Timing {
 
     /// Checks client-go's rules: lease duration > renew deadline > 1.2 × retry period, lease
     /// duration a whole number of seconds ≥ 1, the others greater than zero.
+    /// Also checks the bounds in the module documentation, before any arithmetic on the values.
     pub fn new(
         lease_duration: Duration,
         renew_deadline: Duration,
@@ -67,11 +103,19 @@ impl Timing {
                 value: lease_duration,
             });
         }
+        if lease_duration > MAX_LEASE_DURATION {
+            return Err(Error::LeaseDurationTooLong {
+                value: lease_duration,
+            });
+        }
         if renew_deadline.is_zero() {
             return Err(Error::RenewDeadlineZero);
         }
         if retry_period.is_zero() {
             return Err(Error::RetryPeriodZero);
+        }
+        if retry_period < MIN_RETRY_PERIOD {
+            return Err(Error::RetryPeriodTooShort { value: retry_period });
         }
         if lease_duration <= renew_deadline {
             return Err(Error::LeaseNotAboveRenewDeadline {
@@ -79,7 +123,9 @@ impl Timing {
                 renew_deadline,
             });
         }
-        if renew_deadline <= retry_period.mul_f64(1.0 + JITTER_FACTOR) {
+        // The retry period is below the renew deadline, so below a day, before it is multiplied
+        // (`mul_f64` panics on overflow).
+        if retry_period >= renew_deadline || renew_deadline <= retry_period.mul_f64(1.0 + JITTER_FACTOR) {
             return Err(Error::RenewDeadlineNotAboveRetry {
                 renew_deadline,
                 retry_period,
@@ -92,9 +138,41 @@ impl Timing {
         })
     }
 
-    /// The lease duration in whole seconds, as stored in the lock record.
+    /// The lease duration in whole seconds, as stored in the lock record (at most a day, so it
+    /// always fits the Lease's int32).
     pub fn lease_duration_seconds(&self) -> i32 {
         i32::try_from(self.lease_duration.as_secs()).unwrap_or(i32::MAX)
+    }
+
+    /// The longest a follower backs off after failures, and the longest it honours a server's
+    /// `Retry-After`: one lease duration, so a follower is never out of the race for longer
+    /// than a leader it waits for could hold the lock.
+    pub fn backoff_cap(&self) -> Duration {
+        self.lease_duration.max(self.retry_period)
+    }
+
+    /// How long a follower waits after its `failures`-th consecutive failed attempt:
+    /// `retry period × 2^(failures − 1)`, at most [`Self::backoff_cap`], times client-go's jitter
+    /// `1 + factor × 0.2` with `factor` in `[0, 1)`. `failures` 0 counts as 1.
+    pub fn backoff(&self, failures: u32, factor: f64) -> Duration {
+        let doublings = failures.saturating_sub(1).min(32);
+        let base = self
+            .retry_period
+            .saturating_mul(1u32 << doublings.min(31))
+            .min(self.backoff_cap());
+        base.mul_f64(1.0 + factor.clamp(0.0, 1.0) * JITTER_FACTOR)
+    }
+
+    /// The most one API call of the leader may take: half the renew deadline, so that a call
+    /// that hangs still leaves time for a second try before the claim lapses.
+    pub fn leader_call_budget(&self) -> Duration {
+        self.renew_deadline / 2
+    }
+
+    /// The most one follower attempt (a read, a write, the reads after conflicts) may take in
+    /// all: the renew deadline, since a write answered later could not make it leader anyway.
+    pub fn attempt_budget(&self) -> Duration {
+        self.renew_deadline
     }
 
     /// A follower's jittered retry interval: `retry_period × (1 + factor × JITTER_FACTOR)` with
@@ -157,6 +235,81 @@ mod tests {
                 "{message:?} should contain {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_bound_is_checked_before_any_arithmetic() {
+        let day = MAX_LEASE_DURATION;
+        assert!(
+            Timing::new(day, day - ms(1), ms(10)).is_ok(),
+            "a day is the longest lease"
+        );
+        let cases = [
+            (
+                Timing::new(day + Duration::from_secs(1), ms(10_000), ms(2_000)),
+                "longer than the maximum of 24h",
+            ),
+            // The issue's example: 3000000000 s does not fit the Lease's int32 seconds.
+            (
+                Timing::new(
+                    Duration::from_secs(3_000_000_000),
+                    Duration::from_secs(2_500_000_000),
+                    ms(1_000),
+                ),
+                "longer than the maximum of 24h",
+            ),
+            (
+                Timing::new(
+                    Duration::MAX - Duration::from_nanos(999_999_999),
+                    Duration::MAX,
+                    Duration::MAX,
+                ),
+                "longer than the maximum",
+            ),
+            // A huge retry period must be refused, not overflow `mul_f64` (which panics).
+            (
+                Timing::new(ms(15_000), ms(10_000), Duration::MAX),
+                "must be greater than 1.2 × retry-period",
+            ),
+            (
+                Timing::new(ms(15_000), ms(10_000), ms(9)),
+                "shorter than the minimum of 10ms",
+            ),
+            (
+                Timing::new(ms(15_000), Duration::MAX, ms(2_000)),
+                "must be greater than renew-deadline",
+            ),
+        ];
+        for (result, expected) in cases {
+            let message = result.expect_err("must be refused").to_string();
+            assert!(
+                message.contains(expected),
+                "{message:?} should contain {expected:?}"
+            );
+        }
+        let t = Timing::new(day, day - ms(1), ms(10)).unwrap();
+        assert_eq!(t.lease_duration_seconds(), 86_400);
+        assert_eq!(
+            t.backoff(u32::MAX, 1.0),
+            day.mul_f64(1.2),
+            "backoff saturates at the cap"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_retry_period_up_to_the_lease() {
+        let t = Timing::new(ms(3_000), ms(2_000), ms(500)).unwrap();
+        let sequence: Vec<u128> = (1..=6).map(|n| t.backoff(n, 0.0).as_millis()).collect();
+        assert_eq!(sequence, [500, 1_000, 2_000, 3_000, 3_000, 3_000]);
+        assert_eq!(t.backoff(0, 0.0), ms(500), "no failure counts as the first");
+        assert_eq!(t.backoff(3, 1.0), ms(2_400), "jitter adds up to a fifth");
+        assert_eq!(t.backoff(9, 0.999_999).as_millis(), 3_599);
+    }
+
+    #[test]
+    fn a_leader_call_gets_half_the_renew_deadline_and_an_attempt_the_whole() {
+        assert_eq!(Timing::DEFAULT.leader_call_budget(), ms(5_000));
+        assert_eq!(Timing::DEFAULT.attempt_budget(), ms(10_000));
     }
 
     #[test]
