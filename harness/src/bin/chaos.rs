@@ -12,6 +12,13 @@
 //! lease duration + retry period after every heal; no panic, no unexpected exit; and the
 //! simulator's write history agrees (a new holder adds exactly one transition). It prints what it
 //! exercised and exits 1 on any violation.
+//!
+//! What other clients and people do to the lock is injected too, through the ordinary API as a
+//! client named `operator` ([`Hostile`]): the Lease deleted, its record stripped, a foreign
+//! holder written without resourceVersion, a record in another client's format (optional fields
+//! missing), a label written on the Lease every second throughout, and a second process running
+//! under candidate `c1`'s identity for the whole run (its leadership is checked as a separate
+//! process, `c1~twin`). Tokens must still rise strictly with each new leader, across deletions.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -106,6 +113,8 @@ enum Process {
 
 struct Candidate {
     elector: Elector,
+    /// The name its leadership intervals are checked under (the identity, or `c1~twin`).
+    label: String,
     process: Process,
     fault_until: Option<Instant>,
     /// Intervals of earlier incarnations of this candidate.
@@ -145,7 +154,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         );
     }
     let ids: Vec<String> = (0..args.candidates).map(|i| format!("c{i}")).collect();
-    let sim = Sim::start(SimOptions::new(ids.iter().map(String::as_str)))
+    let sim = Sim::start(SimOptions::new(ids.iter().map(String::as_str).chain([OPERATOR])))
         .await
         .context("starting the simulator")?;
     println!(
@@ -167,6 +176,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         };
         let elector = Elector::start_with_env(&binary, &sim, id, &TIMING_ARGS, &env).await;
         candidates.push(Candidate {
+            label: id.clone(),
             elector,
             process: Process::Running,
             fault_until: None,
@@ -174,6 +184,19 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         });
     }
     check_skew(&candidates[0]).await?;
+    // A second live process under c1's identity, for the whole run.
+    let twin = Elector::start_with_env(&binary, &sim, &ids[1], &TIMING_ARGS, &[]).await;
+    candidates.push(Candidate {
+        label: format!("{}~twin", ids[1]),
+        elector: twin,
+        process: Process::Running,
+        fault_until: None,
+        past: Vec::new(),
+    });
+    let operator = Operator::connect(&sim).await?;
+    let noise = operator.unrelated_writes();
+    let mut hostile: BTreeMap<Hostile, (u32, u32)> = BTreeMap::new();
+    let mut last_hostile: Option<Instant> = None;
 
     let mut exercised: BTreeMap<Action, u32> = BTreeMap::new();
     let mut recoveries: Vec<Duration> = Vec::new();
@@ -186,6 +209,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let enough = args.min_changes + args.min_changes / 5;
     let mut next_action = start + Duration::from_millis(500);
     let mut next_heal = start + Duration::from_secs(rng.random_range(12..20));
+    let mut next_hostile = start + Duration::from_secs(2);
     loop {
         let now = Instant::now();
         if now >= max_end || (now >= min_end && lease_transitions(&sim) >= enough) {
@@ -198,6 +222,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             next_action = Instant::now() + Duration::from_millis(300);
             continue;
         }
+        // Changes to the lock stop a while before each heal, so the recovery bound still holds.
+        if now >= next_hostile && now + HOSTILE_QUIET < next_heal {
+            let what = Hostile::ALL[rng.random_range(0..Hostile::ALL.len())];
+            let entry = hostile.entry(what).or_default();
+            entry.0 += 1;
+            entry.1 += u32::from(operator.apply(what).await);
+            last_hostile = Some(now);
+            next_hostile = now + Duration::from_millis(rng.random_range(1_500..4_000));
+        }
         if now >= next_action {
             if let Some(action) = inject(&sim, &mut candidates, &mut rng, now, &mut problems).await {
                 *exercised.entry(action).or_default() += 1;
@@ -206,7 +239,20 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    if let Some(at) = last_hostile {
+        tokio::time::sleep_until(at + HOSTILE_QUIET).await;
+    }
     recoveries.push(heal_and_measure(&sim, &mut candidates, &mut problems).await);
+    noise.abort();
+    let noise_writes = sim
+        .writes()
+        .iter()
+        .filter(|w| {
+            w.client == OPERATOR
+                && w.verb == "patch"
+                && w.object["metadata"]["labels"]["chaos-noise"].is_string()
+        })
+        .count();
 
     // Graceful stop of everyone; every exit must be clean.
     for candidate in &mut candidates {
@@ -240,6 +286,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         problems.push(format!("fencing token did not rise: {a:?} then {b:?}"));
     }
     problems.extend(check_history(&sim));
+    let deletions = sim
+        .writes()
+        .iter()
+        .filter(|w| w.resource == "leases" && w.verb == "delete")
+        .count();
     let bound = LEASE + RETRY;
     for (i, took) in recoveries.iter().enumerate() {
         if *took > bound + RECOVERY_SLACK {
@@ -261,6 +312,35 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     for (action, count) in &exercised {
         println!("  {action:?}: {count}");
     }
+    println!(
+        "changes to the lock by other clients ({} attempted, applied in brackets): {}; unrelated writes: {noise_writes}; \
+         lease deletions: {deletions}",
+        hostile.values().map(|(n, _)| n).sum::<u32>(),
+        hostile
+            .iter()
+            .map(|(what, (n, applied))| format!("{what:?} {n} ({applied})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let twin_intervals = intervals.iter().filter(|i| i.identity.ends_with("~twin")).count();
+    let conflicts: usize = candidates
+        .iter()
+        .map(|c| {
+            c.elector
+                .logs()
+                .iter()
+                .filter(|l| {
+                    l["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("another live process"))
+                })
+                .count()
+        })
+        .sum();
+    println!(
+        "duplicate identity: the twin of {} led {twin_intervals} times; identity conflicts reported: {conflicts}",
+        ids[1]
+    );
     println!(
         "leadership: {} intervals, {changes} changes of leader, {} overlapping pairs, {} token regressions",
         intervals.len(),
@@ -337,7 +417,7 @@ fn lease_transitions(sim: &Sim) -> usize {
 
 /// Collects an incarnation's intervals; `killed_at` closes one left open.
 fn harvest(candidate: &mut Candidate, killed_at: Option<u128>) {
-    let mut intervals = timeline::intervals_from_logs(&candidate.elector.id, &candidate.elector.logs());
+    let mut intervals = timeline::intervals_from_logs(&candidate.label, &candidate.elector.logs());
     if let Some(at) = killed_at {
         timeline::close_open(&mut intervals, at);
     }
@@ -584,39 +664,153 @@ async fn heal_and_measure(sim: &Sim, candidates: &mut [Candidate], problems: &mu
     }
 }
 
-/// The simulator's Lease history must be one a correct election writes: a new holder adds
-/// exactly one transition; a renewal or a release keeps the count.
+/// The simulator's Lease history must be one a correct election writes. Among the candidates'
+/// writes (the operator's are the faults): a renewal or a release keeps the count; a new holder
+/// (identity and incarnation) adds exactly one transition to the previous write when nothing
+/// else touched the Lease in between, and in every case writes a count above every count a
+/// candidate wrote before, across deletions and foreign rewrites.
 fn check_history(sim: &Sim) -> Vec<String> {
-    let writes: Vec<_> = sim
+    let mut problems = Vec::new();
+    let holder = |w: &kube_sim::WriteRecord| {
+        w.object["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let incarnation = |w: &kube_sim::WriteRecord| {
+        w.object["metadata"]["annotations"]["kube-elector/holder-incarnation"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let transitions = |w: &kube_sim::WriteRecord| w.object["spec"]["leaseTransitions"].as_i64().unwrap_or(0);
+    let mut previous: Option<kube_sim::WriteRecord> = None;
+    let mut highest = i64::MIN;
+    let mut touched = false;
+    for write in sim
         .writes()
         .into_iter()
-        .filter(|w| w.resource == "leases")
-        .collect();
-    let mut problems = Vec::new();
-    for pair in writes.windows(2) {
-        let holder = |w: &kube_sim::WriteRecord| {
-            w.object["spec"]["holderIdentity"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned()
+        .filter(|w| w.resource == "leases" && w.name == "test")
+    {
+        if write.client == OPERATOR || write.verb == "delete" {
+            touched = true;
+            continue;
+        }
+        let (b, t) = (&write, transitions(&write));
+        let problem = match &previous {
+            // After a foreign change, the same process writing again is a new leadership.
+            Some(a) if !touched && holder(a) == holder(b) && incarnation(a) == incarnation(b) => {
+                (t != transitions(a)).then(|| format!("a renewal changed the count from {}", transitions(a)))
+            }
+            Some(a) if !touched && holder(b).is_empty() => {
+                (t != transitions(a)).then(|| format!("a release changed the count from {}", transitions(a)))
+            }
+            _ if holder(b).is_empty() => None,
+            Some(a) if !touched && t != transitions(a) + 1 => Some(format!(
+                "a new holder after {} must add exactly one transition",
+                transitions(a)
+            )),
+            _ if t <= highest => Some(format!(
+                "a new holder's count is not above the highest before, {highest}"
+            )),
+            _ => None,
         };
-        let transitions =
-            |w: &kube_sim::WriteRecord| w.object["spec"]["leaseTransitions"].as_i64().unwrap_or(0);
-        let (a, b) = (&pair[0], &pair[1]);
-        let expected = if holder(b) != holder(a) && !holder(b).is_empty() {
-            transitions(a) + 1
-        } else {
-            transitions(a)
-        };
-        if transitions(b) != expected {
+        if let Some(problem) = problem {
             problems.push(format!(
-                "lease write {} ({} → {}) has {} transitions, expected {expected}",
+                "lease write {} by {} ({} {}): {t} transitions: {problem}",
                 b.seq,
-                holder(a),
+                b.client,
                 holder(b),
-                transitions(b)
+                incarnation(b)
             ));
         }
+        highest = highest.max(t);
+        previous = Some(write);
+        touched = false;
     }
     problems
+}
+
+/// The client that acts on the lock as other clients and people do.
+const OPERATOR: &str = "operator";
+
+/// How long before a heal no change to the lock is made, and how long after the last one the
+/// final heal waits: a change makes candidates wait out a lease, which the recovery bound after
+/// a heal does not cover.
+const HOSTILE_QUIET: Duration = Duration::from_secs(3);
+
+/// What other clients and people do to the lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Hostile {
+    /// `kubectl delete lease`.
+    DeleteLock,
+    /// The record removed (`spec: null`), the object kept.
+    StripRecord,
+    /// Another holder written over the live one with a merge patch: no resourceVersion.
+    ForeignHolder,
+    /// A record as another client writes it: its identity, no duration, no times, no incarnation.
+    OtherClientFormat,
+}
+
+impl Hostile {
+    const ALL: [Hostile; 4] = [
+        Hostile::DeleteLock,
+        Hostile::StripRecord,
+        Hostile::ForeignHolder,
+        Hostile::OtherClientFormat,
+    ];
+}
+
+/// The `operator` client, through the ordinary API.
+struct Operator {
+    leases: kube::Api<k8s_openapi::api::coordination::v1::Lease>,
+}
+
+impl Operator {
+    async fn connect(sim: &Sim) -> anyhow::Result<Self> {
+        let kubeconfig = kube::config::Kubeconfig::read_from(sim.kubeconfig_path(OPERATOR))
+            .context("reading the operator's kubeconfig")?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .context("the operator's client configuration")?;
+        let client = kube::Client::try_from(config).context("the operator's client")?;
+        Ok(Self {
+            leases: kube::Api::namespaced(client, "default"),
+        })
+    }
+
+    /// Applies `what`; false when the API server refused it (e.g. the Lease was already gone).
+    async fn apply(&self, what: Hostile) -> bool {
+        use kube::api::{DeleteParams, Patch, PatchParams};
+        let now = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string();
+        let patch = match what {
+            Hostile::DeleteLock => return self.leases.delete("test", &DeleteParams::default()).await.is_ok(),
+            Hostile::StripRecord => serde_json::json!({"spec": null}),
+            Hostile::ForeignHolder => serde_json::json!({"spec": {"holderIdentity": "intruder",
+                "leaseDurationSeconds": 1, "leaseTransitions": 0, "acquireTime": now, "renewTime": now}}),
+            Hostile::OtherClientFormat => serde_json::json!({"spec": {"holderIdentity": "other-client",
+                "leaseDurationSeconds": null, "acquireTime": null, "renewTime": null, "leaseTransitions": null}}),
+        };
+        self.leases
+            .patch("test", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .is_ok()
+    }
+
+    /// Writes a label on the Lease every second until aborted (GitOps noise).
+    fn unrelated_writes(&self) -> tokio::task::JoinHandle<()> {
+        use kube::api::{Patch, PatchParams};
+        let leases = self.leases.clone();
+        tokio::spawn(async move {
+            for n in 0u64.. {
+                let patch = serde_json::json!({"metadata": {"labels": {"chaos-noise": n.to_string()}}});
+                let _ = leases
+                    .patch("test", &PatchParams::default(), &Patch::Merge(&patch))
+                    .await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    }
 }
