@@ -450,6 +450,18 @@ fn update(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
                     if !info.create_on_update {
                         return Err(ApiError::not_found(kind, name));
                     }
+                    // The API server takes a body's metadata.uid as a precondition (the update's
+                    // `Preconditions()`), checked against the missing object's empty UID: an
+                    // update of an object that was deleted meanwhile fails instead of creating
+                    // it again.
+                    let uid = meta(&obj, "uid");
+                    if !uid.is_empty() {
+                        return Err(ApiError::conflict(
+                            kind,
+                            name,
+                            &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: "),
+                        ));
+                    }
                     prepare_create(kind, &mut obj);
                     validate(kind, &obj)?;
                     if !env.namespace_exists {

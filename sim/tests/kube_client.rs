@@ -310,3 +310,30 @@ async fn accounting_counts_every_request() {
     assert!(last.monotonic_ns > 0);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_lease_update_carrying_the_uid_of_a_deleted_lease_conflicts_instead_of_creating_it() {
+    let sim = sim(&["a"]).await;
+    let api = leases(&client(&sim, "a").await);
+    let created = api
+        .create(&PostParams::default(), &lease("l", "a"))
+        .await
+        .unwrap();
+    api.delete("l", &DeleteParams::default()).await.unwrap();
+    // A stale writer: the object it read, with its uid and resourceVersion.
+    let (code, reason, msg) = api_err(api.replace("l", &PostParams::default(), &created).await);
+    assert_eq!((code, reason.as_str()), (409, "Conflict"), "{msg}");
+    assert!(msg.contains("Precondition failed: UID in precondition"), "{msg}");
+    assert_eq!(
+        api_err(api.get("l").await).0,
+        404,
+        "the lease was not created again"
+    );
+    // Without a uid, a Lease is still created on update.
+    let mut fresh = lease("l", "a");
+    fresh.metadata.uid = None;
+    fresh.metadata.resource_version = None;
+    api.replace("l", &PostParams::default(), &fresh).await.unwrap();
+    assert!(api.get("l").await.is_ok());
+    sim.shutdown().await;
+}

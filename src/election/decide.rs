@@ -25,7 +25,9 @@
 //! - **A record naming this identity with another incarnation is someone else's**: waited out
 //!   like any other holder, except a predecessor in the same pod, which has provably exited.
 //!   A record that cannot be read is held by an unknown holder for this process's own lease
-//!   duration, as is a held record with no usable duration.
+//!   duration, as is a held record with no usable duration, and so is a lock that is missing or
+//!   stripped at this process's first look (it may have been deleted under a live holder just
+//!   before this process started).
 
 use std::time::Duration;
 
@@ -90,7 +92,7 @@ impl Observed {
     /// A first observation of `record` at `now`, with no memory of earlier ones.
     pub fn new(record: Option<LeaderRecord>, resource_version: Option<String>, now: Instant) -> Self {
         Self {
-            highest_token: record.as_ref().and_then(seen_token),
+            highest_token: record.as_ref().and_then(LeaderRecord::seen_token),
             record,
             resource_version,
             observed_at: now,
@@ -176,7 +178,17 @@ pub fn observe(
     own: Duration,
 ) -> Observed {
     let Some(known) = known else {
-        return Observed::new(record, resource_version, now);
+        // A first look that finds no lock, or a stripped one, cannot tell whether someone held
+        // it a moment ago (deleted just before this process started): assume someone did.
+        let unknown_past = match &record {
+            None => true,
+            Some(record) => record.holding() == Holding::Free && record.renew_time.is_none(),
+        };
+        let mut first = Observed::new(record, resource_version, now);
+        if unknown_past {
+            first.vanished_until = now.checked_add(own);
+        }
+        return first;
     };
     match freshness(Some(&known), resource_version.as_deref()) {
         Freshness::Unchanged | Freshness::Stale => known,
@@ -185,10 +197,18 @@ pub fn observe(
             ..known
         },
         Freshness::Changed => {
-            let highest_token = known.highest_token.max(record.as_ref().and_then(seen_token));
+            let highest_token = known
+                .highest_token
+                .max(record.as_ref().and_then(LeaderRecord::seen_token));
             let vanished = match (&known.record, &record) {
+                // Counted from now, not from when the old record was seen: its holder may have
+                // renewed since, unseen by this process, but not after the change now seen.
                 (Some(old), new) if old.holding() != Holding::Free && !succeeds(old, new.as_ref()) => {
-                    Some(known.expires_at(own))
+                    let lasts = Observed {
+                        observed_at: now,
+                        ..known.clone()
+                    };
+                    Some(lasts.expires_at(own))
                 }
                 _ => None,
             };
@@ -201,11 +221,6 @@ pub fn observe(
             }
         }
     }
-}
-
-/// The token a record shows; an unreadable record shows none.
-fn seen_token(record: &LeaderRecord) -> Option<u64> {
-    record.unreadable.is_none().then(|| record.fencing_token())
 }
 
 /// Whether `new` is `old`'s holder renewing or releasing its own lock, which ends the old lease.
@@ -251,6 +266,7 @@ pub fn decide(
         renew_time: Some(wall),
         leader_transitions: transitions,
         incarnation: Some(me.incarnation.clone()),
+        fence: observed.highest_token.max(u64::try_from(transitions).ok()),
         unreadable: None,
     };
     let vanished = observed.vanished_until.filter(|until| now < *until);
@@ -386,6 +402,7 @@ mod tests {
             } else {
                 format!("{holder}-pod/1000/bb")
             }),
+            fence: None,
             unreadable: None,
         }
     }
@@ -709,13 +726,13 @@ mod tests {
         let held = observe(None, Some(held_by("other", 3, 3)), Some("10".into()), t0, OWN);
         tokio::time::advance(Duration::from_secs(1)).await;
         let deleted = then(&held, None, "11");
-        assert_eq!(deleted.vanished_until, Some(t0 + Duration::from_secs(3)));
+        assert_eq!(deleted.vanished_until, Some(t0 + Duration::from_secs(4)));
         assert_eq!(
             decide(Some(&deleted), &me(), Instant::now(), wall(), &timing()),
-            Decision::WaitUntil(t0 + Duration::from_secs(3)),
-            "as if the record still stood"
+            Decision::WaitUntil(t0 + Duration::from_secs(4)),
+            "as if the record still stood, counted from when the deletion was seen"
         );
-        tokio::time::advance(Duration::from_secs(2)).await;
+        tokio::time::advance(Duration::from_secs(3)).await;
         let Decision::Create(record) = decide(Some(&deleted), &me(), Instant::now(), wall(), &timing())
         else {
             panic!("expected Create once the vanished holder's lease ran out");
@@ -747,12 +764,12 @@ mod tests {
         for observed in [&stripped, &lowered, &short] {
             assert_eq!(
                 decide(Some(observed), &me(), Instant::now(), wall(), &timing()),
-                Decision::WaitUntil(t0 + Duration::from_secs(3)),
+                Decision::WaitUntil(t0 + Duration::from_secs(4)),
                 "{:?}",
                 observed.record
             );
         }
-        tokio::time::advance(Duration::from_secs(2)).await;
+        tokio::time::advance(Duration::from_secs(3)).await;
         for observed in [&stripped, &lowered, &short] {
             let Decision::Claim(record) = decide(Some(observed), &me(), Instant::now(), wall(), &timing())
             else {
@@ -893,6 +910,33 @@ mod tests {
                 Decision::WaitUntil(_)
             ),
             "a later start in the same pod is a live sibling, not a predecessor"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_missing_or_stripped_at_the_first_look_is_assumed_held_for_our_own_lease() {
+        let t0 = Instant::now();
+        for first in [None, Some(LeaderRecord::default())] {
+            let observed = observe(None, first.clone(), None, t0, OWN);
+            assert_eq!(
+                decide(Some(&observed), &me(), t0, wall(), &timing()),
+                Decision::WaitUntil(t0 + OWN),
+                "{first:?}"
+            );
+        }
+        let released = observe(
+            None,
+            Some(held_by("x", 2, 3).released(wall())),
+            Some("1".into()),
+            t0,
+            OWN,
+        );
+        assert!(
+            matches!(
+                decide(Some(&released), &me(), t0, wall(), &timing()),
+                Decision::Claim(_)
+            ),
+            "a release says its holder let go"
         );
     }
 }

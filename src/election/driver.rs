@@ -536,7 +536,15 @@ impl<K: LockObject> Driver<K> {
                 self.watch_lost = true;
             }
             WatchNews::Changed(Change::Present(snapshot)) => self.absorb_snapshot(snapshot),
-            WatchNews::Changed(Change::Deleted(version)) => self.absorb(None, None, version),
+            WatchNews::Changed(Change::Deleted(version, last_token)) => {
+                // The last state of the object may be newer than what this process saw.
+                if let Some(known) = &mut self.known
+                    && freshness(Some(known), version.as_deref()) == Freshness::Changed
+                {
+                    known.highest_token = known.highest_token.max(last_token);
+                }
+                self.absorb(None, None, version)
+            }
             WatchNews::Changed(Change::Bookmark(_)) => {}
         }
     }
@@ -801,8 +809,8 @@ async fn watch_lock<K: LockObject>(lock: KubeLock<K>, timing: Timing, news: mpsc
                                 Change::Present(snapshot) => {
                                     version = snapshot.resource_version().unwrap_or_default()
                                 }
-                                Change::Deleted(Some(v)) | Change::Bookmark(v) => version = v.clone(),
-                                Change::Deleted(None) => {}
+                                Change::Deleted(Some(v), _) | Change::Bookmark(v) => version = v.clone(),
+                                Change::Deleted(None, _) => {}
                             }
                             if news.send(WatchNews::Changed(change)).await.is_err() {
                                 return;

@@ -28,8 +28,8 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::record::{
-    INCARNATION_ANNOTATION, LEADER_ANNOTATION, LeaderRecord, incarnation_annotation, incarnation_for,
-    truncate_micros,
+    INCARNATION_ANNOTATION, LEADER_ANNOTATION, LeaderRecord, fence_in, incarnation_annotation,
+    incarnation_for, truncate_micros,
 };
 use crate::metrics::{ElectionMetrics, Verb};
 
@@ -63,6 +63,7 @@ pub trait LockObject:
             .as_ref()
             .and_then(|a| a.get(INCARNATION_ANNOTATION));
         record.incarnation = incarnation_for(annotation.map(String::as_str), &record.holder_identity);
+        record.fence = fence_in(annotation.map(String::as_str));
         record
     }
 
@@ -70,17 +71,17 @@ pub trait LockObject:
     fn set_record(&mut self, record: &LeaderRecord) {
         self.set_bare_record(record);
         let annotations = &mut self.meta_mut().annotations;
-        match &record.incarnation {
-            Some(incarnation) => {
-                annotations.get_or_insert_with(BTreeMap::new).insert(
-                    INCARNATION_ANNOTATION.to_owned(),
-                    incarnation_annotation(&record.holder_identity, incarnation),
-                );
-            }
-            None => {
+        match (&record.incarnation, record.fence) {
+            (None, None) => {
                 if let Some(map) = annotations.as_mut() {
                     map.remove(INCARNATION_ANNOTATION);
                 }
+            }
+            (incarnation, fence) => {
+                annotations.get_or_insert_with(BTreeMap::new).insert(
+                    INCARNATION_ANNOTATION.to_owned(),
+                    incarnation_annotation(&record.holder_identity, incarnation.as_deref(), fence),
+                );
             }
         }
     }
@@ -107,6 +108,7 @@ impl LockObject for Lease {
             renew_time: spec.renew_time.as_ref().map(|t| t.0),
             leader_transitions: spec.lease_transitions.unwrap_or(0),
             incarnation: None,
+            fence: None,
             unreadable: None,
         }
     }
@@ -268,8 +270,8 @@ impl Error {
 pub enum Change<K> {
     /// The object now looks like this.
     Present(Snapshot<K>),
-    /// The object was deleted at this resourceVersion.
-    Deleted(Option<String>),
+    /// The object was deleted at this resourceVersion; the highest token its last state showed.
+    Deleted(Option<String>, Option<u64>),
     /// Nothing changed; the watch has reached this resourceVersion.
     Bookmark(String),
 }
@@ -379,7 +381,10 @@ impl<K: LockObject> KubeLock<K> {
                     WatchEvent::Added(object) | WatchEvent::Modified(object) => {
                         Ok(Change::Present(Snapshot::of(object)))
                     }
-                    WatchEvent::Deleted(object) => Ok(Change::Deleted(object.resource_version())),
+                    WatchEvent::Deleted(object) => Ok(Change::Deleted(
+                        object.resource_version(),
+                        object.record().seen_token(),
+                    )),
                     WatchEvent::Bookmark(bookmark) => {
                         Ok(Change::Bookmark(bookmark.metadata.resource_version))
                     }
@@ -476,6 +481,7 @@ mod tests {
             renew_time: Some(at),
             leader_transitions: 3,
             incarnation: Some("uid/1/ff".into()),
+            fence: Some(3),
             unreadable: None,
         }
     }
@@ -564,6 +570,13 @@ mod tests {
         }
         let mut released = Lease::with_record("lock", "ns", &record());
         released.set_record(&record().released(Timestamp::UNIX_EPOCH));
+        let after = released.record();
+        assert_eq!(
+            after.incarnation, None,
+            "a released lock has no holder incarnation"
+        );
+        assert_eq!(after.fence, Some(3), "but keeps the highest count seen");
+        released.set_record(&LeaderRecord::default());
         assert!(
             !released
                 .metadata

@@ -47,6 +47,11 @@ pub struct LeaderRecord {
     /// that do not write one (client-go, older versions, people).
     #[serde(skip)]
     pub incarnation: Option<String>,
+    /// The highest transition count the writer had seen, kept with the incarnation in
+    /// [`INCARNATION_ANNOTATION`]: a rewrite of the record by another client (which keeps
+    /// annotations it does not know) cannot make a candidate that starts later forget it.
+    #[serde(skip)]
+    pub fence: Option<u64>,
     /// The lock's record text when it could not be read as a record: the lock then counts as
     /// held by an unknown holder (see [`super::decide`]).
     #[serde(skip)]
@@ -100,8 +105,18 @@ impl LeaderRecord {
             renew_time: Some(now),
             leader_transitions: self.leader_transitions,
             incarnation: None,
+            fence: self.fence,
             unreadable: None,
         }
+    }
+
+    /// The highest token this record shows: its count, or the fence noted with it; none for
+    /// an unreadable record.
+    pub fn seen_token(&self) -> Option<u64> {
+        if self.unreadable.is_some() {
+            return None;
+        }
+        Some(self.fencing_token().max(self.fence.unwrap_or(0)))
     }
 
     /// Whether this record is its predecessor's holder letting go (as [`Self::released`] and
@@ -144,6 +159,7 @@ impl LeaderRecord {
             renew_time: fields.get("renewTime").and_then(lenient_time),
             leader_transitions: fields.get("leaderTransitions").and_then(lenient_i32).unwrap_or(0),
             incarnation: None,
+            fence: None,
             unreadable: None,
         }
     }
@@ -183,9 +199,28 @@ fn serialize_time<S: serde::Serializer>(value: &Option<Timestamp>, serializer: S
     }
 }
 
-/// The value of [`INCARNATION_ANNOTATION`]: the holder it belongs to and its incarnation.
-pub fn incarnation_annotation(holder: &str, incarnation: &str) -> String {
-    serde_json::json!({"holderIdentity": holder, "incarnation": incarnation}).to_string()
+/// The value of [`INCARNATION_ANNOTATION`]: the holder it belongs to, its incarnation, and the
+/// highest transition count its writer had seen.
+pub fn incarnation_annotation(holder: &str, incarnation: Option<&str>, fence: Option<u64>) -> String {
+    let mut value = serde_json::json!({"holderIdentity": holder});
+    if let Some(incarnation) = incarnation {
+        value["incarnation"] = incarnation.into();
+    }
+    if let Some(fence) = fence {
+        value["highestTransitions"] = fence.into();
+    }
+    value.to_string()
+}
+
+/// The highest transition count an [`INCARNATION_ANNOTATION`] value notes, whoever wrote it.
+pub fn fence_in(annotation: Option<&str>) -> Option<u64> {
+    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(annotation?) else {
+        return None;
+    };
+    fields
+        .get("highestTransitions")
+        .and_then(lenient_i32)
+        .and_then(|t| u64::try_from(t).ok())
 }
 
 /// The incarnation an [`INCARNATION_ANNOTATION`] value gives `holder`; `None` when it is
@@ -230,6 +265,7 @@ mod tests {
             renew_time: Some(at),
             leader_transitions: 4,
             incarnation: Some("not in the record".into()),
+            fence: Some(9),
             unreadable: None,
         };
         let json: Value = serde_json::from_str(&record.to_annotation()).unwrap();
@@ -249,6 +285,7 @@ mod tests {
             back,
             LeaderRecord {
                 incarnation: None,
+                fence: None,
                 ..record
             }
         );
@@ -308,7 +345,13 @@ mod tests {
 
     #[test]
     fn the_incarnation_annotation_counts_only_for_the_holder_it_names() {
-        let value = incarnation_annotation("pod-a", "uid/1/ff");
+        let value = incarnation_annotation("pod-a", Some("uid/1/ff"), Some(12));
+        assert_eq!(
+            fence_in(Some(&value)),
+            Some(12),
+            "read whoever holds the lock now"
+        );
+        assert_eq!(fence_in(Some("{}")), None);
         assert_eq!(
             incarnation_for(Some(&value), "pod-a").as_deref(),
             Some("uid/1/ff")
@@ -424,6 +467,7 @@ mod tests {
         #[test]
         fn any_incarnation_annotation_is_read_without_panicking(text in ".{0,64}", holder in ".{0,8}") {
             let _ = incarnation_for(Some(&text), &holder);
+            let _ = fence_in(Some(&text));
         }
     }
 }

@@ -15,6 +15,12 @@
 //!   `became leader`, also as a share of the lease duration, and, from the simulator's write
 //!   log, the gap between the dead leader's last renewal and the takeover write.
 //!
+//! Then, once, **crash and restart in the same pod**: three candidates started with `--pod-uid`,
+//! the leader SIGKILLed and started again at once with the same pod UID (as the kubelet restarts
+//! a crashed container) → the next `became leader`. The restarted process takes its lock back
+//! without waiting out the lease, since its predecessor in the pod has provably exited; the crash
+//! failovers above (another pod takes over) are the baseline in the same run.
+//!
 //! Each stopped or killed process is started again before the next round, so the group keeps its
 //! size. It prints a table to stdout (progress goes to stderr) and writes every sample to
 //! `target/bench/results.json`. It asserts nothing about the figures: a benchmark, not a test.
@@ -94,7 +100,20 @@ struct Report {
     method: Method,
     cases: Vec<Case>,
     comparisons: Vec<Comparison>,
+    restart_in_pod: RestartInPod,
     total_seconds: f64,
+}
+
+/// Crash and restart in the same pod (see the module documentation).
+#[derive(Debug, Serialize)]
+struct RestartInPod {
+    /// SIGKILL to the leader -> the next `became leader`, restarted at once with its pod UID.
+    took_ms: Vec<f64>,
+    took: Option<Summary>,
+    /// Rounds in which the restarted process itself became leader again.
+    restarted_process_led_again: usize,
+    /// SIGKILL -> the restarted process serving (process start-up, part of `took`).
+    start_up_ms: Vec<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -244,6 +263,9 @@ async fn run(args: Args) -> Result<()> {
             cases.push(case);
         }
     }
+    let restart_in_pod = restart_in_pod(&sim, &binary, &ids[..3.min(ids.len())], &args)
+        .await
+        .context("crash and restart in the same pod")?;
     sim.shutdown().await;
 
     let comparisons = compare(&cases);
@@ -257,9 +279,32 @@ async fn run(args: Args) -> Result<()> {
         method: METHOD,
         cases,
         comparisons,
+        restart_in_pod,
         total_seconds: begun.elapsed().as_secs_f64(),
     };
     print!("{}", table(&report, &args));
+    let crash_baseline = report
+        .cases
+        .iter()
+        .find(|c| c.follow == Mode::Watch)
+        .and_then(|c| c.failover.as_ref())
+        .map(|s| s.median);
+    let pod = &report.restart_in_pod;
+    println!(
+        "\nCrash and restart in the same pod (--pod-uid), SIGKILL -> leader again: median {} (p95 {}), \
+         the restarted process led again in {}/{} rounds; process start-up median {}; \
+         crash failover to another pod in the same run (watch): median {}{}",
+        pod.took.as_ref().map_or("-".to_owned(), |s| fmt_ms(s.median)),
+        pod.took.as_ref().map_or("-".to_owned(), |s| fmt_ms(s.p95)),
+        pod.restarted_process_led_again,
+        pod.took_ms.len(),
+        summarize(&pod.start_up_ms).map_or("-".to_owned(), |s| fmt_ms(s.median)),
+        crash_baseline.map_or("-".to_owned(), fmt_ms),
+        match (pod.took.as_ref(), crash_baseline) {
+            (Some(pod), Some(crash)) if pod.median > 0.0 => format!(" ({:.1}× faster)", crash / pod.median),
+            _ => String::new(),
+        }
+    );
     write_json(&args.out, &report)?;
     println!("\nAll samples: {}", args.out.display());
     Ok(())
@@ -363,6 +408,82 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
         failover_after_last_renewal: summarize(&after_renewal_ms),
         failover_after_last_renewal_ms: after_renewal_ms,
         load_average_after: load_average(),
+    })
+}
+
+/// Crash and restart in the same pod: candidates with their own `--pod-uid`; the leader killed
+/// and started again at once with the same pod UID, `args.failovers` times.
+async fn restart_in_pod(sim: &Sim, binary: &Path, ids: &[String], args: &Args) -> Result<RestartInPod> {
+    let label = "[restart in pod]";
+    let base = Spec {
+        binary: binary.to_owned(),
+        kubeconfig_dir: sim.kubeconfig_dir().to_owned(),
+        election: format!("{ELECTION}-pod"),
+        namespace: "default".into(),
+        args: vec![
+            "--lease-duration".into(),
+            format!("{}ms", args.lease_duration.as_millis()),
+            "--renew-deadline".into(),
+            format!("{}ms", args.renew_deadline.as_millis()),
+            "--retry-period".into(),
+            format!("{}ms", args.retry_period.as_millis()),
+        ],
+    };
+    let spec_of = |i: usize| {
+        let mut spec = base.clone();
+        spec.args
+            .extend(["--pod-uid".into(), format!("00000000-0000-4000-8000-{i:012}")]);
+        spec
+    };
+    let events = Events::new();
+    let started = now_ns();
+    let mut group = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        group.push(
+            Candidate::start(&spec_of(i), id, ([127, 0, 0, 1], 0).into(), &events, START_WITHIN).await?,
+        );
+    }
+    let mut leader = events
+        .became_after(started, None, args.lease_duration * 4 + START_WITHIN)
+        .await
+        .context("first election")?
+        .id;
+    let mut took_ms = Vec::new();
+    let mut start_up_ms = Vec::new();
+    let mut again = 0;
+    for round in 1..=args.failovers {
+        let index = index_of(&group, &leader)?;
+        tokio::time::sleep(args.retry_period.mul_f64(1.0 + rand::random::<f64>())).await;
+        let sent = group[index].signal(Signal::Kill)?;
+        group[index].wait_exit(Duration::from_secs(5)).await?;
+        group[index] = Candidate::start(
+            &spec_of(index),
+            &leader,
+            ([127, 0, 0, 1], 0).into(),
+            &events,
+            START_WITHIN,
+        )
+        .await?;
+        start_up_ms.push(ms(now_ns().saturating_sub(sent)));
+        let next = events
+            .became_after(sent, None, args.lease_duration * 4)
+            .await
+            .with_context(|| format!("leadership after SIGKILL to {leader}"))?;
+        let took = ms(next.monotonic_ns.saturating_sub(sent));
+        eprintln!(
+            "{label} round {round}/{}: {took:.0} ms ({leader} → {})",
+            args.failovers, next.id
+        );
+        again += usize::from(next.id == leader);
+        took_ms.push(took);
+        leader = next.id;
+    }
+    stop_all(&mut group).await;
+    Ok(RestartInPod {
+        took: summarize(&took_ms),
+        took_ms,
+        restarted_process_led_again: again,
+        start_up_ms,
     })
 }
 

@@ -12,6 +12,13 @@
 //! lease duration + retry period after every heal; no panic, no unexpected exit; and the
 //! simulator's write history agrees (a new holder adds exactly one transition). It prints what it
 //! exercised and exits 1 on any violation.
+//!
+//! What other clients and people do to the lock is injected too, through the ordinary API as a
+//! client named `operator` ([`Hostile`]): the Lease deleted, its record stripped, a foreign
+//! holder written without resourceVersion, a record in another client's format (optional fields
+//! missing), a label written on the Lease every second throughout, and a second process running
+//! under candidate `c1`'s identity for the whole run (its leadership is checked as a separate
+//! process, `c1~twin`). Tokens must still rise strictly with each new leader, across deletions.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -106,6 +113,10 @@ enum Process {
 
 struct Candidate {
     elector: Elector,
+    /// The name its leadership intervals are checked under (the identity, or `c1~twin`).
+    label: String,
+    /// Identity conflicts its processes reported (a live process holding the lock under its identity).
+    conflicts: usize,
     process: Process,
     fault_until: Option<Instant>,
     /// Intervals of earlier incarnations of this candidate.
@@ -145,7 +156,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         );
     }
     let ids: Vec<String> = (0..args.candidates).map(|i| format!("c{i}")).collect();
-    let sim = Sim::start(SimOptions::new(ids.iter().map(String::as_str)))
+    let sim = Sim::start(SimOptions::new(ids.iter().map(String::as_str).chain([OPERATOR])))
         .await
         .context("starting the simulator")?;
     println!(
@@ -167,6 +178,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         };
         let elector = Elector::start_with_env(&binary, &sim, id, &TIMING_ARGS, &env).await;
         candidates.push(Candidate {
+            label: id.clone(),
+            conflicts: 0,
             elector,
             process: Process::Running,
             fault_until: None,
@@ -174,6 +187,20 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         });
     }
     check_skew(&candidates[0]).await?;
+    // A second live process under c1's identity, for the whole run.
+    let twin = Elector::start_with_env(&binary, &sim, &ids[1], &TIMING_ARGS, &[]).await;
+    candidates.push(Candidate {
+        label: format!("{}~twin", ids[1]),
+        conflicts: 0,
+        elector: twin,
+        process: Process::Running,
+        fault_until: None,
+        past: Vec::new(),
+    });
+    let operator = Operator::connect(&sim).await?;
+    let noise = operator.unrelated_writes();
+    let mut hostile: BTreeMap<Hostile, (u32, u32)> = BTreeMap::new();
+    let mut last_hostile: Option<Instant> = None;
 
     let mut exercised: BTreeMap<Action, u32> = BTreeMap::new();
     let mut recoveries: Vec<Duration> = Vec::new();
@@ -183,9 +210,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let max_end = start + Duration::from_secs(args.max_seconds.max(args.min_seconds));
     // The Lease counts every change of holder; leadership intervals can count a little fewer
     // (a takeover whose response was lost is finished by the same process later), so aim higher.
-    let enough = args.min_changes + args.min_changes / 5;
+    // Changes to the lock by the operator add transitions that are no change of leader (the
+    // same process taking back a rewritten lock), hence the larger margin.
+    let enough = args.min_changes + args.min_changes / 3;
     let mut next_action = start + Duration::from_millis(500);
     let mut next_heal = start + Duration::from_secs(rng.random_range(12..20));
+    let mut next_hostile = start + Duration::from_secs(2);
     loop {
         let now = Instant::now();
         if now >= max_end || (now >= min_end && lease_transitions(&sim) >= enough) {
@@ -198,6 +228,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             next_action = Instant::now() + Duration::from_millis(300);
             continue;
         }
+        // Changes to the lock stop a while before each heal, so the recovery bound still holds.
+        if now >= next_hostile && now + HOSTILE_QUIET < next_heal {
+            let what = Hostile::ALL[rng.random_range(0..Hostile::ALL.len())];
+            let entry = hostile.entry(what).or_default();
+            entry.0 += 1;
+            entry.1 += u32::from(operator.apply(what).await);
+            last_hostile = Some(now);
+            next_hostile = now + Duration::from_millis(rng.random_range(1_500..4_000));
+        }
         if now >= next_action {
             if let Some(action) = inject(&sim, &mut candidates, &mut rng, now, &mut problems).await {
                 *exercised.entry(action).or_default() += 1;
@@ -206,7 +245,20 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    if let Some(at) = last_hostile {
+        tokio::time::sleep_until(at + HOSTILE_QUIET).await;
+    }
     recoveries.push(heal_and_measure(&sim, &mut candidates, &mut problems).await);
+    noise.abort();
+    let noise_writes = sim
+        .writes()
+        .iter()
+        .filter(|w| {
+            w.client == OPERATOR
+                && w.verb == "patch"
+                && w.object["metadata"]["labels"]["chaos-noise"].is_string()
+        })
+        .count();
 
     // Graceful stop of everyone; every exit must be clean.
     for candidate in &mut candidates {
@@ -226,7 +278,17 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 
     let intervals: Vec<Interval> = candidates.iter().flat_map(|c| c.past.clone()).collect();
     let overlaps = timeline::overlaps(&intervals, finished_ns);
-    let regressions = timeline::token_regressions(&intervals);
+    let (history_problems, resets) = check_history(&sim);
+    // Leaderships on either side of a documented token reset (see `check_history`) are not
+    // compared.
+    let regressions: Vec<_> = timeline::token_regressions(&intervals)
+        .into_iter()
+        .filter(|(a, b)| {
+            !resets
+                .iter()
+                .any(|&at| a.start_ns < u128::from(at) && u128::from(at) <= b.start_ns)
+        })
+        .collect();
     let changes = timeline::leader_changes(&intervals);
     for overlap in &overlaps {
         problems.push(format!(
@@ -239,7 +301,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     for (a, b) in &regressions {
         problems.push(format!("fencing token did not rise: {a:?} then {b:?}"));
     }
-    problems.extend(check_history(&sim));
+    problems.extend(history_problems);
+    let deletions = sim
+        .writes()
+        .iter()
+        .filter(|w| w.resource == "leases" && w.verb == "delete")
+        .count();
     let bound = LEASE + RETRY;
     for (i, took) in recoveries.iter().enumerate() {
         if *took > bound + RECOVERY_SLACK {
@@ -261,6 +328,24 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     for (action, count) in &exercised {
         println!("  {action:?}: {count}");
     }
+    println!(
+        "changes to the lock by other clients ({} attempted, applied in brackets): {}; unrelated writes: {noise_writes}; \
+         lease deletions: {deletions}, of which {} recreated by a candidate that had not seen the last token \
+         (the documented limit: its count starts a new baseline)",
+        hostile.values().map(|(n, _)| n).sum::<u32>(),
+        hostile
+            .iter()
+            .map(|(what, (n, applied))| format!("{what:?} {n} ({applied})"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        resets.len()
+    );
+    let twin_intervals = intervals.iter().filter(|i| i.identity.ends_with("~twin")).count();
+    let conflicts: usize = candidates.iter().map(|c| c.conflicts).sum();
+    println!(
+        "duplicate identity: the twin of {} led {twin_intervals} times; identity conflicts reported: {conflicts}",
+        ids[1]
+    );
     println!(
         "leadership: {} intervals, {changes} changes of leader, {} overlapping pairs, {} token regressions",
         intervals.len(),
@@ -337,7 +422,16 @@ fn lease_transitions(sim: &Sim) -> usize {
 
 /// Collects an incarnation's intervals; `killed_at` closes one left open.
 fn harvest(candidate: &mut Candidate, killed_at: Option<u128>) {
-    let mut intervals = timeline::intervals_from_logs(&candidate.elector.id, &candidate.elector.logs());
+    let logs = candidate.elector.logs();
+    candidate.conflicts += logs
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("another live process"))
+        })
+        .count();
+    let mut intervals = timeline::intervals_from_logs(&candidate.label, &logs);
     if let Some(at) = killed_at {
         timeline::close_open(&mut intervals, at);
     }
@@ -584,39 +678,177 @@ async fn heal_and_measure(sim: &Sim, candidates: &mut [Candidate], problems: &mu
     }
 }
 
-/// The simulator's Lease history must be one a correct election writes: a new holder adds
-/// exactly one transition; a renewal or a release keeps the count.
-fn check_history(sim: &Sim) -> Vec<String> {
-    let writes: Vec<_> = sim
+/// The simulator's Lease history must be one a correct election writes. Among the candidates'
+/// writes (the operator's are the faults): a renewal or a release keeps the count, and a new
+/// holder (identity and incarnation) writes a count above every count a candidate wrote before,
+/// across foreign rewrites. The one exception is the documented limit: a candidate that had not
+/// seen the last count recreating a deleted Lease (it has nowhere to learn it from); such
+/// creates are returned apart, as the monotonic times of the writes, and start a new baseline.
+fn check_history(sim: &Sim) -> (Vec<String>, Vec<u64>) {
+    let mut problems = Vec::new();
+    let mut resets = Vec::new();
+    let holder = |w: &kube_sim::WriteRecord| {
+        w.object["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let incarnation = |w: &kube_sim::WriteRecord| {
+        let text = w.object["metadata"]["annotations"]["kube-elector/holder-incarnation"]
+            .as_str()
+            .unwrap_or("");
+        serde_json::from_str::<serde_json::Value>(text).map_or(String::new(), |v| {
+            v["incarnation"].as_str().unwrap_or("").to_owned()
+        })
+    };
+    let transitions = |w: &kube_sim::WriteRecord| w.object["spec"]["leaseTransitions"].as_i64().unwrap_or(0);
+    let mut previous: Option<kube_sim::WriteRecord> = None;
+    let mut highest = i64::MIN;
+    let mut touched = false;
+    let mut deleted = false;
+    for write in sim
         .writes()
         .into_iter()
-        .filter(|w| w.resource == "leases")
-        .collect();
-    let mut problems = Vec::new();
-    for pair in writes.windows(2) {
-        let holder = |w: &kube_sim::WriteRecord| {
-            w.object["spec"]["holderIdentity"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned()
+        .filter(|w| w.resource == "leases" && w.name == "test")
+    {
+        if write.client == OPERATOR || write.verb == "delete" {
+            // Writes that leave the record alone (the label noise) change nothing here.
+            let same_record = write.verb != "delete"
+                && previous
+                    .as_ref()
+                    .is_some_and(|a| a.object["spec"] == write.object["spec"]);
+            touched |= !same_record;
+            deleted |= write.verb == "delete";
+            continue;
+        }
+        let (b, t) = (&write, transitions(&write));
+        let problem = match &previous {
+            // After a foreign change, the same process writing again is a new leadership.
+            Some(a) if !touched && holder(a) == holder(b) && incarnation(a) == incarnation(b) => {
+                (t != transitions(a)).then(|| format!("a renewal changed the count from {}", transitions(a)))
+            }
+            Some(a) if !touched && holder(b).is_empty() => {
+                (t != transitions(a)).then(|| format!("a release changed the count from {}", transitions(a)))
+            }
+            _ if holder(b).is_empty() || t > highest => None,
+            _ if deleted && b.verb == "create" => {
+                resets.push(b.monotonic_ns);
+                highest = t;
+                None
+            }
+            _ => Some(format!(
+                "a new holder's count is not above the highest before, {highest}"
+            )),
         };
-        let transitions =
-            |w: &kube_sim::WriteRecord| w.object["spec"]["leaseTransitions"].as_i64().unwrap_or(0);
-        let (a, b) = (&pair[0], &pair[1]);
-        let expected = if holder(b) != holder(a) && !holder(b).is_empty() {
-            transitions(a) + 1
-        } else {
-            transitions(a)
-        };
-        if transitions(b) != expected {
+        if let Some(problem) = problem {
+            let before = previous.as_ref().map_or("nothing".to_owned(), |a| {
+                format!(
+                    "write {} ({} {} {} {}){}",
+                    a.seq,
+                    a.verb,
+                    holder(a),
+                    incarnation(a),
+                    transitions(a),
+                    if touched { " and foreign changes" } else { "" }
+                )
+            });
             problems.push(format!(
-                "lease write {} ({} → {}) has {} transitions, expected {expected}",
+                "lease write {} ({} by {}: {} {}): {t} transitions after {before}: {problem}",
                 b.seq,
-                holder(a),
+                b.verb,
+                b.client,
                 holder(b),
-                transitions(b)
+                incarnation(b)
             ));
         }
+        highest = highest.max(t);
+        previous = Some(write);
+        touched = false;
+        deleted = false;
     }
-    problems
+    (problems, resets)
+}
+
+/// The client that acts on the lock as other clients and people do.
+const OPERATOR: &str = "operator";
+
+/// How long before a heal no change to the lock is made, and how long after the last one the
+/// final heal waits: a change makes candidates wait out a lease, which the recovery bound after
+/// a heal does not cover.
+const HOSTILE_QUIET: Duration = Duration::from_secs(3);
+
+/// What other clients and people do to the lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Hostile {
+    /// `kubectl delete lease`.
+    DeleteLock,
+    /// The record removed (`spec: null`), the object kept.
+    StripRecord,
+    /// Another holder written over the live one with a merge patch: no resourceVersion.
+    ForeignHolder,
+    /// A record as another client writes it: its identity, no duration, no times, no incarnation.
+    OtherClientFormat,
+}
+
+impl Hostile {
+    const ALL: [Hostile; 4] = [
+        Hostile::DeleteLock,
+        Hostile::StripRecord,
+        Hostile::ForeignHolder,
+        Hostile::OtherClientFormat,
+    ];
+}
+
+/// The `operator` client, through the ordinary API.
+struct Operator {
+    leases: kube::Api<k8s_openapi::api::coordination::v1::Lease>,
+}
+
+impl Operator {
+    async fn connect(sim: &Sim) -> anyhow::Result<Self> {
+        let kubeconfig = kube::config::Kubeconfig::read_from(sim.kubeconfig_path(OPERATOR))
+            .context("reading the operator's kubeconfig")?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .context("the operator's client configuration")?;
+        let client = kube::Client::try_from(config).context("the operator's client")?;
+        Ok(Self {
+            leases: kube::Api::namespaced(client, "default"),
+        })
+    }
+
+    /// Applies `what`; false when the API server refused it (e.g. the Lease was already gone).
+    async fn apply(&self, what: Hostile) -> bool {
+        use kube::api::{DeleteParams, Patch, PatchParams};
+        let now = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string();
+        let patch = match what {
+            Hostile::DeleteLock => return self.leases.delete("test", &DeleteParams::default()).await.is_ok(),
+            Hostile::StripRecord => serde_json::json!({"spec": null}),
+            Hostile::ForeignHolder => serde_json::json!({"spec": {"holderIdentity": "intruder",
+                "leaseDurationSeconds": 1, "leaseTransitions": 0, "acquireTime": now, "renewTime": now}}),
+            Hostile::OtherClientFormat => serde_json::json!({"spec": {"holderIdentity": "other-client",
+                "leaseDurationSeconds": null, "acquireTime": null, "renewTime": null, "leaseTransitions": null}}),
+        };
+        self.leases
+            .patch("test", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .is_ok()
+    }
+
+    /// Writes a label on the Lease every second until aborted (GitOps noise).
+    fn unrelated_writes(&self) -> tokio::task::JoinHandle<()> {
+        use kube::api::{Patch, PatchParams};
+        let leases = self.leases.clone();
+        tokio::spawn(async move {
+            for n in 0u64.. {
+                let patch = serde_json::json!({"metadata": {"labels": {"chaos-noise": n.to_string()}}});
+                let _ = leases
+                    .patch("test", &PatchParams::default(), &Patch::Merge(&patch))
+                    .await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    }
 }
