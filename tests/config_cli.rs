@@ -1006,8 +1006,8 @@ fn durations_past_their_bounds_are_refused() {
 /// The binary itself exits 2 on the extreme values, with the field named and no panic.
 /// It runs with a timeout and a kubeconfig for an unreachable server, so a configuration that
 /// were wrongly accepted would keep running and fail the test instead of hanging it.
-#[test]
-fn the_binary_exits_2_on_out_of_bounds_durations() {
+#[tokio::test]
+async fn the_binary_exits_2_on_out_of_bounds_durations() {
     let dir = TempDir::new("bounds-binary");
     let kubeconfig = dir.file(
         "kubeconfig",
@@ -1039,7 +1039,7 @@ fn the_binary_exits_2_on_out_of_bounds_durations() {
         ),
     ];
     for (args, field) in cases {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kube-elector"))
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-elector"))
             .args([
                 "--election",
                 "demo",
@@ -1054,23 +1054,15 @@ fn the_binary_exits_2_on_out_of_bounds_durations() {
             .env_clear()
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
             .spawn()
             .expect("the binary starts");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{args:?} was accepted: the process kept running");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
-            .expect("stderr");
+        let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("{args:?} was accepted: the process kept running"))
+            .expect("the binary's output");
+        let status = output.status;
+        let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(status.code(), Some(2), "{args:?}: exit code; stderr: {stderr}");
         assert!(
             stderr.contains(field),
