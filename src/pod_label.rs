@@ -99,7 +99,7 @@ impl PodLabel {
                     }
                     Err(error) => {
                         tracing::warn!(pod = %self.pod, label = %self.key, %error, "could not label pod; retrying");
-                        retry_at = Some(Instant::now() + retry);
+                        retry_at = Some(crate::clock::later(Instant::now(), retry));
                     }
                 }
                 continue;

@@ -890,3 +890,184 @@ fn clap_outcomes_carry_their_exit_codes() {
         "{unknown}"
     );
 }
+
+/// Every duration is bounded (issue 9): values past a bound are refused naming the field, and
+/// sums that would overflow an `Instant` or the Lease's int32 seconds never get that far.
+#[test]
+fn durations_past_their_bounds_are_refused() {
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut args = vec!["--election", "demo"];
+        args.extend_from_slice(extra);
+        args
+    };
+    refused(
+        &with(&[
+            "--lease-duration",
+            "3000000000s",
+            "--renew-deadline",
+            "2500000000s",
+            "--retry-period",
+            "1s",
+        ]),
+        &[],
+        &["lease-duration", "maximum of 24h", "int32"],
+    );
+    refused(
+        &with(&["--lease-duration", "25h", "--renew-deadline", "10s"]),
+        &[],
+        &["lease-duration", "maximum of 24h"],
+    );
+    refused(
+        &with(&["--retry-period", "18446744073709551615s"]),
+        &[],
+        &["retry-period", "renew-deadline"],
+    );
+    refused(
+        &with(&["--retry-period", "5ms", "--renew-deadline", "1s"]),
+        &[],
+        &["retry-period", "10ms"],
+    );
+    refused(&with(&["--ttl", "9999999999s"]), &[], &["ttl", "maximum of 24h"]);
+    refused(
+        &with(&["--shutdown-timeout", "18446744073709551615s"]),
+        &[],
+        &["shutdown-timeout", "maximum of 1h"],
+    );
+    refused(
+        &with(&["--shutdown-timeout", "61m"]),
+        &[],
+        &["shutdown-timeout", "maximum of 1h"],
+    );
+    refused(
+        &with(&["--release-delay", "99999999999999999999999s"]),
+        &[],
+        &["release-delay", "too"],
+    );
+    refused(
+        &with(&["--release-delay", "3s"]),
+        &[],
+        &["release-delay", "shutdown-timeout", "at most half", "the default"],
+    );
+    refused(
+        &with(&["--shutdown-timeout", "1s"]),
+        &[],
+        &[
+            "release-delay 1s",
+            "shutdown-timeout 1s",
+            "lower --release-delay or raise --shutdown-timeout",
+        ],
+    );
+
+    // The bounds themselves are accepted.
+    let config = load(
+        &with(&[
+            "--lease-duration",
+            "24h",
+            "--renew-deadline",
+            "23h",
+            "--retry-period",
+            "10ms",
+        ]),
+        &[],
+    )
+    .expect("the longest lease and the shortest retry period");
+    assert_eq!(config.timing.lease_duration_seconds(), 86_400);
+    assert_eq!(config.liveness_bound(), secs(86_400 + 23 * 3_600));
+    let config = load(
+        &with(&["--shutdown-timeout", "1h", "--release-delay", "30m"]),
+        &[],
+    )
+    .expect("the longest shutdown, half of it delay");
+    assert_eq!(
+        (config.shutdown_timeout, config.release_delay),
+        (secs(3_600), secs(1_800))
+    );
+    let config = load(&with(&["--release-delay", "0s"]), &[]).expect("no delay");
+    assert_eq!(config.release_delay, Duration::ZERO);
+    let defaults = load(&with(&[]), &[]).expect("defaults");
+    assert_eq!(
+        (defaults.shutdown_timeout, defaults.release_delay),
+        (secs(5), secs(1))
+    );
+    assert!(
+        defaults.render().contains("release-delay: \"1s\"\n"),
+        "{}",
+        defaults.render()
+    );
+    let help = load(&["--help"], &[]).unwrap_err().to_string();
+    assert!(
+        help.contains("--release-delay")
+            && help.contains("ELECTOR_RELEASE_DELAY")
+            && help.contains("[default: 1s]"),
+        "--help documents --release-delay:\n{help}"
+    );
+}
+
+/// The binary itself exits 2 on the issue's extreme values, with the field named and no panic.
+/// It runs with a timeout and a kubeconfig for an unreachable server, so a configuration that
+/// were wrongly accepted would keep running and fail the test instead of hanging it.
+#[tokio::test]
+async fn the_binary_exits_2_on_out_of_bounds_durations() {
+    let dir = TempDir::new("bounds-binary");
+    let kubeconfig = dir.file(
+        "kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:9\n\
+         contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: default\n\
+         current-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
+    );
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[
+                "--lease-duration",
+                "3000000000s",
+                "--renew-deadline",
+                "2500000000s",
+                "--retry-period",
+                "1s",
+            ],
+            "lease-duration",
+        ),
+        (
+            &["--shutdown-timeout", "18446744073709551615s"],
+            "shutdown-timeout",
+        ),
+        (&["--retry-period", "18446744073709551615s"], "retry-period"),
+        (&["--release-delay", "5s"], "release-delay"),
+        (
+            &["--lease-duration", "2147483648s", "--renew-deadline", "10s"],
+            "lease-duration",
+        ),
+    ];
+    for (args, field) in cases {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-elector"))
+            .args([
+                "--election",
+                "demo",
+                "--id",
+                "x",
+                "--http",
+                "127.0.0.1:0",
+                "--kubeconfig",
+            ])
+            .arg(&kubeconfig)
+            .args(args)
+            .env_clear()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+        let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("{args:?} was accepted: the process kept running"))
+            .expect("the binary's output");
+        let status = output.status;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(status.code(), Some(2), "{args:?}: exit code; stderr: {stderr}");
+        assert!(
+            stderr.contains(field),
+            "{args:?}: the message names {field}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: no panic: {stderr}");
+    }
+}

@@ -458,9 +458,7 @@ impl<K: LockObject> Driver<K> {
 
     /// The attempt went through. A conflict earlier in it keeps the backoff where it was.
     fn succeeded(&mut self) {
-        if !self.conflicted {
-            self.backoff.succeeded();
-        }
+        self.backoff.went_through(self.conflicted);
         self.last_error = None;
     }
 

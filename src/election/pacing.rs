@@ -67,6 +67,14 @@ impl Backoff {
         *self = Self::default();
     }
 
+    /// An attempt ended without an error; `lost_a_race` if one of its writes got 409 on the way.
+    /// Only a clean attempt resets the backoff: a conflict is not a sign of recovery.
+    pub fn went_through(&mut self, lost_a_race: bool) {
+        if !lost_a_race {
+            self.succeeded();
+        }
+    }
+
     /// When the next attempt is due, given when it would be due without failures. A follower
     /// waits out its backoff; a leader only the server's `Retry-After`, and only as long as one
     /// call of [`Timing::leader_call_budget`] still fits before `claim_valid_until`.
@@ -149,6 +157,28 @@ mod tests {
             ms(500),
             "and the sequence starts over"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn conflicts_never_reset_the_backoff() {
+        let t = timing();
+        let now = Instant::now();
+        let mut backoff = Backoff::new();
+        backoff.failed(now, &t, None, 0.0);
+        backoff.failed(now, &t, None, 0.0);
+        // An attempt that lost a race, read the lock again and found another holder.
+        backoff.went_through(true);
+        assert_eq!(backoff.failures(), 2, "a conflict is not a recovery");
+        assert_eq!(
+            backoff.next_attempt(now, None, &t),
+            now + ms(1_000),
+            "the wait stands"
+        );
+        // An attempt whose every write lost a race is a failure of its own (the driver calls
+        // `failed` with no Retry-After): the sequence goes on doubling.
+        assert_eq!(backoff.failed(now, &t, None, 0.0), ms(2_000));
+        backoff.went_through(false);
+        assert_eq!(backoff, Backoff::new(), "a clean attempt resets it");
     }
 
     #[tokio::test(start_paused = true)]
