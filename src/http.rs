@@ -9,6 +9,10 @@
 //! - `/livez`, `/healthz`: 200 while the election loop made progress within the liveness bound
 //!   (lease duration + renew deadline) and is still running; 503 otherwise. Never depends on
 //!   leadership or on the API server being reachable.
+//! - `/readyz/pod-label`: readiness for the pod-label variant: 503 while the pod may carry the
+//!   `leader` label ([`crate::pod_label::LabelStatus`]) but this process's claim is not valid (a
+//!   partitioned ex-leader that cannot reset its label), or while `/livez` fails; 200 otherwise.
+//!   Without `--pod-label` it answers as `/livez`.
 //! - `/`, `/status`: JSON built from the state by [`StatusBody`]: vapor-ware k8s-elector's fields
 //!   (`is_leader`, `leader`, `node`, `timestamp`), the contrib leader-elector's `name`, and more.
 //! - `/metrics`: OpenMetrics text; state-derived families are brought up to date first.
@@ -46,6 +50,7 @@ use tracing::Instrument;
 use crate::clock::{WallClock, monotonic_ns};
 use crate::config::Config;
 use crate::metrics::ElectionMetrics;
+use crate::pod_label::LabelStatus;
 use crate::status::{LeaderState, StateReceiver};
 
 /// Header carrying the fencing token on a 200 from `/readyz`.
@@ -91,6 +96,7 @@ pub struct Context {
     lock_type: String,
     liveness_bound: Duration,
     wall_clock: WallClock,
+    pod_label: Option<LabelStatus>,
 }
 
 impl Context {
@@ -131,7 +137,14 @@ impl Context {
             lock_type: lock_type.to_owned(),
             liveness_bound,
             wall_clock: WallClock::system(),
+            pod_label: None,
         }
+    }
+
+    /// Lets `/readyz/pod-label` follow what the pod label may say.
+    pub fn with_pod_label(mut self, status: LabelStatus) -> Self {
+        self.pod_label = Some(status);
+        self
     }
 
     /// Uses `clock` for the wall-clock `timestamp` of the status JSON.
@@ -150,6 +163,7 @@ impl Context {
         let route = match path {
             "/readyz" => Self::readyz,
             "/livez" | "/healthz" => Self::livez,
+            "/readyz/pod-label" => Self::pod_label_readyz,
             "/" | "/status" => Self::status,
             "/metrics" => Self::metrics,
             _ => {
@@ -235,6 +249,26 @@ impl Context {
         plain(
             StatusCode::OK,
             format!("ok: last progress {} ms ago\n", idle.as_millis()),
+        )
+    }
+
+    fn pod_label_readyz(&self, state: &LeaderState, now: Instant) -> Response<Full<Bytes>> {
+        let live = self.livez(state, now);
+        if live.status() != StatusCode::OK {
+            return live;
+        }
+        let may_be_leader = self.pod_label.as_ref().is_some_and(|status| *status.borrow());
+        if may_be_leader && !state.is_leader_at(now) {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the pod may still be labelled leader but this process's claim is not \
+                 valid (the label could not be reset yet)\n"
+                    .to_owned(),
+            );
+        }
+        plain(
+            StatusCode::OK,
+            "ok: the pod label does not claim more than this process holds\n".to_owned(),
         )
     }
 
@@ -896,10 +930,65 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn pod_label_readiness_fails_while_a_stale_leader_label_may_remain() {
+        let (label_tx, label_rx) = watch::channel(false);
+        let f = fixture();
+        let context = f.context.with_pod_label(label_rx);
+        let now = Instant::now();
+        let ask = |now| context.respond(&Method::GET, "/readyz/pod-label", now).status();
+        follow(&f.tx, now, "pod-b");
+        assert_eq!(ask(now), StatusCode::OK, "a follower without the label is ready");
+
+        lead(&f.tx, now, Duration::from_secs(2));
+        label_tx.send_replace(true);
+        assert_eq!(
+            ask(now),
+            StatusCode::OK,
+            "a valid leader carrying the label is ready"
+        );
+
+        // Partitioned: the claim lapses, the label cannot be reset.
+        let lapsed = now + Duration::from_secs(2);
+        assert_eq!(
+            ask(lapsed),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "an ex-leader that may still carry the label must not be ready"
+        );
+        // The label reset succeeded.
+        label_tx.send_replace(false);
+        assert_eq!(ask(lapsed), StatusCode::OK, "ready again once the label is reset");
+
+        // Liveness still gates it.
+        let stuck = now + BOUND + Duration::from_secs(1);
+        assert_eq!(ask(stuck), StatusCode::SERVICE_UNAVAILABLE, "not live, not ready");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pod_label_readiness_without_a_pod_label_is_liveness() {
+        let f = fixture();
+        let now = Instant::now();
+        lead(&f.tx, now, Duration::from_secs(2));
+        let ask = |now| f.context.respond(&Method::GET, "/readyz/pod-label", now).status();
+        assert_eq!(ask(now + Duration::from_secs(3)), StatusCode::OK);
+        assert_eq!(
+            ask(now + BOUND + Duration::from_secs(1)),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn methods_paths_and_head() {
         let f = fixture();
         let now = Instant::now();
-        for path in ["/", "/status", "/readyz", "/livez", "/healthz", "/metrics"] {
+        for path in [
+            "/",
+            "/status",
+            "/readyz",
+            "/readyz/pod-label",
+            "/livez",
+            "/healthz",
+            "/metrics",
+        ] {
             for method in [
                 Method::POST,
                 Method::PUT,
