@@ -18,14 +18,18 @@
 //! - `/metrics`: OpenMetrics text; state-derived families are brought up to date first.
 //!
 //! [`bind`] and [`Server::serve`] are separate so tests can bind `127.0.0.1:0` and learn the port.
-//! The server never stops accepting, so no number of idle or slow connections can starve a
-//! probe: a connection beyond the cap ([`MAX_CONNECTIONS`], [`MAX_CONNECTIONS_PER_PEER`] from one
-//! address) closes the oldest open one instead of waiting for a slot; a request head must arrive
-//! within [`HEADER_READ_TIMEOUT`] (1 s; probes and scrapers send theirs at once), also between
-//! requests on a kept-alive connection; running out of file descriptors sheds the oldest
-//! connection rather than spinning or ending the accept loop. Each connection runs in its own
-//! tracing span; shutdown drains gracefully. Handlers are plain functions of ([`Method`], path,
-//! now) and are tested without a socket.
+//! The server never stops accepting, so no number of idle or slow connections from other
+//! addresses can starve a probe: a connection beyond the cap ([`MAX_CONNECTIONS`]) closes the
+//! oldest connection of the peer holding the most, one beyond [`MAX_CONNECTIONS_PER_PEER`] from
+//! one address closes that address's oldest, instead of waiting for a slot. Each new connection
+//! gets its first poll before the next accept (a probe's request is answered at once). The listen
+//! backlog is [`LISTEN_BACKLOG`], so a flood needs thousands of connections to fill the kernel's
+//! accept queue and delay a probe's handshake. A request head must arrive within
+//! [`HEADER_READ_TIMEOUT`] (1 s; probes and scrapers send theirs at once), also between requests
+//! on a kept-alive connection. Running out of file descriptors sheds a connection rather than
+//! spinning or ending the accept loop. Each connection runs in its own tracing span; shutdown
+//! drains gracefully. Handlers are plain functions of ([`Method`], path, now) and are tested
+//! without a socket.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -57,7 +61,7 @@ use crate::status::{LeaderState, StateReceiver};
 pub const FENCING_TOKEN_HEADER: &str = "x-elector-fencing-token";
 /// Content type of `/metrics`.
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// Most connections open at once; a new connection beyond it closes the oldest one.
+/// Most connections open at once; a new connection beyond it closes the busiest peer's oldest.
 pub const MAX_CONNECTIONS: usize = 256;
 /// Most connections open at once from one peer address; beyond it, that peer's oldest closes.
 pub const MAX_CONNECTIONS_PER_PEER: usize = 64;
@@ -413,7 +417,8 @@ pub struct Limits {
     /// A client must send a complete request head within this time, also between requests on a
     /// kept-alive connection.
     pub header_read_timeout: Duration,
-    /// Most connections open at once; a new one beyond it closes the oldest open connection.
+    /// Most connections open at once; a new one beyond it closes the oldest connection of the peer
+    /// holding the most.
     pub max_connections: usize,
     /// Most connections open at once from one peer address; a new one beyond it closes that
     /// peer's oldest connection.
@@ -443,15 +448,28 @@ pub struct Server {
 
 /// Binds the listener; `127.0.0.1:0` picks a free port (see [`Server::local_addr`]).
 pub async fn bind(addr: SocketAddr) -> Result<Server, Error> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })?;
+    let listener = listen(addr).map_err(|source| Error::Bind { addr, source })?;
     let local_addr = listener.local_addr().map_err(Error::LocalAddr)?;
     Ok(Server {
         listener,
         local_addr,
         limits: Limits::default(),
     })
+}
+
+/// The kernel's queue of connections not yet accepted: the most a flood can fill before a new
+/// connection's handshake is dropped (and retried by the client only a second later). Linux caps
+/// it at `net.core.somaxconn` (4096 by default since 5.4); tokio's default is 1024.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 impl Server {
@@ -469,11 +487,12 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting, lets open connections finish
     /// their current request (up to [`Limits::drain_timeout`]) and returns.
     ///
-    /// The loop never stops accepting: a connection beyond [`Limits::max_connections`] (or
-    /// [`Limits::max_connections_per_peer`]) closes the oldest open one (of that peer), so a
-    /// client that connects and asks at once (a kubelet probe) is always served, however many
-    /// idle or slow connections others hold. Running out of file descriptors (EMFILE, ENFILE)
-    /// sheds the oldest connection too, or backs off briefly when there is none to shed.
+    /// The loop never stops accepting: a connection beyond [`Limits::max_connections`] closes the
+    /// busiest peer's oldest connection, one beyond [`Limits::max_connections_per_peer`] its own
+    /// peer's oldest, so a client that connects and asks at once (a kubelet probe) is served
+    /// however many idle or slow connections other addresses hold. Running out of file
+    /// descriptors (EMFILE, ENFILE) sheds the same way, or backs off briefly when there is
+    /// nothing to shed.
     pub async fn serve(self, context: Context, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let context = Arc::new(context);
         let limits = self.limits;
@@ -496,8 +515,11 @@ impl Server {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         if out_of_descriptors(&error) {
-                            if open.shed_oldest(None).is_some() {
+                            if open.shed_oldest(open.busiest_peer()).is_some() {
                                 tracing::debug!(%error, "out of file descriptors; closed the oldest connection");
+                                // Let the aborted task drop its socket (and the loop reap it)
+                                // before accepting again, rather than shedding every connection.
+                                tokio::task::yield_now().await;
                                 continue;
                             }
                             tracing::warn!(%error, "out of file descriptors with no connection to close; backing off");
@@ -514,8 +536,8 @@ impl Server {
                 open.shed_oldest(Some(peer.ip()));
                 tracing::debug!(%peer, "per-peer connection cap reached; closed that peer's oldest connection");
             } else if open.len() >= limits.max_connections.max(1) {
-                open.shed_oldest(None);
-                tracing::debug!(%peer, "connection cap reached; closed the oldest connection");
+                open.shed_oldest(open.busiest_peer());
+                tracing::debug!(%peer, "connection cap reached; closed the busiest peer's oldest connection");
             }
             let span = tracing::debug_span!("http_connection", %peer);
             let context = context.clone();
@@ -523,6 +545,10 @@ impl Server {
             let task = connections
                 .spawn(serve_connection(stream, context, drain, limits.header_read_timeout).instrument(span));
             open.add(peer.ip(), task);
+            // Give the new connection its first poll before the next accept: a probe's request
+            // is usually there already and is answered at once, before a burst of accepts from
+            // a flood could make it the oldest connection and shed it.
+            tokio::task::yield_now().await;
         }
         drop(self.listener);
         let _ = drain_tx.send(true);
@@ -573,6 +599,15 @@ impl OpenConnections {
         self.per_peer.get(&peer).copied().unwrap_or(0)
     }
 
+    /// The peer holding the most connections: the one to shed from when the server is full, so
+    /// a flood from a few addresses cannot push out a client that holds one connection.
+    fn busiest_peer(&self) -> Option<IpAddr> {
+        self.per_peer
+            .iter()
+            .max_by_key(|(_, count)| **count)
+            .map(|(peer, _)| *peer)
+    }
+
     fn add(&mut self, peer: IpAddr, task: AbortHandle) {
         let seq = self.next;
         self.next += 1;
@@ -599,7 +634,8 @@ impl OpenConnections {
         Some((peer, task))
     }
 
-    /// Closes the oldest connection (of `peer`, if given); returns its peer.
+    /// Closes the oldest connection (of `peer`, if given; of anyone if `peer` holds none);
+    /// returns its peer.
     fn shed_oldest(&mut self, peer: Option<IpAddr>) -> Option<IpAddr> {
         let seq = self
             .by_age
@@ -1271,6 +1307,35 @@ mod tests {
         );
         assert!(still_open(&second), "the peer's newer connection stays");
         assert!(still_open(&other), "another peer's connection is not touched");
+    }
+
+    #[tokio::test]
+    async fn a_full_server_sheds_from_the_busiest_peer_not_the_oldest_connection() {
+        let limits = Limits {
+            max_connections: 4,
+            max_connections_per_peer: 100,
+            header_read_timeout: Duration::from_secs(60),
+            ..Limits::default()
+        };
+        let (addr, tx, _stop, _serving) = start(limits).await;
+        lead(&tx, Instant::now(), Duration::from_secs(600));
+        // A quiet client's connection is the oldest of all; a flooding peer fills the rest.
+        let quiet = connect_from("127.0.0.3", addr).await;
+        let mut flood_oldest = connect_from("127.0.0.2", addr).await;
+        let mut flood = Vec::new();
+        for _ in 0..2 {
+            flood.push(connect_from("127.0.0.2", addr).await);
+        }
+        let answer = ask(connect_from("127.0.0.1", addr).await, "/readyz").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            closed_by_server(&mut flood_oldest).await,
+            "the busiest peer's oldest connection makes room"
+        );
+        assert!(
+            still_open(&quiet),
+            "the quiet client's connection survives, though it is the oldest"
+        );
     }
 
     #[tokio::test]
