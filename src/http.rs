@@ -9,18 +9,32 @@
 //! - `/livez`, `/healthz`: 200 while the election loop made progress within the liveness bound
 //!   (lease duration + renew deadline) and is still running; 503 otherwise. Never depends on
 //!   leadership or on the API server being reachable.
+//! - `/readyz/pod-label`: readiness for the pod-label variant: 503 while the pod may carry the
+//!   `leader` label ([`crate::pod_label::LabelStatus`]) but this process's claim is not valid (a
+//!   partitioned ex-leader that cannot reset its label), or while `/livez` fails; 200 otherwise.
+//!   Without `--pod-label` it answers as `/livez`.
 //! - `/`, `/status`: JSON built from the state by [`StatusBody`]: vapor-ware k8s-elector's fields
 //!   (`is_leader`, `leader`, `node`, `timestamp`), the contrib leader-elector's `name`, and more.
 //! - `/metrics`: OpenMetrics text; state-derived families are brought up to date first.
 //!
 //! [`bind`] and [`Server::serve`] are separate so tests can bind `127.0.0.1:0` and learn the port.
-//! The server reads request heads with a timeout into a small buffer, caps concurrent connections,
-//! runs each connection in its own tracing span and drains gracefully on shutdown. Handlers are
-//! plain functions of ([`Method`], path, now) and are tested without a socket.
+//! The server never stops accepting, so no number of idle or slow connections from other
+//! addresses can starve a probe: a connection beyond the cap ([`MAX_CONNECTIONS`]) closes the
+//! oldest connection of the peer holding the most, one beyond [`MAX_CONNECTIONS_PER_PEER`] from
+//! one address closes that address's oldest, instead of waiting for a slot. Each new connection
+//! gets its first poll before the next accept (a probe's request is answered at once). The listen
+//! backlog is [`LISTEN_BACKLOG`], so a flood needs thousands of connections to fill the kernel's
+//! accept queue and delay a probe's handshake. A request head must arrive within
+//! [`HEADER_READ_TIMEOUT`] (1 s; probes and scrapers send theirs at once), also between requests
+//! on a kept-alive connection. Running out of file descriptors sheds a connection rather than
+//! spinning or ending the accept loop. Each connection runs in its own tracing span; shutdown
+//! drains gracefully. Handlers are plain functions of ([`Method`], path, now) and are tested
+//! without a socket.
 
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,24 +46,28 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::clock::{WallClock, monotonic_ns};
 use crate::config::Config;
 use crate::metrics::ElectionMetrics;
+use crate::pod_label::LabelStatus;
 use crate::status::{LeaderState, StateReceiver};
 
 /// Header carrying the fencing token on a 200 from `/readyz`.
 pub const FENCING_TOKEN_HEADER: &str = "x-elector-fencing-token";
 /// Content type of `/metrics`.
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// Most connections served at once; further clients wait in the listen backlog.
+/// Most connections open at once; a new connection beyond it closes the busiest peer's oldest.
 pub const MAX_CONNECTIONS: usize = 256;
-/// A client must send a complete request head within this time.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most connections open at once from one peer address; beyond it, that peer's oldest closes.
+pub const MAX_CONNECTIONS_PER_PEER: usize = 64;
+/// A client must send a complete request head within this time. Probes and scrapers send theirs
+/// at once; a connection that sits silent this long is holding a slot for nothing.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(1);
 /// Read buffer cap per connection (hyper's minimum is 8 KiB); requests here are a line and a few headers.
 pub const MAX_BUF_SIZE: usize = 16 * 1024;
 /// How long open connections may finish their current request after shutdown begins.
@@ -82,6 +100,7 @@ pub struct Context {
     lock_type: String,
     liveness_bound: Duration,
     wall_clock: WallClock,
+    pod_label: Option<LabelStatus>,
 }
 
 impl Context {
@@ -122,7 +141,14 @@ impl Context {
             lock_type: lock_type.to_owned(),
             liveness_bound,
             wall_clock: WallClock::system(),
+            pod_label: None,
         }
+    }
+
+    /// Lets `/readyz/pod-label` follow what the pod label may say.
+    pub fn with_pod_label(mut self, status: LabelStatus) -> Self {
+        self.pod_label = Some(status);
+        self
     }
 
     /// Uses `clock` for the wall-clock `timestamp` of the status JSON.
@@ -141,6 +167,7 @@ impl Context {
         let route = match path {
             "/readyz" => Self::readyz,
             "/livez" | "/healthz" => Self::livez,
+            "/readyz/pod-label" => Self::pod_label_readyz,
             "/" | "/status" => Self::status,
             "/metrics" => Self::metrics,
             _ => {
@@ -226,6 +253,26 @@ impl Context {
         plain(
             StatusCode::OK,
             format!("ok: last progress {} ms ago\n", idle.as_millis()),
+        )
+    }
+
+    fn pod_label_readyz(&self, state: &LeaderState, now: Instant) -> Response<Full<Bytes>> {
+        let live = self.livez(state, now);
+        if live.status() != StatusCode::OK {
+            return live;
+        }
+        let may_be_leader = self.pod_label.as_ref().is_some_and(|status| *status.borrow());
+        if may_be_leader && !state.is_leader_at(now) {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the pod may still be labelled leader but this process's claim is not \
+                 valid (the label could not be reset yet)\n"
+                    .to_owned(),
+            );
+        }
+        plain(
+            StatusCode::OK,
+            "ok: the pod label does not claim more than this process holds\n".to_owned(),
         )
     }
 
@@ -375,10 +422,15 @@ fn plain(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 /// Resource bounds of the server; [`Limits::default`] is what the sidecar uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// A client must send a complete request head within this time.
+    /// A client must send a complete request head within this time, also between requests on a
+    /// kept-alive connection.
     pub header_read_timeout: Duration,
-    /// Most connections served at once; further clients wait in the listen backlog.
+    /// Most connections open at once; a new one beyond it closes the oldest connection of the peer
+    /// holding the most.
     pub max_connections: usize,
+    /// Most connections open at once from one peer address; a new one beyond it closes that
+    /// peer's oldest connection.
+    pub max_connections_per_peer: usize,
     /// How long open connections may finish their current request after shutdown begins.
     pub drain_timeout: Duration,
 }
@@ -388,6 +440,7 @@ impl Default for Limits {
         Self {
             header_read_timeout: HEADER_READ_TIMEOUT,
             max_connections: MAX_CONNECTIONS,
+            max_connections_per_peer: MAX_CONNECTIONS_PER_PEER,
             drain_timeout: DRAIN_TIMEOUT,
         }
     }
@@ -403,15 +456,28 @@ pub struct Server {
 
 /// Binds the listener; `127.0.0.1:0` picks a free port (see [`Server::local_addr`]).
 pub async fn bind(addr: SocketAddr) -> Result<Server, Error> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })?;
+    let listener = listen(addr).map_err(|source| Error::Bind { addr, source })?;
     let local_addr = listener.local_addr().map_err(Error::LocalAddr)?;
     Ok(Server {
         listener,
         local_addr,
         limits: Limits::default(),
     })
+}
+
+/// The kernel's queue of connections not yet accepted: the most a flood can fill before a new
+/// connection's handshake is dropped (and retried by the client only a second later). Linux caps
+/// it at `net.core.somaxconn` (4096 by default since 5.4); tokio's default is 1024.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 impl Server {
@@ -428,46 +494,69 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting, lets open connections finish
     /// their current request (up to [`Limits::drain_timeout`]) and returns.
+    ///
+    /// The loop never stops accepting: a connection beyond [`Limits::max_connections`] closes the
+    /// busiest peer's oldest connection, one beyond [`Limits::max_connections_per_peer`] its own
+    /// peer's oldest, so a client that connects and asks at once (a kubelet probe) is served
+    /// however many idle or slow connections other addresses hold. Running out of file
+    /// descriptors (EMFILE, ENFILE) sheds the same way, or backs off briefly when there is
+    /// nothing to shed.
     pub async fn serve(self, context: Context, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let context = Arc::new(context);
         let limits = self.limits;
-        let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
         let (drain_tx, drain_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
+        let mut open = OpenConnections::default();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            while connections.try_join_next().is_some() {}
-            let permit = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                permit = permits.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break, // never closed
-                },
-            };
             let (stream, peer) = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                Some(done) = connections.join_next_with_id(), if !connections.is_empty() => {
+                    open.finished(match done {
+                        Ok((id, ())) => id,
+                        Err(error) => error.id(),
+                    });
+                    continue;
+                }
                 accepted = self.listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
-                        // Usually EMFILE or a connection reset before accept: not fatal.
-                        tracing::warn!(%error, "accepting an HTTP connection failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        if out_of_descriptors(&error) {
+                            if open.shed_oldest(open.busiest_peer()).is_some() {
+                                tracing::debug!(%error, "out of file descriptors; closed the oldest connection");
+                                // Let the aborted task drop its socket (and the loop reap it)
+                                // before accepting again, rather than shedding every connection.
+                                tokio::task::yield_now().await;
+                                continue;
+                            }
+                            tracing::warn!(%error, "out of file descriptors with no connection to close; backing off");
+                            tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        } else {
+                            // A connection reset before accept and the like: not fatal.
+                            tracing::debug!(%error, "accepting an HTTP connection failed");
+                        }
                         continue;
                     }
                 },
             };
+            if open.of_peer(peer.ip()) >= limits.max_connections_per_peer.max(1) {
+                open.shed_oldest(Some(peer.ip()));
+                tracing::debug!(%peer, "per-peer connection cap reached; closed that peer's oldest connection");
+            } else if open.len() >= limits.max_connections.max(1) {
+                open.shed_oldest(open.busiest_peer());
+                tracing::debug!(%peer, "connection cap reached; closed the busiest peer's oldest connection");
+            }
             let span = tracing::debug_span!("http_connection", %peer);
             let context = context.clone();
             let drain = drain_rx.clone();
-            connections.spawn(
-                async move {
-                    serve_connection(stream, context, drain, limits.header_read_timeout).await;
-                    drop(permit);
-                }
-                .instrument(span),
-            );
+            let task = connections
+                .spawn(serve_connection(stream, context, drain, limits.header_read_timeout).instrument(span));
+            open.add(peer.ip(), task);
+            // Give the new connection its first poll before the next accept: a probe's request
+            // is usually there already and is answered at once, before a burst of accepts from
+            // a flood could make it the oldest connection and shed it.
+            tokio::task::yield_now().await;
         }
         drop(self.listener);
         let _ = drain_tx.send(true);
@@ -483,6 +572,88 @@ impl Server {
             connections.shutdown().await;
         }
         Ok(())
+    }
+}
+
+/// Pause after an EMFILE/ENFILE that could not be relieved by closing a connection: the pending
+/// connection stays in the backlog, so retrying at once would spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Accept errors that mean "no descriptor left" rather than "this one connection failed".
+fn out_of_descriptors(error: &std::io::Error) -> bool {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    const ENOBUFS: i32 = 105;
+    const ENOMEM: i32 = 12;
+    matches!(error.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS | ENOMEM))
+}
+
+/// The open connections in accept order, by peer, with the handle that closes each.
+#[derive(Debug, Default)]
+struct OpenConnections {
+    next: u64,
+    /// Accept sequence number -> (peer, task). Oldest first.
+    by_age: BTreeMap<u64, (IpAddr, AbortHandle)>,
+    by_task: HashMap<tokio::task::Id, u64>,
+    per_peer: HashMap<IpAddr, usize>,
+}
+
+impl OpenConnections {
+    fn len(&self) -> usize {
+        self.by_age.len()
+    }
+
+    fn of_peer(&self, peer: IpAddr) -> usize {
+        self.per_peer.get(&peer).copied().unwrap_or(0)
+    }
+
+    /// The peer holding the most connections: the one to shed from when the server is full, so
+    /// a flood from a few addresses cannot push out a client that holds one connection.
+    fn busiest_peer(&self) -> Option<IpAddr> {
+        self.per_peer
+            .iter()
+            .max_by_key(|(_, count)| **count)
+            .map(|(peer, _)| *peer)
+    }
+
+    fn add(&mut self, peer: IpAddr, task: AbortHandle) {
+        let seq = self.next;
+        self.next += 1;
+        self.by_task.insert(task.id(), seq);
+        self.by_age.insert(seq, (peer, task));
+        *self.per_peer.entry(peer).or_default() += 1;
+    }
+
+    /// Forgets a connection whose task ended (by itself, or after being shed).
+    fn finished(&mut self, task: tokio::task::Id) {
+        if let Some(seq) = self.by_task.remove(&task) {
+            self.forget(seq);
+        }
+    }
+
+    fn forget(&mut self, seq: u64) -> Option<(IpAddr, AbortHandle)> {
+        let (peer, task) = self.by_age.remove(&seq)?;
+        if let Some(count) = self.per_peer.get_mut(&peer) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_peer.remove(&peer);
+            }
+        }
+        Some((peer, task))
+    }
+
+    /// Closes the oldest connection (of `peer`, if given; of anyone if `peer` holds none);
+    /// returns its peer.
+    fn shed_oldest(&mut self, peer: Option<IpAddr>) -> Option<IpAddr> {
+        let seq = self
+            .by_age
+            .iter()
+            .find(|(_, (from, _))| peer.is_none_or(|peer| *from == peer))
+            .map(|(seq, _)| *seq)?;
+        let (from, task) = self.forget(seq)?;
+        // Aborting drops the connection's socket, which closes it; the task is reaped later.
+        task.abort();
+        Some(from)
     }
 }
 
@@ -803,10 +974,65 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn pod_label_readiness_fails_while_a_stale_leader_label_may_remain() {
+        let (label_tx, label_rx) = watch::channel(false);
+        let f = fixture();
+        let context = f.context.with_pod_label(label_rx);
+        let now = Instant::now();
+        let ask = |now| context.respond(&Method::GET, "/readyz/pod-label", now).status();
+        follow(&f.tx, now, "pod-b");
+        assert_eq!(ask(now), StatusCode::OK, "a follower without the label is ready");
+
+        lead(&f.tx, now, Duration::from_secs(2));
+        label_tx.send_replace(true);
+        assert_eq!(
+            ask(now),
+            StatusCode::OK,
+            "a valid leader carrying the label is ready"
+        );
+
+        // Partitioned: the claim lapses, the label cannot be reset.
+        let lapsed = now + Duration::from_secs(2);
+        assert_eq!(
+            ask(lapsed),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "an ex-leader that may still carry the label must not be ready"
+        );
+        // The label reset succeeded.
+        label_tx.send_replace(false);
+        assert_eq!(ask(lapsed), StatusCode::OK, "ready again once the label is reset");
+
+        // Liveness still gates it.
+        let stuck = now + BOUND + Duration::from_secs(1);
+        assert_eq!(ask(stuck), StatusCode::SERVICE_UNAVAILABLE, "not live, not ready");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pod_label_readiness_without_a_pod_label_is_liveness() {
+        let f = fixture();
+        let now = Instant::now();
+        lead(&f.tx, now, Duration::from_secs(2));
+        let ask = |now| f.context.respond(&Method::GET, "/readyz/pod-label", now).status();
+        assert_eq!(ask(now + Duration::from_secs(3)), StatusCode::OK);
+        assert_eq!(
+            ask(now + BOUND + Duration::from_secs(1)),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn methods_paths_and_head() {
         let f = fixture();
         let now = Instant::now();
-        for path in ["/", "/status", "/readyz", "/livez", "/healthz", "/metrics"] {
+        for path in [
+            "/",
+            "/status",
+            "/readyz",
+            "/readyz/pod-label",
+            "/livez",
+            "/healthz",
+            "/metrics",
+        ] {
             for method in [
                 Method::POST,
                 Method::PUT,
@@ -984,47 +1210,140 @@ mod tests {
         );
     }
 
+    /// A connection from `source` (a loopback address) to `addr`.
+    async fn connect_from(source: &str, addr: SocketAddr) -> tokio::net::TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        socket.connect(addr).await.unwrap()
+    }
+
+    /// Whether the server closed `stream` (EOF or reset) within `PATIENCE`.
+    async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(
+            tokio::time::timeout(PATIENCE, stream.read(&mut buf)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+
+    /// Whether `stream` is still open: nothing to read and no EOF yet.
+    fn still_open(stream: &tokio::net::TcpStream) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(stream.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Asks `path` on `stream` (HTTP/1.1, connection close) and returns the answer.
+    async fn ask(mut stream: tokio::net::TcpStream, path: &str) -> String {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
+            .await
+            .expect("answered in time")
+            .unwrap();
+        String::from_utf8(answer).unwrap()
+    }
+
     #[tokio::test]
-    async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    async fn a_silent_connection_is_closed_after_the_header_read_timeout_too() {
         let limits = Limits {
-            max_connections: 1,
+            header_read_timeout: Duration::from_millis(100),
             ..Limits::default()
         };
         let (addr, _tx, _stop, _serving) = start(limits).await;
-        // A keeps its connection open (keep-alive) after one answered request.
-        let mut a = tokio::net::TcpStream::connect(addr).await.unwrap();
-        a.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 512];
-        let n = tokio::time::timeout(PATIENCE, a.read(&mut buf))
-            .await
-            .expect("A answered")
-            .unwrap();
+        // Connects and sends nothing at all, as an idle flood does.
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         assert!(
-            buf[..n].starts_with(b"HTTP/1.1 200"),
-            "A: {}",
-            String::from_utf8_lossy(&buf[..n])
+            closed_by_server(&mut stream).await,
+            "a connection that never sends a byte must be closed by the header read timeout"
         );
+    }
 
-        let mut b = tokio::net::TcpStream::connect(addr).await.unwrap(); // sits in the backlog
-        b.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = Vec::new();
-        let early = tokio::time::timeout(Duration::from_millis(300), b.read_to_end(&mut answer)).await;
+    #[tokio::test]
+    async fn idle_connections_beyond_the_cap_cannot_starve_a_probe() {
+        let limits = Limits {
+            max_connections: 8,
+            max_connections_per_peer: 1_000,
+            header_read_timeout: Duration::from_secs(60), // the cap alone must keep probes served
+            ..Limits::default()
+        };
+        let (addr, tx, _stop, _serving) = start(limits).await;
+        lead(&tx, Instant::now(), Duration::from_secs(600));
+        let mut idle = Vec::new();
+        for _ in 0..64 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        for round in 0..3 {
+            let answer = ask(tokio::net::TcpStream::connect(addr).await.unwrap(), "/readyz").await;
+            assert!(
+                answer.starts_with("HTTP/1.1 200"),
+                "round {round}: /readyz must answer with 64 idle connections held against a cap of 8, got:\n{answer}"
+            );
+        }
+        // The oldest idle connections made room; the newest are still open.
         assert!(
-            early.is_err() && answer.is_empty(),
-            "B must not be served while A holds the only slot"
+            closed_by_server(&mut idle[0]).await,
+            "the oldest idle connection is shed"
         );
+        assert!(
+            still_open(idle.last().unwrap()),
+            "the newest idle connection is kept"
+        );
+    }
 
-        drop(a);
-        tokio::time::timeout(PATIENCE, b.read_to_end(&mut answer))
-            .await
-            .expect("B answered once A left")
-            .unwrap();
-        let answer = String::from_utf8(answer).unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "B: {answer}");
+    #[tokio::test]
+    async fn a_peer_over_its_cap_loses_its_own_oldest_connection() {
+        let limits = Limits {
+            max_connections: 100,
+            max_connections_per_peer: 2,
+            header_read_timeout: Duration::from_secs(60),
+            ..Limits::default()
+        };
+        let (addr, tx, _stop, _serving) = start(limits).await;
+        lead(&tx, Instant::now(), Duration::from_secs(600));
+        // The other peer's connection is the oldest of all.
+        let other = connect_from("127.0.0.1", addr).await;
+        let mut first = connect_from("127.0.0.2", addr).await;
+        let second = connect_from("127.0.0.2", addr).await;
+        // Let the server accept all three before the third from 127.0.0.2 arrives.
+        let _ = ask(connect_from("127.0.0.3", addr).await, "/livez").await;
+        let answer = ask(connect_from("127.0.0.2", addr).await, "/readyz").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            closed_by_server(&mut first).await,
+            "the peer's oldest connection makes room for its new one"
+        );
+        assert!(still_open(&second), "the peer's newer connection stays");
+        assert!(still_open(&other), "another peer's connection is not touched");
+    }
+
+    #[tokio::test]
+    async fn a_full_server_sheds_from_the_busiest_peer_not_the_oldest_connection() {
+        let limits = Limits {
+            max_connections: 4,
+            max_connections_per_peer: 100,
+            header_read_timeout: Duration::from_secs(60),
+            ..Limits::default()
+        };
+        let (addr, tx, _stop, _serving) = start(limits).await;
+        lead(&tx, Instant::now(), Duration::from_secs(600));
+        // A quiet client's connection is the oldest of all; a flooding peer fills the rest.
+        let quiet = connect_from("127.0.0.3", addr).await;
+        let mut flood_oldest = connect_from("127.0.0.2", addr).await;
+        let mut flood = Vec::new();
+        for _ in 0..2 {
+            flood.push(connect_from("127.0.0.2", addr).await);
+        }
+        let answer = ask(connect_from("127.0.0.1", addr).await, "/readyz").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            closed_by_server(&mut flood_oldest).await,
+            "the busiest peer's oldest connection makes room"
+        );
+        assert!(
+            still_open(&quiet),
+            "the quiet client's connection survives, though it is the oldest"
+        );
     }
 
     #[tokio::test]

@@ -123,7 +123,9 @@ fn run(config: Config) -> Result<(), Failure> {
         .with_context(|| format!("binding the HTTP listener on {} (--http)", config.http))
         .map_err(Failure::Config)?;
     tracing::info!(address = %server.local_addr(), "serving /readyz, /livez, /metrics and status");
-    let context = http::Context::new(state_rx.clone(), registry, metrics.clone(), &config);
+    let (label_status_tx, label_status_rx) = pod_label::status_channel();
+    let context = http::Context::new(state_rx.clone(), registry, metrics.clone(), &config)
+        .with_pod_label(label_status_rx);
     let http_task = http_runtime.spawn(server.serve(context, stopped(election_done_rx)));
     let leader_file_task = config
         .leader_file
@@ -153,14 +155,17 @@ fn run(config: Config) -> Result<(), Failure> {
         release_gate,
     };
     let pod_label = match (&config.pod_label, &config.pod_name) {
-        (Some(key), Some(pod)) => Some(pod_label::PodLabel::new(
-            client.clone(),
-            &config.namespace,
-            pod,
-            key,
-            metrics.clone(),
-            config.timing.renew_deadline,
-        )),
+        (Some(key), Some(pod)) => Some(
+            pod_label::PodLabel::new(
+                client.clone(),
+                &config.namespace,
+                pod,
+                key,
+                metrics.clone(),
+                config.timing.renew_deadline,
+            )
+            .reporting_to(label_status_tx),
+        ),
         _ => None,
     };
     let retry = config.timing.retry_period;

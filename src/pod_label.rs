@@ -4,6 +4,12 @@
 //! Follows the published state only. The label turns to `follower` when leadership ends, when
 //! the claim's validity deadline passes (a timer, so a starved election loop cannot leave a stale
 //! `leader` label), and on shutdown. A failed patch is retried every retry period.
+//!
+//! It also publishes whether the pod *may* carry `leader` ([`LabelStatus`]): true from the moment
+//! a patch to `leader` is sent (it may be applied even when the answer is lost), false again only
+//! once a patch to `follower` succeeded. `/readyz/pod-label` fails while the pod may carry
+//! `leader` but this process's claim is no longer valid, so the kubelet takes a partitioned
+//! ex-leader out of the Service, whose selector still matches its stale label.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,6 +17,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
+use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 
 use crate::metrics::{ElectionMetrics, Verb};
@@ -33,6 +40,14 @@ pub fn patch_body(key: &str, value: &str) -> serde_json::Value {
     serde_json::json!({ "metadata": { "labels": BTreeMap::from([(key, value)]) } })
 }
 
+/// Whether this pod may carry the `leader` label, as far as this process knows.
+pub type LabelStatus = watch::Receiver<bool>;
+
+/// A channel for [`PodLabel::reporting_to`]; the receiver goes to the HTTP surface.
+pub fn status_channel() -> (watch::Sender<bool>, LabelStatus) {
+    watch::channel(false)
+}
+
 /// Patches one pod's label.
 pub struct PodLabel {
     api: Api<Pod>,
@@ -40,6 +55,7 @@ pub struct PodLabel {
     key: String,
     metrics: ElectionMetrics,
     timeout: Duration,
+    may_be_leader: watch::Sender<bool>,
 }
 
 impl PodLabel {
@@ -57,10 +73,20 @@ impl PodLabel {
             key: key.into(),
             metrics,
             timeout,
+            may_be_leader: watch::Sender::new(false),
         }
     }
 
+    /// Publishes whether the pod may carry `leader` on `status` (see the module documentation).
+    pub fn reporting_to(mut self, status: watch::Sender<bool>) -> Self {
+        self.may_be_leader = status;
+        self
+    }
+
     async fn set(&self, value: &str) -> Result<(), String> {
+        if value == "leader" {
+            self.may_be_leader.send_replace(true);
+        }
         let started = Instant::now();
         let patch = Patch::Merge(patch_body(&self.key, value));
         let outcome = tokio::time::timeout(
@@ -78,6 +104,9 @@ impl PodLabel {
             Err(_) => (None, Err(format!("timed out after {:?}", self.timeout))),
         };
         self.metrics.api_request(Verb::Patch, code, started.elapsed());
+        if value != "leader" && result.is_ok() {
+            self.may_be_leader.send_replace(false);
+        }
         result
     }
 

@@ -1,6 +1,7 @@
-//! Process metrics read from `/proc/self` at scrape time, with the Prometheus client libraries'
-//! standard names: `process_resident_memory_bytes`, `process_virtual_memory_bytes`,
-//! `process_cpu_seconds_total`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds`.
+//! Process metrics read from `/proc/self` at scrape time (the boot time from `/proc/stat` once, at
+//! start-up), with the Prometheus client libraries' standard names: `process_resident_memory_bytes`,
+//! `process_virtual_memory_bytes`, `process_cpu_seconds_total`, `process_open_fds`,
+//! `process_max_fds`, `process_start_time_seconds`.
 //!
 //! Linux only: on other systems (or when `/proc` is not mounted) the families are simply absent.
 //! A value that cannot be read is left out of that scrape rather than reported as 0. CPU time uses
@@ -38,8 +39,10 @@ pub struct ProcessSnapshot {
 /// Reads [`ProcessSnapshot`]s from a procfs root (`/proc` in production, a fixture in tests).
 #[derive(Clone, Debug)]
 pub struct ProcessCollector {
-    proc_root: PathBuf,
     pid_dir: PathBuf,
+    /// `btime` of `proc_root/stat`, read once: the boot time does not change while we run, and
+    /// `/proc/stat` is the largest file a scrape would otherwise read (a line per CPU and IRQ).
+    boot_time: Option<u64>,
 }
 
 impl ProcessCollector {
@@ -50,14 +53,16 @@ impl ProcessCollector {
         pid_dir
             .join("stat")
             .exists()
-            .then_some(Self { proc_root, pid_dir })
+            .then(|| Self::at(proc_root, pid_dir))
     }
 
-    /// A collector over an arbitrary procfs layout: `proc_root/stat` and `pid_dir/{stat,status,limits,fd}`.
+    /// A collector over an arbitrary procfs layout: `proc_root/stat` (read here, once) and
+    /// `pid_dir/{stat,status,limits,fd}` (read at every snapshot).
     pub fn at(proc_root: impl Into<PathBuf>, pid_dir: impl Into<PathBuf>) -> Self {
+        let boot_time = read(&proc_root.into().join("stat")).and_then(|text| parse_boot_time(&text));
         Self {
-            proc_root: proc_root.into(),
             pid_dir: pid_dir.into(),
+            boot_time,
         }
     }
 
@@ -76,7 +81,6 @@ impl ProcessCollector {
     pub fn snapshot(&self) -> ProcessSnapshot {
         let stat = read(&self.pid_dir.join("stat")).and_then(|text| parse_stat(&text));
         let status = read(&self.pid_dir.join("status"));
-        let boot_time = read(&self.proc_root.join("stat")).and_then(|text| parse_boot_time(&text));
         ProcessSnapshot {
             resident_memory_bytes: status
                 .as_deref()
@@ -92,7 +96,7 @@ impl ProcessCollector {
                 .map(|dir| dir.count() as u64),
             max_fds: read(&self.pid_dir.join("limits")).and_then(|text| parse_max_open_files(&text)),
             start_time_seconds: stat
-                .zip(boot_time)
+                .zip(self.boot_time)
                 .map(|(s, boot)| boot as f64 + s.start_time_ticks as f64 / USER_HZ),
         }
     }
@@ -254,8 +258,17 @@ mod tests {
         for fd in ["0", "1", "2"] {
             std::fs::write(pid.join("fd").join(fd), "").unwrap();
         }
-        let snapshot = ProcessCollector::at(&dir, &pid).snapshot();
+        let collector = ProcessCollector::at(&dir, &pid);
+        let snapshot = collector.snapshot();
+        // The boot time is read once, when the collector is made: a later scrape does not read
+        // /proc/stat again (here it would see a different btime).
+        std::fs::write(dir.join("stat"), "btime 1800000000\n").unwrap();
+        let again = collector.snapshot();
         std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            again.start_time_seconds, snapshot.start_time_seconds,
+            "the start time must not follow a re-read of /proc/stat"
+        );
         assert_eq!(
             snapshot,
             ProcessSnapshot {

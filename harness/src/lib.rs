@@ -2,11 +2,13 @@
 //! suite, the benchmarks and the demo.
 //!
 //! - [`elector`]: one process, its logs, its HTTP surface, signals.
+//! - [`flood`]: idle and slow-header connection floods against an elector's port.
 //! - [`timeline`]: leadership intervals on the shared monotonic clock, and the safety checks.
 #![forbid(unsafe_code)]
 
 pub mod elector;
 pub mod fleet;
+pub mod flood;
 pub mod timeline;
 
 pub use elector::*;

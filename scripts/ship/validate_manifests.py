@@ -129,7 +129,7 @@ def check_workload(docs, where, mode):
         fail(f"{w}: --http must listen on port 8080 (the probes and the PodMonitor use it), got {http!r}")
 
     rp = el.get("readinessProbe", {})
-    want_ready = "/readyz" if mode == "base" else "/livez"
+    want_ready = "/readyz" if mode == "base" else "/readyz/pod-label"
     expect(w, "elector readinessProbe.httpGet.path", get(rp, "httpGet.path"), want_ready)
     for field, want in (("periodSeconds", 1), ("failureThreshold", 1), ("successThreshold", 1)):
         expect(w, f"elector readinessProbe.{field}", rp.get(field), want)
