@@ -58,8 +58,7 @@ fn logged_at(elector: &Elector, message: &str) -> u64 {
 fn last_write_by(sim: &Sim, client: &str, before: u64) -> kube_sim::WriteRecord {
     sim.writes()
         .into_iter()
-        .filter(|w| w.client == client && w.seq < before && w.name == "test")
-        .next_back()
+        .rfind(|w| w.client == client && w.seq < before && w.name == "test")
         .unwrap_or_else(|| panic!("no write by {client} before #{before}"))
 }
 

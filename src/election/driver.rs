@@ -8,6 +8,12 @@
 //! a follower reads first when it polls, or writes straight from what its watch showed it.
 //! After every step the loop publishes a [`LeaderState`] on the watch channel.
 //!
+//! A leader steps down the moment it learns the lock was deleted (a 404, a DELETED event) or
+//! holds any record other than the one it last wrote; writes that leave the record alone
+//! (labels, data) change nothing. A record naming this identity with another incarnation, renewed
+//! under our eyes, is another live process with our identity: reported once (log, Warning Event,
+//! metrics, `/status`), and this process stays a follower while it holds the lock.
+//!
 //! Followers in [`FollowMode::Watch`] make no requests in steady state: the watch tells them of
 //! every renewal, a release is acted on the moment it arrives, and an expiry exactly when the
 //! observed lease runs out. When the watch is down they poll every jittered retry period until
