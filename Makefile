@@ -32,7 +32,7 @@ chaos:
 bench:
 	scripts/bench.sh
 
-## /readyz flood and renew latency.
+## Probe latency and renew latency under connection floods, a /readyz flood and a /metrics scrape flood.
 load:
 	scripts/load.sh
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# /readyz flood on a leader with wrk, and its renew latency with and without the flood.
+# Probe (/readyz, /livez) and renew latency of a leader, quiet and under 1,000 idle or slow-header
+# connections, a /readyz flood and a /metrics scrape flood (wrk), in one run (harness/src/bin/load.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null; }

@@ -9,7 +9,8 @@
 //! a patch to `leader` is sent (it may be applied even when the answer is lost), false again only
 //! once a patch to `follower` succeeded. `/readyz/pod-label` fails while the pod may carry
 //! `leader` but this process's claim is no longer valid, so the kubelet takes a partitioned
-//! ex-leader out of the Service, whose selector still matches its stale label.
+//! ex-leader out of the Service, whose selector still matches its stale label. It starts true:
+//! after a restart the pod may still carry the previous process's `leader` label.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -78,7 +79,11 @@ impl PodLabel {
     }
 
     /// Publishes whether the pod may carry `leader` on `status` (see the module documentation).
+    /// Until the first patch succeeds that is unknown, so it starts true: a restarted container
+    /// whose pod still carries the previous process's `leader` label is not Ready until the label
+    /// is reset (or this process leads).
     pub fn reporting_to(mut self, status: watch::Sender<bool>) -> Self {
+        status.send_replace(true);
         self.may_be_leader = status;
         self
     }
@@ -163,6 +168,29 @@ mod tests {
         state.valid_until = Some(now + Duration::from_secs(1));
         assert_eq!(role(&state, now), "leader");
         assert_eq!(role(&state, now + Duration::from_secs(1)), "follower");
+    }
+
+    #[tokio::test]
+    async fn the_label_may_say_leader_until_the_first_patch_succeeds() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = ElectionMetrics::register(&mut registry, "demo", "ns");
+        let (tx, rx) = status_channel();
+        assert!(!*rx.borrow(), "without a pod label nothing may say leader");
+        let _label = PodLabel::new(
+            client,
+            "ns",
+            "pod-a",
+            DEFAULT_KEY,
+            metrics,
+            Duration::from_secs(1),
+        )
+        .reporting_to(tx);
+        assert!(
+            *rx.borrow(),
+            "a restarted elector's pod may still carry the previous process's leader label"
+        );
     }
 
     #[test]

@@ -19,9 +19,11 @@ pub enum FloodKind {
     SlowHeader,
 }
 
-/// A running flood; stopped (every connection closed) on drop.
+/// A running flood, on its own thread and runtime so that it cannot starve the measuring side's
+/// tasks (a prober sharing a runtime with 1,000 flood tasks measures its own queueing).
 pub struct Flood {
-    tasks: JoinSet<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     opened: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
 }
@@ -40,7 +42,78 @@ impl Flood {
     ) -> Flood {
         let opened = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
-        let mut tasks = JoinSet::new();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let counters = (opened.clone(), failed.clone());
+        let thread = std::thread::spawn(move || {
+            let (opened, failed) = counters;
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async move {
+                let mut tasks = JoinSet::new();
+                spawn_slots(
+                    &mut tasks,
+                    addr,
+                    source,
+                    connections,
+                    kind,
+                    hold,
+                    &opened,
+                    &failed,
+                );
+                let _ = stopped.await;
+                tasks.shutdown().await;
+            });
+        });
+        Flood {
+            stop: Some(stop),
+            thread: Some(thread),
+            opened,
+            failed,
+        }
+    }
+
+    /// Connections opened so far.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Connection attempts that failed so far.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Closes every connection and waits for the flood's thread to end.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_slots(
+    tasks: &mut JoinSet<()>,
+    addr: SocketAddr,
+    source: IpAddr,
+    connections: usize,
+    kind: FloodKind,
+    hold: Duration,
+    opened: &Arc<AtomicU64>,
+    failed: &Arc<AtomicU64>,
+) {
+    {
         for slot in 0..connections {
             let (opened, failed) = (opened.clone(), failed.clone());
             // Spread the slots' hold times so reopening is continuous rather than in waves.
@@ -81,26 +154,6 @@ impl Flood {
                 }
             });
         }
-        Flood {
-            tasks,
-            opened,
-            failed,
-        }
-    }
-
-    /// Connections opened so far.
-    pub fn opened(&self) -> u64 {
-        self.opened.load(Ordering::Relaxed)
-    }
-
-    /// Connection attempts that failed so far.
-    pub fn failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
-    }
-
-    /// Closes every connection.
-    pub async fn stop(mut self) {
-        self.tasks.shutdown().await;
     }
 }
 
