@@ -252,49 +252,171 @@ async fn leadership_events_are_recorded_on_the_lock() {
     .await;
 }
 
+/// Runs the binary with exactly `args` and `env` (nothing inherited) and returns its exit code and
+/// stderr. A process still running after a generous bound was wrongly accepted as configured: it is
+/// killed and the test fails, instead of hanging.
+async fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let bound = Duration::from_secs(30);
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-elector"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kube-elector starts");
+    match tokio::time::timeout(bound, child.wait_with_output()).await {
+        Ok(output) => {
+            let output = output.expect("output is collected");
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }
+        Err(_) => panic!("{args:?} was still running after {bound:?}: the configuration was accepted"),
+    }
+}
+
+/// Asserts that nothing at all reached the simulator: no connection, no request.
+fn nothing_reached(sim: &kube_sim::Sim, case: &str) {
+    assert_eq!(
+        (sim.connections(), sim.requests()),
+        (0, Default::default()),
+        "{case}: nothing may reach the API server (connections, requests)"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_configuration_exits_2_before_touching_the_api() {
     let sim = sim(&["a"]).await;
     let kubeconfig = sim.kubeconfig_path("a");
     let kubeconfig = kubeconfig.to_str().expect("utf-8 path");
-    let cases: [(&[&str], &str); 5] = [
+    // Each case: the arguments, then what the message must say. The unreadable kubeconfig's
+    // path does not contain the word "kubeconfig", so only the message itself can.
+    let cases: [(&[&str], &[&str]); 5] = [
         (
             &["--kubeconfig", kubeconfig, "--lock-type", "zookeeper"],
-            "lock-type",
+            &["lock-type", "\"zookeeper\"", "leases, configmaps or endpoints"],
         ),
         (
             &["--kubeconfig", kubeconfig, "--renew-deadline", "20s"],
-            "renew-deadline",
+            &["renew-deadline", "lease-duration"],
         ),
         (
             &["--kubeconfig", kubeconfig, "--lease-duration", "15"],
-            "lease-duration",
+            &["lease-duration", "\"15\"", "write 15s"],
         ),
-        (&["--kubeconfig", kubeconfig, "--election", ""], "election"),
-        (&["--kubeconfig", "/nonexistent/kubeconfig"], "kubeconfig"),
+        (
+            &["--kubeconfig", kubeconfig, "--election", ""],
+            &["election", "must not be empty"],
+        ),
+        (
+            &["--kubeconfig", "/nonexistent/credentials"],
+            &["kubeconfig", "/nonexistent/credentials", "cannot be read"],
+        ),
     ];
-    for (extra, field) in cases {
-        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-elector"))
-            .env_clear()
-            .args(["--election", "test", "--id", "a", "--http", "127.0.0.1:0"])
-            .args(extra)
-            .output()
-            .await
-            .expect("runs");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{extra:?}: exit code; stderr: {stderr}"
-        );
-        assert!(
-            stderr.contains(field),
-            "{extra:?}: the message names {field}: {stderr}"
-        );
+    for (extra, expected) in cases {
+        let mut args = vec!["--id", "a", "--http", "127.0.0.1:0"];
+        if !extra.contains(&"--election") {
+            args.extend(["--election", "test"]);
+        }
+        args.extend_from_slice(extra);
+        let (code, stderr) = run_to_exit(&args, &[]).await;
+        assert_eq!(code, Some(2), "{extra:?}: exit code; stderr: {stderr}");
+        for part in expected {
+            assert!(
+                stderr.contains(part),
+                "{extra:?}: the message says {part:?}: {stderr}"
+            );
+        }
+        nothing_reached(&sim, &format!("{extra:?}"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_refused_at_run_time_exits_2_naming_the_setting() {
+    let sim = sim(&["a"]).await;
+    let dir = std::env::temp_dir().join(format!("kube-elector-runtime-exit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let garbled = dir.join("garbled");
+    std::fs::write(&garbled, "apiVersion: v1\nclusters: [unclosed\n").expect("write");
+    let empty = dir.join("empty-config");
+    std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").expect("write");
+    let base = ["--election", "test", "--id", "a"];
+
+    // A readable file that is not YAML.
+    let (code, stderr) = run_to_exit(
+        &[
+            &base[..],
+            &[
+                "--http",
+                "127.0.0.1:0",
+                "--kubeconfig",
+                garbled.to_str().expect("utf-8"),
+            ],
+        ]
+        .concat(),
+        &[],
+    )
+    .await;
+    assert_eq!(code, Some(2), "malformed kubeconfig: {stderr}");
     assert!(
-        sim.requests().values().all(|c| c.is_empty()),
-        "nothing reached the API: {:?}",
-        sim.requests()
+        stderr.contains("reading kubeconfig") && stderr.contains("--kubeconfig / KUBECONFIG"),
+        "names the file and the setting: {stderr}"
     );
+    // A valid YAML kubeconfig with no cluster or context to use.
+    let (code, stderr) = run_to_exit(
+        &[
+            &base[..],
+            &[
+                "--http",
+                "127.0.0.1:0",
+                "--kubeconfig",
+                empty.to_str().expect("utf-8"),
+            ],
+        ]
+        .concat(),
+        &[],
+    )
+    .await;
+    assert_eq!(code, Some(2), "unusable kubeconfig: {stderr}");
+    assert!(
+        stderr.contains("using kubeconfig") && stderr.contains("--kubeconfig / KUBECONFIG"),
+        "{stderr}"
+    );
+    // No kubeconfig and no in-cluster service account (no KUBERNETES_SERVICE_HOST here).
+    let (code, stderr) = run_to_exit(&[&base[..], &["--http", "127.0.0.1:0"]].concat(), &[]).await;
+    assert_eq!(code, Some(2), "no API configuration: {stderr}");
+    assert!(
+        stderr.contains("in-cluster") && stderr.contains("pass --kubeconfig"),
+        "says how to fix it: {stderr}"
+    );
+    // --http on an address already in use.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("address").to_string();
+    let kubeconfig = sim.kubeconfig_path("a");
+    let (code, stderr) = run_to_exit(
+        &[
+            &base[..],
+            &[
+                "--http",
+                &address,
+                "--kubeconfig",
+                kubeconfig.to_str().expect("utf-8"),
+            ],
+        ]
+        .concat(),
+        &[],
+    )
+    .await;
+    assert_eq!(code, Some(2), "--http cannot bind: {stderr}");
+    assert!(
+        stderr.contains(&address) && stderr.contains("--http"),
+        "names the address and the flag: {stderr}"
+    );
+    drop(taken);
+    nothing_reached(&sim, "run-time refusals");
+    let _ = std::fs::remove_dir_all(&dir);
 }
