@@ -1,8 +1,8 @@
 //! End-to-end: the settings and shutdown paths the other suites do not run: `--follow poll`,
 //! `--release-on-shutdown=false`, `--shutdown-timeout` bounding a hung release, the release retried
-//! after a conflict, the check after a write interrupted by shutdown, and the harness reading
-//! an exited process's log to its last line. Evidence comes from the simulator's write log and
-//! request counts, not from timing guesses.
+//! after a conflict, the check and the release after a write interrupted by shutdown, and the
+//! harness reading an exited process's log to its last line. Evidence comes from the simulator's
+//! write log and request counts, not from timing guesses.
 
 mod common;
 
@@ -234,8 +234,8 @@ async fn a_claim_interrupted_by_shutdown_is_checked_before_giving_up() {
     let sim = sim(&["a"]).await;
     // Every request of `a` waits 1 s in the API server, so its first claim is still in flight
     // when SIGTERM comes. The elector cannot know whether the claim landed, so before exiting it
-    // reads the lock and releases it if it names `a`. (kube-sim stops handling a request whose
-    // client hung up, so here the claim never lands: the read finds no lock to release.)
+    // reads the lock and releases it if it names `a`. (By default kube-sim abandons a request
+    // whose client hung up, so here the claim never lands: the read finds no lock to release.)
     sim.set_fault(
         "a",
         Fault {
@@ -268,6 +268,41 @@ async fn a_claim_interrupted_by_shutdown_is_checked_before_giving_up() {
         "no lock names a: {:?}",
         lock_writes(&sim, "leases")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_interrupted_by_shutdown_that_lands_anyway_is_released() {
+    let sim = sim(&["a"]).await;
+    // As above, but the API server applies the claim although the elector hung up on it
+    // (`complete_abandoned`). The read after SIGTERM waits 1 s too, so it is answered after the
+    // claim was applied, finds the lock naming `a`, and the elector releases it.
+    sim.set_fault(
+        "a",
+        Fault {
+            latency_ms: 1_000,
+            complete_abandoned: true,
+            ..Fault::default()
+        },
+    );
+    let mut a = elector(&sim, "a", &[]).await;
+    eventually(ELECT_WITHIN, "the claim to be in flight", || async {
+        (count(&sim, "a", "create leases") >= 1).then_some(())
+    })
+    .await;
+    assert!(
+        lock_writes(&sim, "leases").is_empty(),
+        "the claim is still in flight"
+    );
+    a.signal("TERM");
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    let writes = lock_writes(&sim, "leases");
+    let holders: Vec<&str> = writes.iter().map(|w| w.holder.as_str()).collect();
+    assert_eq!(
+        holders,
+        ["a", ""],
+        "the interrupted claim landed, then the release: {writes:?}"
+    );
+    assert_eq!(a.log_messages("released the lock").len(), 1, "{}", a.dump_logs());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,7 +92,21 @@ async fn connection(
 ) {
     let mut shutdown = shared.shutdown.clone();
     let svc_shared = shared.clone();
-    let svc = service_fn(move |req| handle(svc_shared.clone(), peer, req));
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let shared = svc_shared.clone();
+        async move {
+            let complete = bearer(&req)
+                .and_then(|t| shared.tokens.get(t))
+                .is_some_and(|client| shared.faults.get(client).complete_abandoned);
+            if complete {
+                // On its own task, the request runs to the end even if hyper drops this future
+                // because the client hung up.
+                tokio::spawn(handle(shared, peer, req)).await.unwrap_or(Err(Cut))
+            } else {
+                handle(shared, peer, req).await
+            }
+        }
+    });
     match tls {
         Some(acceptor) => {
             let accepted = tokio::select! {
