@@ -264,6 +264,18 @@ fn each_layer_beats_the_one_below_for_every_field() {
             get: |c| c.pod_name.clone().unwrap_or_else(|| "<none>".to_owned()),
         },
         Case {
+            key: "pod-uid",
+            values: ["uid-file", "uid-env", "uid-flag"],
+            expected: owned(["<none>", "uid-file", "uid-env", "uid-flag"]),
+            get: |c| c.pod_uid.clone().unwrap_or_else(|| "<none>".to_owned()),
+        },
+        Case {
+            key: "release-delay",
+            values: ["200ms", "300ms", "2s"],
+            expected: owned(["1000ms", "200ms", "300ms", "2000ms"]),
+            get: |c| format!("{}ms", c.release_delay.as_millis()),
+        },
+        Case {
             key: "release-on-shutdown",
             values: ["false", "true", "false"],
             expected: owned(["true", "false", "true", "false"]),
@@ -294,11 +306,16 @@ fn each_layer_beats_the_one_below_for_every_field() {
             get: |c| c.log_level.clone(),
         },
     ];
-    assert_eq!(
-        cases.len(),
-        18,
-        "every field except --ttl (tested on its own) has a case"
-    );
+    // Every field --print-config renders (each one a config-file key, a flag and a variable) has a
+    // case; --ttl, which sets three of them, is tested on its own.
+    let rendered = load(&["--election", "demo"], &[]).unwrap().render();
+    let fields: std::collections::BTreeSet<&str> = rendered
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(':').map(|(key, _)| key))
+        .collect();
+    let covered: std::collections::BTreeSet<&str> = cases.iter().map(|c| c.key).collect();
+    assert_eq!(covered, fields, "a layering case for every field");
 
     for case in cases {
         let env_name = format!("ELECTOR_{}", case.key.to_ascii_uppercase().replace('-', "_"));
@@ -862,11 +879,19 @@ fn clap_outcomes_carry_their_exit_codes() {
         ("--log-format", "ELECTOR_LOG_FORMAT"),
         ("--log-level", "ELECTOR_LOG_LEVEL"),
         ("--config", "ELECTOR_CONFIG"),
-        ("--print-config", ""),
     ] {
         assert!(text.contains(flag), "--help documents {flag}:\n{text}");
         assert!(text.contains(env), "--help names {env} for {flag}:\n{text}");
     }
+    // --print-config is a command, not a setting: documented, with no variable of its own.
+    let print_config = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("--print-config"))
+        .unwrap_or_else(|| panic!("--help documents --print-config:\n{text}"));
+    assert!(
+        !print_config.contains("env:") && !print_config.contains("ELECTOR_"),
+        "--print-config has no environment variable: {print_config}"
+    );
     for default in [
         "[default: 15s]",
         "[default: 10s]",

@@ -136,9 +136,17 @@ async fn sigterm_on_the_leader_hands_over_to_a_higher_fencing_token() {
         "the old leader's last write releases the Lease: {released:?}"
     );
 
+    let old = electors[first].id.clone();
     let rest = without(electors, first);
-    // Released, the Lease is taken without waiting for it to expire.
     let next = one_leader(&rest, LEASE).await;
+    // Released, the Lease is taken at once: the takeover write follows the release write within
+    // a retry period on the simulator's clock (watching followers take a few milliseconds; one
+    // that ignored the release would wait out the lease).
+    let takeover = assert_prompt_takeover(&sim, "leases", &old, RETRY);
+    assert_eq!(
+        takeover.holder, rest[next].id,
+        "the process that leads wrote the takeover"
+    );
     let next_token = fencing_token(&rest[next].status().await.expect("status"));
     assert!(
         next_token > token,
@@ -148,15 +156,20 @@ async fn sigterm_on_the_leader_hands_over_to_a_higher_fencing_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_on_the_leader_fails_over_after_the_lease_expires_and_not_before() {
-    let sim = sim(&["a", "b", "c"]).await;
-    let mut electors = three(&sim, &[]).await;
+    // Two candidates: the one follower's own timing is what the write log shows.
+    let sim = sim(&["a", "b"]).await;
+    let mut electors = vec![elector(&sim, "a", &[]).await, elector(&sim, "b", &[]).await];
     let first = one_leader(&electors, ELECT_WITHIN).await;
     let dead = electors[first].id.clone();
+    followers_watching(&sim, &electors, &dead).await;
+    sim.reset_requests();
     electors[first].signal("KILL");
     electors[first].wait_exit(Duration::from_secs(5)).await;
     let rest = without(electors, first);
     let next = one_leader(&rest, LEASE * 3).await;
 
+    // Both ends of the gap are the simulator's clock: the last renewal applied, the takeover
+    // applied.
     let writes = lease_writes(&sim);
     let last_renewal = writes
         .iter()
@@ -174,11 +187,24 @@ async fn sigkill_on_the_leader_fails_over_after_the_lease_expires_and_not_before
         gap >= LEASE,
         "took over {gap:?} after the last renewal, before the {LEASE:?} lease expired"
     );
-    // Generous upper bound: the watch-driven follower acts at expiry, not a poll later.
+    // The watching follower acts at expiry (it saw the renewal a few milliseconds after it was
+    // applied and times the lease from then), not a poll later: a poller would first see the
+    // renewal up to a jittered retry period late and then find the expiry up to another one late,
+    // on average a whole retry period after expiry.
     assert!(
-        gap < LEASE + RETRY * 2,
-        "took over {gap:?} after the last renewal; expected about {LEASE:?}"
+        gap < LEASE + RETRY / 2,
+        "took over {gap:?} after the last renewal; a watching follower acts at expiry ({LEASE:?}), \
+         within {:?}",
+        RETRY / 2
     );
+    // And it learned of every renewal from its watch: not one read of the Lease until it took over.
+    let follower = &rest[next].id;
+    let reads = sim
+        .requests()
+        .get(follower)
+        .and_then(|c| c.get("get leases").copied())
+        .unwrap_or(0);
+    assert_eq!(reads, 0, "the follower polled the Lease: {:?}", sim.requests());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,62 +276,77 @@ async fn a_leader_whose_renewals_are_delayed_past_the_deadline_steps_down() {
         .wait_log(|l| l["message"] == "stopped leading", RENEW_DEADLINE * 3)
         .await;
     assert!(!electors[first].is_leader().await);
-    let others_lead = eventually(LEASE * 3, "a new leader", || async {
+    let new_leader = eventually(LEASE * 3, "a new leader", || async {
         let now = leaders(&electors).await;
-        (now.len() == 1 && now[0] != id).then_some(now)
+        (now.len() == 1 && now[0] != id).then(|| now[0].clone())
     })
     .await;
-    assert_eq!(others_lead.len(), 1);
+    // The old leader's writes still arrive, late; none may make it claim leadership again.
+    let status = electors[first].status().await.expect("status answers");
+    assert_eq!(
+        status["is_leader"], false,
+        "{id} claims again while {new_leader} leads: {status}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_candidates_leave_exactly_one_leader() {
     let sim = sim(&["a", "b", "c"]).await;
     let mut electors = three(&sim, &[]).await;
-    // Each release makes the two followers race for the same resourceVersion.
-    let mut conflicts = 0.0;
-    for round in 0..4 {
-        let leader = one_leader(&electors, ELECT_WITHIN).await;
-        electors[leader].signal("TERM");
-        electors[leader].wait_exit(Duration::from_secs(10)).await;
-        let others: Vec<&Elector> = electors
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != leader)
-            .map(|(_, e)| e)
-            .collect();
-        let winners = eventually(LEASE * 2, "a new leader", || async {
-            let mut now = Vec::new();
-            for e in &others {
-                if e.is_leader().await {
-                    now.push(e.id.clone());
-                }
-            }
-            (!now.is_empty()).then_some(now)
-        })
-        .await;
-        assert_eq!(
-            winners.len(),
-            1,
-            "round {round}: exactly one winner, got {winners:?}"
+    let leader = one_leader(&electors, ELECT_WITHIN).await;
+    let leader_id = electors[leader].id.clone();
+    followers_watching(&sim, &electors, &leader_id).await;
+    // Make the race certain: the simulator holds each follower's writes for 300 ms before
+    // applying them, so both claims of the released Lease are in flight, from the same
+    // resourceVersion, before either is applied. The first applied wins; the other gets 409.
+    let followers: Vec<String> = electors
+        .iter()
+        .map(|e| e.id.clone())
+        .filter(|id| *id != leader_id)
+        .collect();
+    for id in &followers {
+        sim.set_fault(
+            id,
+            Fault {
+                latency_ms: 300,
+                verbs: Some(vec!["update".to_owned()]),
+                ..Fault::default()
+            },
         );
-        for e in &others {
-            conflicts += metric(
-                e,
-                "elector_api_requests_total",
-                &[("verb", "update"), ("code", "409")],
-            )
-            .await;
-        }
-        electors[leader].restart().await;
-        if conflicts > 0.0 {
-            break;
-        }
     }
+    electors[leader].signal("TERM");
     assert!(
-        conflicts > 0.0,
-        "the followers never raced; the test did not exercise a 409"
+        electors[leader]
+            .wait_exit(Duration::from_secs(10))
+            .await
+            .success()
     );
+    let others = without(electors, leader);
+    let winner = one_leader(&others, LEASE * 2).await;
+    let loser = 1 - winner;
+    // The loser's 409 shows in its metrics once it has read the Lease again and names the winner.
+    let conflicts = eventually(ELECT_WITHIN, "the loser to count its 409", || async {
+        let n = metric(
+            &others[loser],
+            "elector_api_requests_total",
+            &[("verb", "update"), ("code", "409")],
+        )
+        .await;
+        (n > 0.0).then_some(n)
+    })
+    .await;
+    assert_eq!(conflicts, 1.0, "one lost race, one conflict");
+    assert_eq!(
+        metric(
+            &others[winner],
+            "elector_api_requests_total",
+            &[("verb", "update"), ("code", "409")],
+        )
+        .await,
+        0.0,
+        "the winner's write was applied first"
+    );
+    assert_eq!(leaders(&others).await, vec![others[winner].id.clone()]);
     // Transitions in the Lease count each handover exactly once.
     let writes = lease_writes(&sim);
     for pair in writes.windows(2) {
@@ -323,6 +364,9 @@ async fn racing_candidates_leave_exactly_one_leader() {
             );
         }
     }
+    for id in &followers {
+        sim.clear_fault(id);
+    }
 }
 
 /// A sample's value from an elector's /metrics (sum over series matching `labels`).
@@ -335,6 +379,24 @@ async fn metric(elector: &Elector, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// Sends `GET path` over a fresh connection now and returns a task that reads the answer, so a
+/// request can be in flight (queued in the kernel) while the process is stopped.
+async fn request_in_flight(addr: std::net::SocketAddr, path: &str) -> tokio::task::JoinHandle<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the kernel accepts a connection for a stopped process");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").as_bytes())
+        .await
+        .expect("the request is queued");
+    tokio::spawn(async move {
+        let mut raw = String::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_string(&mut raw)).await;
+        raw
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_reports_not_leader_the_instant_it_wakes() {
     let sim = sim(&["a", "b", "c"]).await;
@@ -343,12 +405,27 @@ async fn a_paused_leader_reports_not_leader_the_instant_it_wakes() {
     let paused = &electors[first];
     paused.signal("STOP");
     another_leader(&electors, &paused.id, LEASE * 3).await;
+    // A probe arrives while the process is stopped and waits in the kernel; it is answered the
+    // moment the process wakes, racing the election thread, which steps down on waking.
+    let probe = request_in_flight(paused.addr, "/readyz").await;
     paused.signal("CONT");
-    // The very first answer after waking comes before the loop can have renewed or stepped down.
-    let (code, _, body) = paused.get("/readyz").await.expect("readyz answers");
-    assert_eq!(
-        code, 503,
-        "a woken leader whose claim lapsed must not be ready: {body}"
+    let answer = probe.await.expect("the probe task");
+    assert!(
+        answer.starts_with("HTTP/1.0 503") || answer.starts_with("HTTP/1.1 503"),
+        "a woken leader whose claim lapsed must not be ready: {answer}"
+    );
+    // Which side of that race the answer came from shows in its reason: "the claim's validity
+    // deadline has passed" if /readyz answered before the loop stepped down (readiness computed
+    // at the request's moment), otherwise the loop's step-down ("leader is ..."). Both are
+    // correct; a /readyz that read a stored flag would answer 200 in the first case. Which case
+    // occurs is up to the scheduler, so this end-to-end test cannot force the first one; the
+    // unit tests pin it on the paused clock, with no step-down at all:
+    // status::tests::leadership_lapses_at_the_validity_deadline_without_any_update and
+    // http::tests::readyz_follows_leadership_and_lapses_at_the_deadline_without_an_update.
+    assert!(
+        answer.contains("not leader: the claim's validity deadline has passed")
+            || answer.contains("not leader: leader is"),
+        "the 503 names why: {answer}"
     );
     let status = paused.status().await.expect("status");
     assert_eq!(status["is_leader"], false, "{status}");
@@ -405,6 +482,8 @@ async fn elect_and_hand_over(lock_type: &str, kind: &str) {
         electors[other].is_leader().await.then_some(())
     })
     .await;
+    let takeover = assert_prompt_takeover(&sim, lock_type, &electors[first].id, RETRY);
+    assert_eq!(takeover.holder, electors[other].id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,6 +620,9 @@ async fn a_watch_resumed_from_a_compacted_version_starts_over_and_keeps_working(
     );
     electors[first].signal("TERM");
     assert!(electors[first].wait_exit(Duration::from_secs(10)).await.success());
+    let old = electors[first].id.clone();
     let rest = without(electors, first);
     one_leader(&rest, LEASE).await;
+    // The restarted watch delivers the release: the takeover follows it at once.
+    assert_prompt_takeover(&sim, "leases", &old, RETRY);
 }

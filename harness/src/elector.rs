@@ -4,6 +4,11 @@
 //! logs on stderr (collected and searchable), and its HTTP surface on a port it picks itself
 //! (read back from its log). Nothing here shares code with what it tests: status comes over a
 //! raw HTTP/1.0 request, signals through `kill`.
+//!
+//! Logs are read by a task until stderr reaches end of file; [`Elector::wait_exit`] returns only
+//! after that task has read the last line, so a line written just before the process exited or
+//! was killed (a final `stopped leading`, a `became leader` just before a SIGKILL) is always in
+//! [`Elector::logs`] when the caller looks.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,6 +48,8 @@ pub struct Elector {
     env: Vec<(String, String)>,
     child: Child,
     logs: watch::Receiver<Vec<Value>>,
+    /// Becomes true once the log reader has reached the end of stderr.
+    logs_closed: watch::Receiver<bool>,
     kubeconfig: PathBuf,
     args: Vec<String>,
 }
@@ -119,12 +126,14 @@ impl Elector {
         let mut child = command.spawn().expect("kube-elector starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, logs) = watch::channel(Vec::new());
+        let (closed_tx, logs_closed) = watch::channel(false);
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
                 tx.send_modify(|logs| logs.push(value));
             }
+            closed_tx.send_replace(true);
         });
         let mut elector = Elector {
             id: id.to_owned(),
@@ -133,6 +142,7 @@ impl Elector {
             env,
             child,
             logs,
+            logs_closed,
             kubeconfig,
             args,
         };
@@ -222,12 +232,18 @@ impl Elector {
         assert!(status.success(), "kill -{signal} {} failed", self.pid());
     }
 
-    /// Waits for the process to exit.
+    /// Waits for the process to exit and for its log to be read to the end (stderr closed), so
+    /// [`Elector::logs`] then holds every line the process wrote.
     pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        match tokio::time::timeout(within, self.child.wait()).await {
-            Ok(Ok(status)) => status,
+        let exited = async {
+            let status = self.child.wait().await.ok()?;
+            self.logs_closed.wait_for(|closed| *closed).await.ok()?;
+            Some(status)
+        };
+        match tokio::time::timeout(within, exited).await {
+            Ok(Some(status)) => status,
             _ => panic!(
-                "{} did not exit within {within:?}; logs:\n{}",
+                "{} did not exit (or close its stderr) within {within:?}; logs:\n{}",
                 self.id,
                 self.dump_logs()
             ),

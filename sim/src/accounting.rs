@@ -1,12 +1,20 @@
 //! Request counts per client and the log of applied writes.
 //!
-//! Requests are counted when they arrive, before any fault or auth decision, keyed by client and
-//! `"<verb> <resource>"` (`"update leases"`, `"watch leases"`). The write log itself is appended by
-//! the store under its lock (so sequence numbers and resourceVersions agree); this module owns the
-//! record type and the counters.
+//! Every accepted connection is counted, and every request when it arrives, before any fault or
+//! auth decision: API requests keyed by client and `"<verb> <resource>"` (`"update leases"`,
+//! `"watch leases"`), requests without a known bearer token under [`ANONYMOUS`] (the user name the
+//! real API server gives them), and requests for paths outside the API (`/version`, unknown
+//! paths) as `"<METHOD> <path>"`. Only the admin API (`/sim/...`, the observer's own channel) is
+//! not counted. So "nothing reached the API server" is `connections() == 0`. The write log itself
+//! is appended by the store under its lock (so sequence numbers and resourceVersions agree); this
+//! module owns the record type and the counters.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The client name requests without a known bearer token are counted under.
+pub const ANONYMOUS: &str = "system:anonymous";
 
 use serde::{Deserialize, Serialize};
 
@@ -38,9 +46,20 @@ pub struct WriteRecord {
 #[derive(Debug, Default)]
 pub struct Accounting {
     counts: Mutex<RequestCounts>,
+    connections: AtomicU64,
 }
 
 impl Accounting {
+    /// Counts one accepted connection (before TLS or any request on it).
+    pub fn connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections accepted since start (or the last reset).
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
     /// Counts one request.
     pub fn count(&self, client: &str, verb: &str, resource: &str) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
@@ -56,9 +75,10 @@ impl Accounting {
         self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Resets all counts.
+    /// Resets all counts, connections included.
     pub fn reset(&self) {
         self.counts.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.connections.store(0, Ordering::Relaxed);
     }
 }
 
@@ -84,8 +104,11 @@ mod tests {
         let s = a.snapshot();
         assert_eq!(s["a"]["update leases"], 2);
         assert_eq!(s["b"]["watch leases"], 1);
+        a.connection();
+        assert_eq!(a.connections(), 1);
         a.reset();
         assert!(a.snapshot().is_empty());
+        assert_eq!(a.connections(), 0);
     }
 
     #[test]

@@ -35,6 +35,12 @@ pub struct Fault {
     /// Restricts request faults to these verbs (get, list, watch, create, update, patch, delete).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verbs: Option<Vec<String>>,
+    /// Finish a request even when its client hangs up before the answer (during `latency_ms`):
+    /// a write is then applied although its client has gone, one of the outcomes the real API
+    /// server has for a write whose client disconnects. By default such a request is abandoned
+    /// (not applied).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub complete_abandoned: bool,
 }
 
 /// The `fail` part of a [`Fault`].

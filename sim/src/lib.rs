@@ -374,7 +374,13 @@ impl Sim {
         self.shared.accounting.snapshot()
     }
 
-    /// Resets the request counts.
+    /// Connections accepted since start (or the last reset): every client that reached the
+    /// listener, whether or not it sent a request or authenticated.
+    pub fn connections(&self) -> u64 {
+        self.shared.accounting.connections()
+    }
+
+    /// Resets the request counts and the connection count.
     pub fn reset_requests(&self) {
         self.shared.accounting.reset();
     }

@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::accounting::Accounting;
+use crate::accounting::{ANONYMOUS, Accounting};
 use crate::api::{self, Body, MAX_BODY, error_response, json_response};
 use crate::faults::{Faults, roll};
 use crate::router::{self, Route};
@@ -72,6 +72,7 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<
         };
         match accepted {
             Ok((stream, peer)) => {
+                shared.accounting.connection();
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(connection(stream, peer, tls.clone(), shared.clone()));
             }
@@ -91,7 +92,21 @@ async fn connection(
 ) {
     let mut shutdown = shared.shutdown.clone();
     let svc_shared = shared.clone();
-    let svc = service_fn(move |req| handle(svc_shared.clone(), peer, req));
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let shared = svc_shared.clone();
+        async move {
+            let complete = bearer(&req)
+                .and_then(|t| shared.tokens.get(t))
+                .is_some_and(|client| shared.faults.get(client).complete_abandoned);
+            if complete {
+                // On its own task, the request runs to the end even if hyper drops this future
+                // because the client hung up.
+                tokio::spawn(handle(shared, peer, req)).await.unwrap_or(Err(Cut))
+            } else {
+                handle(shared, peer, req).await
+            }
+        }
+    });
     match tls {
         Some(acceptor) => {
             let accepted = tokio::select! {
@@ -164,7 +179,13 @@ async fn handle(
     let path = req.uri().path().to_owned();
     let query = router::parse_query(req.uri().query());
     let client = bearer(&req).and_then(|t| shared.tokens.get(t)).cloned();
-    let target = match router::route(&path) {
+    let route = router::route(&path);
+    if matches!(route, Route::Health | Route::Version | Route::NotFound) {
+        // Outside the API: counted by method and path, under the client or as anonymous.
+        let who = client.as_deref().unwrap_or(ANONYMOUS);
+        shared.accounting.count(who, req.method().as_str(), &path);
+    }
+    let target = match route {
         Route::Admin(rest) => {
             if !peer.ip().is_loopback() {
                 return Ok(json_response(
@@ -193,6 +214,9 @@ async fn handle(
     let verb = router::verb(req.method(), &target, &query);
     let resource = target.kind.info().plural;
     let mut lose_response = false;
+    if client.is_none() {
+        shared.accounting.count(ANONYMOUS, verb.as_str(), resource);
+    }
     if let Some(c) = &client {
         shared.accounting.count(c, verb.as_str(), resource);
         let fault = shared.faults.get(c);

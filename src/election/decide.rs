@@ -632,9 +632,13 @@ mod tests {
         let sent = BootClock::manual().read();
         let claim = Claim::won(&held_by(ME, 1, 3), wall(), sent, sent, &timing).unwrap();
         let observed = seen(Some(held_by(ME, 1, 3)), "20", sent.monotonic);
-        let Decision::WaitUntil(takeover) =
-            decide(Some(&observed), &other("follower"), sent.monotonic, wall(), &timing)
-        else {
+        let Decision::WaitUntil(takeover) = decide(
+            Some(&observed),
+            &other("follower"),
+            sent.monotonic,
+            wall(),
+            &timing,
+        ) else {
             panic!("a follower must wait");
         };
         assert!(

@@ -156,6 +156,8 @@ pub struct Candidate {
     pid: u32,
     child: Child,
     tail: watch::Receiver<VecDeque<String>>,
+    /// Becomes true once the log reader has read stderr to its end.
+    logs_closed: watch::Receiver<bool>,
 }
 
 impl Candidate {
@@ -210,14 +212,20 @@ impl Candidate {
             .take()
             .ok_or_else(|| anyhow!("{id}: no stderr pipe"))?;
         let (tail_tx, tail) = watch::channel(VecDeque::new());
+        let (id_owned, events_owned) = (id.to_owned(), events.clone());
         let (addr_tx, mut addr_rx) = watch::channel(None);
-        tokio::spawn(read_logs(id.to_owned(), stderr, events.clone(), tail_tx, addr_tx));
+        let (closed_tx, logs_closed) = watch::channel(false);
+        tokio::spawn(async move {
+            read_logs(id_owned, stderr, events_owned, tail_tx, addr_tx).await;
+            closed_tx.send_replace(true);
+        });
         let mut candidate = Candidate {
             id: id.to_owned(),
             addr: http,
             pid,
             child,
             tail,
+            logs_closed,
         };
         let bound = tokio::time::timeout(within, addr_rx.wait_for(Option::is_some))
             .await
@@ -289,18 +297,26 @@ impl Candidate {
         self.child.try_wait().ok().flatten()
     }
 
-    /// Waits up to `within` for the process to exit.
+    /// Waits up to `within` for the process to exit and for its log to be read to the end, so
+    /// every transition it logged (the last `stopped leading`, a `became leader` just before a
+    /// SIGKILL) is in [`Events`] when this returns.
     pub async fn wait_exit(&mut self, within: Duration) -> Result<ExitStatus> {
-        match tokio::time::timeout(within, self.child.wait()).await {
+        let exited = async {
+            let status = self.child.wait().await;
+            let _ = self.logs_closed.wait_for(|closed| *closed).await;
+            status
+        };
+        match tokio::time::timeout(within, exited).await {
             Ok(status) => status.with_context(|| format!("waiting for {} to exit", self.id)),
-            Err(_) => bail!("{} did not exit within {within:?}", self.id),
+            Err(_) => bail!("{} did not exit (or close its stderr) within {within:?}", self.id),
         }
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within `grace`. Returns the exit status.
     pub async fn stop(&mut self, grace: Duration) -> Result<ExitStatus> {
-        if let Some(status) = self.exited() {
-            return Ok(status);
+        if self.exited().is_some() {
+            // Already gone: still read its log to the end.
+            return self.wait_exit(grace).await;
         }
         self.signal(Signal::Term)?;
         match self.wait_exit(grace).await {

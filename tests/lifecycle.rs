@@ -1,0 +1,333 @@
+//! End-to-end: the settings and shutdown paths the other suites do not run: `--follow poll`,
+//! `--release-on-shutdown=false`, `--shutdown-timeout` bounding a hung release, the release retried
+//! after a conflict, the check and the release after a write interrupted by shutdown, and the
+//! harness reading an exited process's log to its last line. Evidence comes from the simulator's
+//! write log and request counts, not from timing guesses.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use kube_sim::Fault;
+
+const ELECT_WITHIN: Duration = Duration::from_secs(20);
+
+/// Requests of `client` for `"verb resource"` so far.
+fn count(sim: &kube_sim::Sim, client: &str, what: &str) -> u64 {
+    sim.requests()
+        .get(client)
+        .and_then(|c| c.get(what).copied())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_followers_read_every_retry_period_never_watch_and_take_over_a_release() {
+    let sim = sim(&["a", "b", "c"]).await;
+    let mut electors = Vec::new();
+    for id in ["a", "b", "c"] {
+        electors.push(elector(&sim, id, &["--follow", "poll"]).await);
+    }
+    let first = one_leader(&electors, ELECT_WITHIN).await;
+    let leader = electors[first].id.clone();
+    // Steady state: each follower reads the lock once per jittered retry period (RETRY to
+    // 1.2 × RETRY) and never opens a watch.
+    sim.reset_requests();
+    let window = RETRY * 8;
+    tokio::time::sleep(window).await;
+    for follower in electors.iter().filter(|e| e.id != leader) {
+        let reads = count(&sim, &follower.id, "get leases");
+        assert!(
+            (5..=9).contains(&reads),
+            "{} read the lock {reads} times in {window:?}; polling every {RETRY:?} (jitter 1.2) gives 6 to 8",
+            follower.id
+        );
+    }
+    for elector in &electors {
+        assert_eq!(
+            count(&sim, &elector.id, "watch leases"),
+            0,
+            "{} watches in poll mode: {:?}",
+            elector.id,
+            sim.requests()
+        );
+    }
+    // A release is found at the next poll: within one jittered retry period (+ scheduling).
+    electors[first].signal("TERM");
+    assert!(electors[first].wait_exit(Duration::from_secs(10)).await.success());
+    let rest: Vec<Elector> = electors.into_iter().filter(|e| e.id != leader).collect();
+    one_leader(&rest, LEASE).await;
+    assert_prompt_takeover(&sim, "leases", &leader, RETRY.mul_f64(1.2) + RETRY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_release_on_shutdown_the_lease_is_left_to_expire() {
+    let sim = sim(&["a", "b"]).await;
+    let mut electors = Vec::new();
+    for id in ["a", "b"] {
+        electors.push(elector(&sim, id, &["--release-on-shutdown=false"]).await);
+    }
+    let first = one_leader(&electors, ELECT_WITHIN).await;
+    let old = electors[first].id.clone();
+    electors[first].signal("TERM");
+    let exit = electors[first].wait_exit(Duration::from_secs(10)).await;
+    assert!(exit.success(), "a graceful shutdown exits 0, got {exit:?}");
+    let other = 1 - first;
+    eventually(LEASE * 3, "the other candidate to lead", || async {
+        electors[other].is_leader().await.then_some(())
+    })
+    .await;
+    let writes = lock_writes(&sim, "leases");
+    let last_own = writes
+        .iter()
+        .rev()
+        .find(|w| w.client == old)
+        .expect("the old leader renewed");
+    assert_eq!(
+        last_own.holder, old,
+        "with --release-on-shutdown=false the last write is a renewal, not a release: {writes:?}"
+    );
+    let takeover = writes
+        .iter()
+        .find(|w| w.seq > last_own.seq && !w.holder.is_empty())
+        .expect("a takeover");
+    let gap = Duration::from_nanos(takeover.monotonic_ns - last_own.monotonic_ns);
+    assert!(
+        gap >= LEASE,
+        "taken over {gap:?} after the last renewal: before the {LEASE:?} lease expired"
+    );
+    assert!(
+        electors[first].log_messages("released the lock").is_empty(),
+        "nothing was released"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_timeout_bounds_a_release_the_api_never_answers() {
+    let sim = sim(&["a"]).await;
+    let timeout = Duration::from_secs(1);
+    // No release delay (at most half the shutdown timeout, 1 s by default): the whole 1 s is
+    // the hung release's.
+    let mut electors = vec![elector(&sim, "a", &["--shutdown-timeout", "1s", "--release-delay", "0s"]).await];
+    one_leader(&electors, ELECT_WITHIN).await;
+    // From now on the API server holds every write of `a` without ever answering.
+    sim.set_fault(
+        "a",
+        Fault {
+            hang: true,
+            verbs: Some(vec!["update".to_owned()]),
+            ..Fault::default()
+        },
+    );
+    let sent = monotonic_now_ns();
+    electors[0].signal("TERM");
+    let exit = electors[0].wait_exit(Duration::from_secs(30)).await;
+    let took = Duration::from_nanos(u64::try_from(monotonic_now_ns() - sent).unwrap_or(u64::MAX));
+    assert!(exit.success(), "a bounded release still exits 0, got {exit:?}");
+    // The default shutdown timeout is 5 s; exiting well before shows the flag bounds the release.
+    assert!(
+        took < timeout + Duration::from_secs(2),
+        "exited {took:?} after SIGTERM with --shutdown-timeout {timeout:?}"
+    );
+    let gave_up = electors[0].logs().into_iter().any(|l| {
+        l["message"] == "releasing the lock timed out; others take over when it expires"
+            || l["message"] == "could not release the lock; others take over when it expires"
+    });
+    assert!(
+        gave_up,
+        "the elector says it gave up the release:\n{}",
+        electors[0].dump_logs()
+    );
+    assert!(
+        lock_writes(&sim, "leases").iter().all(|w| !w.holder.is_empty()),
+        "the hung release was never applied"
+    );
+    assert!(
+        count(&sim, "a", "update leases") >= 1,
+        "the release was attempted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_that_conflicts_is_retried_from_a_fresh_read() {
+    let sim = sim(&["a", "x"]).await;
+    let mut a = elector(&sim, "a", &[]).await;
+    one_leader(std::slice::from_ref(&a), ELECT_WITHIN).await;
+    // `a` must not learn of the outside change below from its watch: its cached Lease goes stale.
+    sim.set_fault(
+        "a",
+        Fault {
+            watch: kube_sim::WatchMode::Stall,
+            ..Fault::default()
+        },
+    );
+    let api: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(outside_client(&sim, "x").await, "default");
+    // Each round: another writer changes the Lease (not its holder), and `a` is stopped right
+    // after, before its next renewal can notice. A round where a renewal came in between anyway
+    // proves nothing and is repeated.
+    for round in 0..5 {
+        let mut lease = api.get("test").await.expect("get the Lease");
+        lease
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert("touched".into(), format!("round-{round}"));
+        let touched = api
+            .replace("test", &Default::default(), &lease)
+            .await
+            .expect("the outside write is applied");
+        let touched_rv = touched.metadata.resource_version.unwrap_or_default();
+        let seq = sim.writes().last().map_or(0, |w| w.seq);
+        a.signal("TERM");
+        assert!(a.wait_exit(Duration::from_secs(10)).await.success());
+        let after: Vec<_> = sim
+            .writes_since(seq)
+            .into_iter()
+            .filter(|w| w.resource == "leases" && w.client == "a")
+            .collect();
+        let renewed = after.iter().any(|w| w.object["spec"]["holderIdentity"] == "a");
+        if !renewed {
+            assert_eq!(
+                after.len(),
+                1,
+                "after SIGTERM, exactly one write by a: the release, retried after its 409 ({:?})",
+                sim.requests()
+            );
+            let release = &after[0];
+            assert_eq!(
+                release.object["spec"]["holderIdentity"], "",
+                "the write after SIGTERM is the release: {release:?}"
+            );
+            assert_eq!(
+                release.object["metadata"]["labels"]["touched"],
+                format!("round-{round}"),
+                "the release was written over the fresh read, keeping the other writer's change"
+            );
+            assert!(
+                a.log_messages("released the lock").len() == 1,
+                "{}",
+                a.dump_logs()
+            );
+            assert!(
+                count(&sim, "a", "get leases") >= 1,
+                "the retry read the Lease again (resourceVersion {touched_rv} was new to a)"
+            );
+            return;
+        }
+        // A renewal got in first (it conflicted and re-read), so the release did not conflict:
+        // start over.
+        sim.clear_fault("a");
+        a.restart().await;
+        one_leader(std::slice::from_ref(&a), ELECT_WITHIN).await;
+        sim.set_fault(
+            "a",
+            Fault {
+                watch: kube_sim::WatchMode::Stall,
+                ..Fault::default()
+            },
+        );
+    }
+    panic!("in five rounds a renewal always came between the outside write and the shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_interrupted_by_shutdown_is_checked_before_giving_up() {
+    let sim = sim(&["a"]).await;
+    // Every request of `a` waits 1 s in the API server, so its first claim is still in flight
+    // when SIGTERM comes. The elector cannot know whether the claim landed, so before exiting it
+    // reads the lock and releases it if it names `a`. (By default kube-sim abandons a request
+    // whose client hung up, so here the claim never lands: the read finds no lock to release.)
+    sim.set_fault(
+        "a",
+        Fault {
+            latency_ms: 1_000,
+            ..Fault::default()
+        },
+    );
+    let mut a = elector(&sim, "a", &[]).await;
+    eventually(ELECT_WITHIN, "the claim to be in flight", || async {
+        (count(&sim, "a", "create leases") >= 1).then_some(())
+    })
+    .await;
+    let reads_before = count(&sim, "a", "get leases");
+    a.signal("TERM");
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    assert_eq!(
+        count(&sim, "a", "get leases"),
+        reads_before + 1,
+        "after SIGTERM the elector reads the lock once to learn the interrupted claim's outcome: {:?}",
+        sim.requests()
+    );
+    assert!(
+        !a.log_messages("the lock is not ours; nothing to release")
+            .is_empty(),
+        "the read found nothing of ours to release:\n{}",
+        a.dump_logs()
+    );
+    assert!(
+        lock_writes(&sim, "leases").iter().all(|w| w.holder != "a"),
+        "no lock names a: {:?}",
+        lock_writes(&sim, "leases")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_interrupted_by_shutdown_that_lands_anyway_is_released() {
+    let sim = sim(&["a"]).await;
+    // As above, but the API server applies the claim although the elector hung up on it
+    // (`complete_abandoned`). The read after SIGTERM waits 1 s too, so it is answered after the
+    // claim was applied, finds the lock naming `a`, and the elector releases it.
+    sim.set_fault(
+        "a",
+        Fault {
+            latency_ms: 1_000,
+            complete_abandoned: true,
+            ..Fault::default()
+        },
+    );
+    let mut a = elector(&sim, "a", &[]).await;
+    eventually(ELECT_WITHIN, "the claim to be in flight", || async {
+        (count(&sim, "a", "create leases") >= 1).then_some(())
+    })
+    .await;
+    assert!(
+        lock_writes(&sim, "leases").is_empty(),
+        "the claim is still in flight"
+    );
+    a.signal("TERM");
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    let writes = lock_writes(&sim, "leases");
+    let holders: Vec<&str> = writes.iter().map(|w| w.holder.as_str()).collect();
+    assert_eq!(
+        holders,
+        ["a", ""],
+        "the interrupted claim landed, then the release: {writes:?}"
+    );
+    assert_eq!(a.log_messages("released the lock").len(), 1, "{}", a.dump_logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_harness_reads_an_exited_process_log_to_its_last_line() {
+    let sim = sim(&["a"]).await;
+    let mut a = elector(&sim, "a", &[]).await;
+    one_leader(std::slice::from_ref(&a), ELECT_WITHIN).await;
+    a.signal("TERM");
+    assert!(a.wait_exit(Duration::from_secs(10)).await.success());
+    // No waiting here: right after wait_exit the log must already hold the process's last lines,
+    // "stopped leading" and the release that follows it. The chaos suite's overlap check reads
+    // the log at exactly this point.
+    let logs = a.logs();
+    let position = |message: &str| logs.iter().position(|l| l["message"] == message);
+    let stopped =
+        position("stopped leading").unwrap_or_else(|| panic!("no 'stopped leading' in:\n{}", a.dump_logs()));
+    let released = position("released the lock")
+        .unwrap_or_else(|| panic!("no 'released the lock' in:\n{}", a.dump_logs()));
+    assert!(stopped < released, "{}", a.dump_logs());
+    assert_eq!(
+        released,
+        logs.len() - 1,
+        "the release is the last thing the process logs:\n{}",
+        a.dump_logs()
+    );
+}
