@@ -121,7 +121,8 @@ impl Observed {
                 _ => own,
             },
         };
-        self.observed_at.checked_add(lasts).unwrap_or(self.observed_at)
+        // Saturating towards "never": an overflow must not make a lease expire early.
+        later(self.observed_at, lasts)
     }
 
     /// The transition count a new holder writes: one above the highest seen, 0 if none was.

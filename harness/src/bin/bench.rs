@@ -335,6 +335,10 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
             format!("{}ms", args.retry_period.as_millis()),
             "--follow".into(),
             mode.flag().into(),
+            // The handover measured is the election's: the release delay (default 1 s) is a
+            // pause the operator chooses for the application, added to it by design.
+            "--release-delay".into(),
+            "0s".into(),
         ],
     };
     let events = Events::new();
