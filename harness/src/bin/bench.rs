@@ -318,6 +318,18 @@ fn write_json(path: &Path, report: &Report) -> Result<()> {
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
 }
 
+/// The election timings every candidate of a run is started with.
+fn timing_args(args: &Args) -> Vec<String> {
+    vec![
+        "--lease-duration".into(),
+        format!("{}ms", args.lease_duration.as_millis()),
+        "--renew-deadline".into(),
+        format!("{}ms", args.renew_deadline.as_millis()),
+        "--retry-period".into(),
+        format!("{}ms", args.retry_period.as_millis()),
+    ]
+}
+
 /// One group size in one follow mode, start to finish.
 async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &Args) -> Result<Case> {
     let label = format!("[{} × {}]", ids.len(), mode.flag());
@@ -326,20 +338,18 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
         kubeconfig_dir: sim.kubeconfig_dir().to_owned(),
         election: ELECTION.into(),
         namespace: "default".into(),
-        args: vec![
-            "--lease-duration".into(),
-            format!("{}ms", args.lease_duration.as_millis()),
-            "--renew-deadline".into(),
-            format!("{}ms", args.renew_deadline.as_millis()),
-            "--retry-period".into(),
-            format!("{}ms", args.retry_period.as_millis()),
-            "--follow".into(),
-            mode.flag().into(),
-            // The handover measured is the election's: the release delay (default 1 s) is a
-            // pause the operator chooses for the application, added to it by design.
-            "--release-delay".into(),
-            "0s".into(),
-        ],
+        args: [
+            timing_args(args),
+            vec![
+                "--follow".into(),
+                mode.flag().into(),
+                // The handover measured is the election's: the release delay (default 1 s) is a
+                // pause the operator chooses for the application, added to it by design.
+                "--release-delay".into(),
+                "0s".into(),
+            ],
+        ]
+        .concat(),
     };
     let events = Events::new();
     let started = now_ns();
@@ -424,14 +434,7 @@ async fn restart_in_pod(sim: &Sim, binary: &Path, ids: &[String], args: &Args) -
         kubeconfig_dir: sim.kubeconfig_dir().to_owned(),
         election: format!("{ELECTION}-pod"),
         namespace: "default".into(),
-        args: vec![
-            "--lease-duration".into(),
-            format!("{}ms", args.lease_duration.as_millis()),
-            "--renew-deadline".into(),
-            format!("{}ms", args.renew_deadline.as_millis()),
-            "--retry-period".into(),
-            format!("{}ms", args.retry_period.as_millis()),
-        ],
+        args: timing_args(args),
     };
     let spec_of = |i: usize| {
         let mut spec = base.clone();
