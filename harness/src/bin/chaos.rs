@@ -335,17 +335,17 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let start = Instant::now();
     let min_end = start + Duration::from_secs(args.min_seconds);
     let max_end = start + Duration::from_secs(args.max_seconds.max(args.min_seconds));
-    // The Lease counts every change of holder; leadership intervals can count a little fewer
-    // (a takeover whose response was lost is finished by the same process later), so aim higher.
-    // Changes to the lock by the operator add transitions that are no change of leader (the
-    // same process taking back a rewritten lock), hence the larger margin.
-    let enough = args.min_changes + args.min_changes / 3;
+    // The run goes on until the candidates' own writes show enough changes of holder (the
+    // lock's transition count is no measure: the operator's rewrites and deletions move it too).
+    // Leadership intervals can count a little fewer (a takeover whose response was lost is
+    // finished by the same process later), so aim higher.
+    let enough = args.min_changes + args.min_changes / 4;
     let mut next_action = start + Duration::from_millis(500);
     let mut next_heal = start + Duration::from_secs(rng.random_range(12..20));
     let mut next_hostile = start + Duration::from_secs(2);
     loop {
         let now = Instant::now();
-        if now >= max_end || (now >= min_end && lock_transitions(&sim, lock) >= enough) {
+        if now >= max_end || (now >= min_end && holder_changes(&sim, lock) >= enough) {
             break;
         }
         tend(&sim, &mut candidates, now, &mut problems).await;
@@ -552,9 +552,27 @@ fn lock_holder(sim: &Sim, lock: LockKind) -> Option<String> {
         .filter(|holder| !holder.is_empty())
 }
 
-/// The lock's transition count: how many times it changed hands.
-fn lock_transitions(sim: &Sim, lock: LockKind) -> usize {
-    stored_record(sim, lock).map_or(0, |(_, t)| usize::try_from(t).unwrap_or(0))
+/// How often the candidates' own writes to the lock named a new holder (the operator's writes
+/// and releases left out).
+fn holder_changes(sim: &Sim, lock: LockKind) -> usize {
+    let mut last: Option<String> = None;
+    let mut changes = 0;
+    for write in sim.writes() {
+        if write.resource != lock.resource || write.name != "test" || write.client == OPERATOR {
+            continue;
+        }
+        let Some((holder, _)) = lock_record(&write.object) else {
+            continue;
+        };
+        if holder.is_empty() {
+            continue;
+        }
+        if last.as_deref() != Some(holder.as_str()) {
+            changes += 1;
+            last = Some(holder);
+        }
+    }
+    changes
 }
 
 /// Collects an incarnation's intervals; `killed_at` closes one left open.
