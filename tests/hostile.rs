@@ -101,28 +101,34 @@ async fn leader_and_follower(sim: &Sim, extra: &[&str]) -> (Elector, Elector) {
 }
 
 /// What every hostile change must keep: the old leader stopped leading before the new one
-/// began (on the shared monotonic clock), nobody took the lock before the old holder's lease
-/// ran out counted from its last renewal, and the new token is above the old one.
-fn assert_safe_takeover(
+/// began (on the shared monotonic clock), nobody began to lead before the old holder's lease ran
+/// out counted from its last renewal, and the new token is above the old one. `takeover` is the
+/// first write by an elector after the change, made by one of `candidates` (the old leader may
+/// be the one that takes the lock again).
+async fn assert_safe_takeover(
     sim: &Sim,
     old: &Elector,
+    candidates: &[&Elector],
     fault_seq: u64,
     takeover: &kube_sim::WriteRecord,
     old_token: i64,
     token: i64,
 ) {
+    let new = candidates
+        .iter()
+        .find(|c| c.id == takeover.client)
+        .unwrap_or_else(|| panic!("the takeover was written by {}", takeover.client));
+    leads(new).await;
+    let began = logged_at(new, "became leader");
     let last_renewal = last_write_by(sim, &old.id, fault_seq);
     assert!(
-        takeover.monotonic_ns >= last_renewal.monotonic_ns + LEASE_NS,
-        "the lock was taken {} ms after the old holder's last renewal, before its lease ran out",
-        (takeover.monotonic_ns - last_renewal.monotonic_ns) / 1_000_000
+        began >= last_renewal.monotonic_ns + LEASE_NS,
+        "{} began to lead {} ms after the old holder's last renewal, before its lease ran out",
+        new.id,
+        (began - last_renewal.monotonic_ns) / 1_000_000
     );
     let stopped = logged_at(old, "stopped leading");
-    assert!(
-        stopped <= takeover.monotonic_ns,
-        "{} still led when the lock was taken",
-        old.id
-    );
+    assert!(stopped <= began, "{} still led when {} began to", old.id, new.id);
     assert!(
         token > old_token,
         "the fencing token went from {old_token} to {token}"
@@ -130,12 +136,12 @@ fn assert_safe_takeover(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_lock_makes_the_leader_step_down_and_is_recreated_only_after_its_lease_with_a_higher_token()
+async fn a_deleted_lock_makes_the_leader_step_down_and_is_led_again_only_after_its_lease_with_a_higher_token()
 {
     let sim = sim(&["a", "b", "operator"]).await;
     // Polling followers (the case where a follower used to recreate the lock at once), and a
     // ConfigMap, whose update answers 404 once it is gone (a Lease is created on update).
-    let (mut leader, _follower) =
+    let (mut leader, follower) =
         leader_and_follower(&sim, &["--follow", "poll", "--lock-type", "configmaps"]).await;
     let maps: Api<ConfigMap> = Api::namespaced(operator(&sim).await, "default");
     maps.delete("test", &DeleteParams::default())
@@ -155,15 +161,24 @@ async fn a_deleted_lock_makes_the_leader_step_down_and_is_recreated_only_after_i
     let token = annotation_record(&created)["leaderTransitions"]
         .as_i64()
         .unwrap_or(-1);
-    assert_safe_takeover(&sim, &leader, deleted.seq, &created, 1, token);
+    assert_safe_takeover(
+        &sim,
+        &leader,
+        &[&leader, &follower],
+        deleted.seq,
+        &created,
+        1,
+        token,
+    )
+    .await;
     assert_eq!(token, 2, "highest seen (1) + 1, not 0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lease_deleted_after_its_holder_died_is_recreated_only_after_the_holders_lease_with_a_higher_token()
+async fn a_lease_deleted_after_its_holder_died_is_led_again_only_after_the_holders_lease_with_a_higher_token()
 {
     let sim = sim(&["a", "b", "operator"]).await;
-    let (mut leader, _follower) = leader_and_follower(&sim, &["--follow", "poll"]).await;
+    let (mut leader, follower) = leader_and_follower(&sim, &["--follow", "poll"]).await;
     leader.signal("KILL");
     leader.wait_exit(WITHIN).await;
     let leases: Api<Lease> = Api::namespaced(operator(&sim).await, "default");
@@ -178,11 +193,14 @@ async fn a_lease_deleted_after_its_holder_died_is_recreated_only_after_the_holde
         .expect("the delete is in the write log");
     let created = next_elector_write(&sim, deleted.seq).await;
     assert_eq!(created.verb, "create");
+    assert_eq!(created.client, follower.id);
+    leads(&follower).await;
+    let began = logged_at(&follower, "became leader");
     let last_renewal = last_write_by(&sim, &leader.id, deleted.seq);
     assert!(
-        created.monotonic_ns >= last_renewal.monotonic_ns + LEASE_NS,
-        "recreated {} ms after the dead holder's last renewal, before its lease ran out",
-        (created.monotonic_ns - last_renewal.monotonic_ns) / 1_000_000
+        began >= last_renewal.monotonic_ns + LEASE_NS,
+        "led {} ms after the dead holder's last renewal, before its lease ran out",
+        (began - last_renewal.monotonic_ns) / 1_000_000
     );
     assert_eq!(lease_transitions(&created), 2, "highest seen (1) + 1, not 0");
 }
@@ -190,7 +208,7 @@ async fn a_lease_deleted_after_its_holder_died_is_recreated_only_after_the_holde
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stripped_record_is_waited_out_and_taken_with_a_higher_token() {
     let sim = sim(&["a", "b", "operator"]).await;
-    let (mut leader, _follower) = leader_and_follower(&sim, &["--lock-type", "configmaps"]).await;
+    let (mut leader, follower) = leader_and_follower(&sim, &["--lock-type", "configmaps"]).await;
     let maps: Api<ConfigMap> = Api::namespaced(operator(&sim).await, "default");
     let strip = json!({"metadata": {"annotations": {LEADER_ANNOTATION: null}}});
     maps.patch("test", &PatchParams::default(), &Patch::Merge(&strip))
@@ -209,14 +227,23 @@ async fn a_stripped_record_is_waited_out_and_taken_with_a_higher_token() {
     let token = annotation_record(&takeover)["leaderTransitions"]
         .as_i64()
         .unwrap_or(-1);
-    assert_safe_takeover(&sim, &leader, stripped.seq, &takeover, 1, token);
+    assert_safe_takeover(
+        &sim,
+        &leader,
+        &[&leader, &follower],
+        stripped.seq,
+        &takeover,
+        1,
+        token,
+    )
+    .await;
     assert_eq!(token, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_holder_written_without_resource_version_is_waited_out_as_if_the_old_record_stood() {
     let sim = sim(&["a", "b", "operator"]).await;
-    let (mut leader, _follower) = leader_and_follower(&sim, &[]).await;
+    let (mut leader, follower) = leader_and_follower(&sim, &[]).await;
     let leases: Api<Lease> = Api::namespaced(operator(&sim).await, "default");
     // A merge patch carries no resourceVersion: it is applied whatever the leader wrote last.
     let foreign =
@@ -238,11 +265,13 @@ async fn a_foreign_holder_written_without_resource_version_is_waited_out_as_if_t
     assert_safe_takeover(
         &sim,
         &leader,
+        &[&leader, &follower],
         written.seq,
         &takeover,
         1,
         lease_transitions(&takeover),
-    );
+    )
+    .await;
     assert_eq!(
         lease_transitions(&takeover),
         2,
@@ -402,4 +431,61 @@ async fn a_container_restarted_in_the_same_pod_takes_its_lock_back_at_once() {
         (takeover.monotonic_ns - last_renewal.monotonic_ns) / 1_000_000
     );
     assert_eq!(status["fencing_token"], 1, "a new leadership, a new token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poller_that_missed_a_whole_leadership_does_not_lead_over_it_when_the_lock_is_gone_again() {
+    // p polls. It sees the lock missing but may not create it yet; then, cut off from the API
+    // server, it misses x creating the lock and leading. The lock is deleted under x and p comes
+    // back: to p the lock was missing and is missing still. A create proves nothing about what
+    // happened in between, so whoever takes the lock now must not lead before x's lease is out.
+    let sim = sim(&["p", "x", "operator"]).await;
+    let args = ["--follow", "poll", "--lock-type", "configmaps"];
+    sim.deny("p", "create", "configmaps");
+    let p = elector(&sim, "p", &args).await;
+    eventually(WITHIN, "p's first look and its refused create", || async {
+        let counts = sim.requests();
+        let p = counts.get("p")?;
+        (p.get("get configmaps").copied().unwrap_or(0) >= 1
+            && p.get("create configmaps").copied().unwrap_or(0) >= 1)
+            .then_some(())
+    })
+    .await;
+    sim.set_fault(
+        "p",
+        kube_sim::Fault {
+            partition: true,
+            ..kube_sim::Fault::default()
+        },
+    );
+    let x = elector(&sim, "x", &["--lock-type", "configmaps"]).await;
+    leads(&x).await;
+    let maps: Api<ConfigMap> = Api::namespaced(operator(&sim).await, "default");
+    maps.delete("test", &DeleteParams::default())
+        .await
+        .expect("delete");
+    sim.clear_fault("p");
+    sim.allow_all("p");
+    let deleted = sim
+        .writes()
+        .into_iter()
+        .rfind(|w| w.verb == "delete")
+        .expect("the delete is in the write log");
+    let takeover = next_elector_write(&sim, deleted.seq).await;
+    assert_eq!(takeover.verb, "create");
+    let new = if takeover.client == "p" { &p } else { &x };
+    leads(new).await;
+    let began = logged_at(new, "became leader");
+    let last_renewal = last_write_by(&sim, "x", deleted.seq);
+    assert!(
+        began >= last_renewal.monotonic_ns + LEASE_NS,
+        "{} began to lead {} ms after x's last renewal, before x's lease ran out",
+        new.id,
+        (began - last_renewal.monotonic_ns) / 1_000_000
+    );
+    assert!(
+        logged_at(&x, "stopped leading") <= began,
+        "x still led when {} began to",
+        new.id
+    );
 }

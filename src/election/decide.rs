@@ -19,15 +19,21 @@
 //!   stripped or rewritten by anyone but its holder, the holder's lease still runs out only when
 //!   it would have had the record stood ([`Observed::vanished_until`]); only the holder's own
 //!   release or renewal ends it early.
+//! - **A lock taken with no past leads only a lease later.** A missing lock, or one whose record
+//!   was stripped, says nothing about who held it a moment ago: between two reads of a poller (or
+//!   while a watch was down) someone may have created it, led, and seen it deleted again, and a
+//!   create carries no resourceVersion that would fail on that. So such a lock is taken at once
+//!   (which stops anyone else from taking it, and makes a live holder's next renewal fail), but
+//!   held for one of this process's own lease durations before it counts as leadership
+//!   ([`leads_from`]): any claim made before the take, by a holder with the same timing, has
+//!   ended by then.
 //! - **The fencing token never goes down.** Every observation carries the highest transition count
 //!   this process has seen ([`Observed::highest_token`]), across deletions; a new leader writes one
 //!   more than that, also when it creates the lock anew.
 //! - **A record naming this identity with another incarnation is someone else's**: waited out
 //!   like any other holder, except a predecessor in the same pod, which has provably exited.
 //!   A record that cannot be read is held by an unknown holder for this process's own lease
-//!   duration, as is a held record with no usable duration, and so is a lock that is missing or
-//!   stripped at this process's first look (it may have been deleted under a live holder just
-//!   before this process started).
+//!   duration, as is a held record with no usable duration.
 
 use std::time::Duration;
 
@@ -132,6 +138,27 @@ impl Observed {
     }
 }
 
+/// Whether a lock observed like this tells nothing of who held it a moment ago: it is missing,
+/// or its record was stripped (no holder and no renew time: not a holder's own release).
+pub fn has_no_past(record: Option<&LeaderRecord>) -> bool {
+    match record {
+        None => true,
+        Some(record) => record.holding() == Holding::Free && record.renew_time.is_none(),
+    }
+}
+
+/// When a takeover write sent at `sent`, made on the strength of `observed`, lets this process
+/// lead: at once for a lock that was released or had expired (its resourceVersion proves that no
+/// one wrote it since it was seen), and for a lock with no past ([`has_no_past`]) one of this
+/// process's own lease durations after the send, and never before a vanished holder's lease
+/// would have run out. `own` is this process's lease duration.
+pub fn leads_from(observed: &Observed, sent: Instant, own: Duration) -> Instant {
+    if !has_no_past(observed.record.as_ref()) {
+        return sent;
+    }
+    later(sent, own).max(observed.vanished_until.unwrap_or(sent))
+}
+
 /// How a newly read object relates to what was known before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Freshness {
@@ -181,13 +208,10 @@ pub fn observe(
     let Some(known) = known else {
         // A first look that finds no lock, or a stripped one, cannot tell whether someone held
         // it a moment ago (deleted just before this process started): assume someone did.
-        let unknown_past = match &record {
-            None => true,
-            Some(record) => record.holding() == Holding::Free && record.renew_time.is_none(),
-        };
+        let unknown_past = has_no_past(record.as_ref());
         let mut first = Observed::new(record, resource_version, now);
         if unknown_past {
-            first.vanished_until = now.checked_add(own);
+            first.vanished_until = Some(later(now, own));
         }
         return first;
     };
@@ -239,10 +263,11 @@ fn succeeds(old: &LeaderRecord, new: Option<&LeaderRecord>) -> bool {
 pub enum Decision {
     /// Nothing is known yet: read the lock.
     Read,
-    /// The lock object does not exist: create it holding this record.
+    /// The lock object does not exist: create it holding this record (leading only from
+    /// [`leads_from`]).
     Create(LeaderRecord),
     /// Write this record over the observed version: a renewal when the lock is ours, a takeover
-    /// when it was released or has expired.
+    /// when it was released, stripped (leading only from [`leads_from`]) or has expired.
     Claim(LeaderRecord),
     /// Someone holds an unexpired lease (or a vanished holder's would still run): nothing to do
     /// before this instant unless the lock changes.
@@ -270,12 +295,9 @@ pub fn decide(
         fence: observed.highest_token.max(u64::try_from(transitions).ok()),
         unreadable: None,
     };
-    let vanished = observed.vanished_until.filter(|until| now < *until);
     let Some(old) = &observed.record else {
-        return match vanished {
-            Some(until) => Decision::WaitUntil(until),
-            None => Decision::Create(take(observed.next_token())),
-        };
+        // Taken at once, led a lease later (see `leads_from`).
+        return Decision::Create(take(observed.next_token()));
     };
     if me.holds(old) {
         return Decision::Claim(LeaderRecord {
@@ -284,6 +306,10 @@ pub fn decide(
             ..take(0)
         });
     }
+    if has_no_past(Some(old)) {
+        return Decision::Claim(take(observed.next_token()));
+    }
+    let vanished = observed.vanished_until.filter(|until| now < *until);
     let predecessor = old.holding() == Holding::Held(&me.identity) && me.conflicts_with(old).is_none();
     let expiry = (!predecessor)
         .then(|| observed.expires_at(timing.lease_duration))
@@ -296,13 +322,18 @@ pub fn decide(
     }
 }
 
-/// This process's hold on the lock.
+/// This process's hold on the lock. It is renewed from the write that won it, and counts as
+/// leadership from [`Claim::leads_from`] on (at once, except for a lock taken with no past).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
     /// The transition count with which the lock is held.
     pub fencing_token: u64,
-    /// Wall-clock time at which this process became leader.
+    /// Wall-clock time at which the lock was won; once leading, at which leadership began.
     pub since: Timestamp,
+    /// When holding the lock starts to count as leading (see [`leads_from`]).
+    pub leads_from: Instant,
+    /// Whether this process has begun to lead on this claim.
+    pub leading: bool,
     /// Send time of the last successful write plus the renew deadline.
     pub valid_until: Instant,
     /// The same deadline on the boot-time clock, which keeps counting through a suspend.
@@ -313,19 +344,23 @@ pub struct Claim {
 }
 
 impl Claim {
-    /// The claim won by a write sent at `sent` and answered at `now`; `None` when the answer
-    /// came so late that the claim would already have lapsed (a paused process, a slow server):
-    /// the lock then names this process, but it does not lead on that write.
+    /// The claim won by a write sent at `sent` and answered at `now`, leading from `leads_from`
+    /// (not yet leading: see [`Claim::begins_leading`]); `None` when the answer came so late that
+    /// the claim would already have lapsed (a paused process, a slow server): the lock then names
+    /// this process, but it does not lead on that write.
     pub fn won(
         record: &LeaderRecord,
         since: Timestamp,
         sent: Reading,
         now: Reading,
         timing: &Timing,
+        leads_from: Instant,
     ) -> Option<Self> {
         let claim = Self {
             fencing_token: record.fencing_token(),
             since,
+            leads_from,
+            leading: false,
             valid_until: later(sent.monotonic, timing.renew_deadline),
             valid_until_boot: sent.boot.later(timing.renew_deadline),
             last_attempt: sent.monotonic,
@@ -337,6 +372,12 @@ impl Claim {
     /// has passed.
     pub fn is_valid_at(&self, now: Reading) -> bool {
         now.monotonic < self.valid_until && now.boot < self.valid_until_boot
+    }
+
+    /// Whether the claim, still valid at `now`, is due to start leading: held long enough, and
+    /// not leading yet.
+    pub fn begins_leading(&self, now: Reading) -> bool {
+        !self.leading && now.monotonic >= self.leads_from && self.is_valid_at(now)
     }
 
     /// When the next renewal is due.
@@ -561,7 +602,8 @@ mod tests {
     async fn a_claim_is_valid_from_send_time_plus_renew_deadline() {
         let boot = BootClock::manual();
         let sent = boot.read();
-        let mut claim = Claim::won(&held_by(ME, 4, 3), wall(), sent, sent, &timing()).unwrap();
+        let mut claim =
+            Claim::won(&held_by(ME, 4, 3), wall(), sent, sent, &timing(), sent.monotonic).unwrap();
         assert_eq!(claim.fencing_token, 4);
         assert_eq!(claim.valid_until, sent.monotonic + Duration::from_secs(2));
         assert_eq!(
@@ -588,7 +630,7 @@ mod tests {
     async fn a_suspend_ends_the_claim_though_the_monotonic_clock_stood_still() {
         let boot = BootClock::manual();
         let sent = boot.read();
-        let claim = Claim::won(&held_by(ME, 4, 3), wall(), sent, sent, &timing()).unwrap();
+        let claim = Claim::won(&held_by(ME, 4, 3), wall(), sent, sent, &timing(), sent.monotonic).unwrap();
         tokio::time::advance(Duration::from_millis(500)).await;
         assert!(claim.is_valid_at(boot.read()));
         // Suspended for a minute: CLOCK_MONOTONIC (tokio's clock) stops, CLOCK_BOOTTIME does not.
@@ -607,7 +649,14 @@ mod tests {
         renewed.renewed(sent, &timing());
         assert!(!renewed.is_valid_at(resumed));
         assert_eq!(
-            Claim::won(&held_by(ME, 4, 3), wall(), sent, resumed, &timing()),
+            Claim::won(
+                &held_by(ME, 4, 3),
+                wall(),
+                sent,
+                resumed,
+                &timing(),
+                sent.monotonic
+            ),
             None,
             "a write sent before a suspend and answered after it wins nothing"
         );
@@ -620,9 +669,12 @@ mod tests {
         let record = held_by(ME, 32, 3);
         let timing = timing();
         tokio::time::advance(timing.renew_deadline - Duration::from_millis(1)).await;
-        assert!(Claim::won(&record, wall(), sent, boot.read(), &timing).is_some());
+        assert!(Claim::won(&record, wall(), sent, boot.read(), &timing, sent.monotonic).is_some());
         tokio::time::advance(Duration::from_millis(1)).await;
-        assert_eq!(Claim::won(&record, wall(), sent, boot.read(), &timing), None);
+        assert_eq!(
+            Claim::won(&record, wall(), sent, boot.read(), &timing, sent.monotonic),
+            None
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -631,7 +683,7 @@ mod tests {
         // the renewal at the very instant it was sent.
         let timing = timing();
         let sent = BootClock::manual().read();
-        let claim = Claim::won(&held_by(ME, 1, 3), wall(), sent, sent, &timing).unwrap();
+        let claim = Claim::won(&held_by(ME, 1, 3), wall(), sent, sent, &timing, sent.monotonic).unwrap();
         let observed = seen(Some(held_by(ME, 1, 3)), "20", sent.monotonic);
         let Decision::WaitUntil(takeover) = decide(
             Some(&observed),
@@ -726,27 +778,83 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_deleted_lock_is_not_recreated_before_the_holder_seen_would_have_expired() {
+    async fn a_deleted_lock_is_recreated_at_once_but_led_only_after_the_holder_seen_would_have_expired() {
         let t0 = Instant::now();
-        let held = observe(None, Some(held_by("other", 3, 3)), Some("10".into()), t0, OWN);
+        // The holder seen states 5 s, more than our own 3 s.
+        let held = observe(None, Some(held_by("other", 3, 5)), Some("10".into()), t0, OWN);
         tokio::time::advance(Duration::from_secs(1)).await;
         let deleted = then(&held, None, "11");
-        assert_eq!(deleted.vanished_until, Some(t0 + Duration::from_secs(4)));
+        let t1 = Instant::now();
         assert_eq!(
-            decide(Some(&deleted), &me(), Instant::now(), wall(), &timing()),
-            Decision::WaitUntil(t0 + Duration::from_secs(4)),
+            deleted.vanished_until,
+            Some(t1 + Duration::from_secs(5)),
             "as if the record still stood, counted from when the deletion was seen"
         );
-        tokio::time::advance(Duration::from_secs(3)).await;
-        let Decision::Create(record) = decide(Some(&deleted), &me(), Instant::now(), wall(), &timing())
-        else {
-            panic!("expected Create once the vanished holder's lease ran out");
+        let Decision::Create(record) = decide(Some(&deleted), &me(), t1, wall(), &timing()) else {
+            panic!("a missing lock is taken at once, so that no one else takes it");
         };
         assert_eq!(
             record.leader_transitions, 4,
             "the token never goes down: highest seen + 1"
         );
         assert_eq!(record.incarnation.as_deref(), Some(MY_INCARNATION));
+        assert_eq!(
+            leads_from(&deleted, t1, OWN),
+            t1 + Duration::from_secs(5),
+            "leading waits for the vanished holder's lease"
+        );
+        let short = observe(None, Some(held_by("other", 3, 1)), Some("10".into()), t0, OWN);
+        assert_eq!(
+            leads_from(&then(&short, None, "11"), t1, OWN),
+            t1 + OWN,
+            "and for our own lease, whatever the vanished holder stated"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_with_no_past_leads_a_lease_after_it_is_taken_and_any_other_at_once() {
+        // A poller saw the lock missing at t0; by its next read someone had created it, led and
+        // seen it deleted again, invisibly. Its create at t1 proves nothing about that holder.
+        let t0 = Instant::now();
+        let missing = observe(None, None, None, t0, OWN);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let t1 = Instant::now();
+        let still_missing = observe(Some(missing), None, None, t1, OWN);
+        assert!(matches!(
+            decide(Some(&still_missing), &me(), t1, wall(), &timing()),
+            Decision::Create(_)
+        ));
+        assert_eq!(leads_from(&still_missing, t1, OWN), t1 + OWN);
+        let stripped = seen(Some(LeaderRecord::default()), "12", t1);
+        assert_eq!(leads_from(&stripped, t1, OWN), t1 + OWN);
+        let released = seen(Some(held_by("x", 2, 3).released(wall())), "12", t1);
+        assert_eq!(
+            leads_from(&released, t1, OWN),
+            t1,
+            "its resourceVersion proves no one took it since"
+        );
+        let expired = seen(Some(held_by("x", 2, 3)), "12", t0);
+        assert_eq!(leads_from(&expired, t1, OWN), t1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_begins_leading_only_from_its_time_and_while_valid() {
+        let boot = BootClock::manual();
+        let sent = boot.read();
+        let from = sent.monotonic + OWN;
+        let mut claim = Claim::won(&held_by(ME, 4, 3), wall(), sent, sent, &timing(), from).expect("valid");
+        assert!(!claim.begins_leading(boot.read()), "held, not yet leading");
+        tokio::time::advance(Duration::from_millis(1_500)).await;
+        claim.renewed(boot.read(), &timing());
+        tokio::time::advance(Duration::from_millis(1_500)).await;
+        assert!(claim.begins_leading(boot.read()), "a lease after the take");
+        claim.leading = true;
+        assert!(!claim.begins_leading(boot.read()), "once");
+        let lapsed = Claim::won(&held_by(ME, 4, 3), wall(), sent, sent, &timing(), from).expect("valid");
+        assert!(
+            !lapsed.begins_leading(boot.read()),
+            "not renewed within the renew deadline: never leads"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -754,7 +862,6 @@ mod tests {
         let t0 = Instant::now();
         let held = observe(None, Some(held_by("other", 5, 3)), Some("10".into()), t0, OWN);
         tokio::time::advance(Duration::from_secs(1)).await;
-        let stripped = then(&held, Some(LeaderRecord::default()), "11");
         let lowered = then(
             &held,
             Some(LeaderRecord {
@@ -766,7 +873,7 @@ mod tests {
         );
         // A foreign holder with a short lease, written over the live one without its consent.
         let short = then(&held, Some(held_by("intruder", 0, 1)), "11");
-        for observed in [&stripped, &lowered, &short] {
+        for observed in [&lowered, &short] {
             assert_eq!(
                 decide(Some(observed), &me(), Instant::now(), wall(), &timing()),
                 Decision::WaitUntil(t0 + Duration::from_secs(4)),
@@ -775,7 +882,7 @@ mod tests {
             );
         }
         tokio::time::advance(Duration::from_secs(3)).await;
-        for observed in [&stripped, &lowered, &short] {
+        for observed in [&lowered, &short] {
             let Decision::Claim(record) = decide(Some(observed), &me(), Instant::now(), wall(), &timing())
             else {
                 panic!("expected a takeover of {:?}", observed.record);
@@ -919,15 +1026,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_lock_missing_or_stripped_at_the_first_look_is_assumed_held_for_our_own_lease() {
+    async fn a_lock_missing_or_stripped_is_taken_at_once_and_led_a_lease_later() {
         let t0 = Instant::now();
-        for first in [None, Some(LeaderRecord::default())] {
-            let observed = observe(None, first.clone(), None, t0, OWN);
-            assert_eq!(
-                decide(Some(&observed), &me(), t0, wall(), &timing()),
-                Decision::WaitUntil(t0 + OWN),
-                "{first:?}"
-            );
+        let held = observe(None, Some(held_by("other", 5, 3)), Some("10".into()), t0, OWN);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let t1 = Instant::now();
+        let stripped_later = then(&held, Some(LeaderRecord::default()), "11");
+        for (observed, what) in [
+            (observe(None, None, None, t0, OWN), "missing at the first look"),
+            (
+                observe(None, Some(LeaderRecord::default()), None, t0, OWN),
+                "stripped at the first look",
+            ),
+            (stripped_later, "stripped under a holder"),
+        ] {
+            let (Decision::Create(record) | Decision::Claim(record)) =
+                decide(Some(&observed), &me(), t1, wall(), &timing())
+            else {
+                panic!("{what}: expected a take at once");
+            };
+            assert_eq!(record.holder(), Some(ME), "{what}");
+            assert_eq!(leads_from(&observed, t1, OWN), t1 + OWN, "{what}");
         }
         let released = observe(
             None,

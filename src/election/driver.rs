@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
-use super::decide::{Claim, Decision, Freshness, Me, Observed, decide, freshness, observe};
+use super::decide::{Claim, Decision, Freshness, Me, Observed, decide, freshness, leads_from, observe};
 use super::events::{Leadership, LockRef, Recorder};
 use super::lock::{Change, Error as LockError, KubeLock, LockObject, Snapshot, WatchError};
 use super::pacing::{self, Backoff};
@@ -124,8 +124,13 @@ pub struct Driver<K: LockObject> {
     known: Option<Observed>,
     /// The object behind `known`, kept whole so a write changes nothing but the record.
     object: Option<K>,
-    /// This process's hold on the lock, while it leads.
+    /// This process's hold on the lock, while it holds it (leading, or waiting to lead on a
+    /// lock taken with no past).
     claim: Option<Claim>,
+    /// No claim won before this instant leads: raised by every takeover of a lock with no past
+    /// ([`leads_from`]), so a takeover whose answer was lost, found as ours on the next read,
+    /// still waits.
+    not_before: Instant,
     /// The record of this process's last successful write: while leading, any other record
     /// seen on the lock was written by someone else.
     written: Option<LeaderRecord>,
@@ -176,6 +181,7 @@ impl<K: LockObject> Driver<K> {
             known: None,
             object: None,
             claim: None,
+            not_before: Instant::now(),
             written: None,
             conflict: None,
             identity_conflicts_total: 0,
@@ -233,12 +239,14 @@ impl<K: LockObject> Driver<K> {
             let now = Instant::now();
             let wake = self.next_attempt(now);
             let lapse = self.claim.as_ref().map(|c| c.valid_until);
+            let pending = self.claim.as_ref().filter(|c| !c.leading).map(|c| c.leads_from);
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 () = sleep_until(lapse.unwrap_or(now)), if lapse.is_some() => {
                     self.step_down("renew deadline passed without a successful renewal");
                 }
+                () = sleep_until(pending.unwrap_or(now)), if pending.is_some() => self.begin_leading(),
                 news = news_rx.recv(), if watching => match news {
                     Some(news) => self.on_watch(news),
                     None => {
@@ -350,6 +358,7 @@ impl<K: LockObject> Driver<K> {
                 }
                 Decision::Create(record) => {
                     let sent = self.boot.read();
+                    self.note_takeover(sent.monotonic);
                     self.write_in_flight = true;
                     let result = self.lock.create(&record, self.call_timeout(sent.monotonic)).await;
                     self.write_in_flight = false;
@@ -371,6 +380,7 @@ impl<K: LockObject> Driver<K> {
                         continue;
                     };
                     let sent = self.boot.read();
+                    self.note_takeover(sent.monotonic);
                     self.write_in_flight = true;
                     let result = self
                         .lock
@@ -405,6 +415,17 @@ impl<K: LockObject> Driver<K> {
         self.gave_up_after_conflicts();
     }
 
+    /// A write sent at `sent` may take the lock: when it is a takeover of a lock with no past,
+    /// no claim leads before [`leads_from`].
+    fn note_takeover(&mut self, sent: Instant) {
+        if self.claim.is_none()
+            && let Some(known) = &self.known
+        {
+            let from = leads_from(known, sent, self.settings.timing.lease_duration);
+            self.not_before = self.not_before.max(from);
+        }
+    }
+
     /// Reads the lock and folds it into what is known.
     async fn read(&mut self) -> Result<(), LockError> {
         let snapshot = self.lock.get(self.call_timeout(Instant::now())).await?;
@@ -436,7 +457,8 @@ impl<K: LockObject> Driver<K> {
                 if self.claim.is_some() {
                     self.step_down("renew deadline passed before the renewal was answered");
                 }
-                let Some(claim) = Claim::won(&record, wall, sent, reading, &timing) else {
+                let won = Claim::won(&record, wall, sent, reading, &timing, self.not_before);
+                let Some(claim) = won else {
                     tracing::info!(
                         identity = %self.settings.identity,
                         answered_after = ?now.saturating_duration_since(sent.monotonic),
@@ -445,21 +467,43 @@ impl<K: LockObject> Driver<K> {
                     self.absorb_snapshot(snapshot);
                     return self.succeeded();
                 };
-                self.acquired_total += 1;
-                tracing::info!(
-                    identity = %self.settings.identity,
-                    election = %self.lock.name(),
-                    fencing_token = claim.fencing_token,
-                    monotonic_ns = %monotonic_ns(now),
-                    valid_until_monotonic_ns = %monotonic_ns(claim.valid_until),
-                    "became leader"
-                );
+                if claim.leads_from > now {
+                    tracing::info!(
+                        identity = %self.settings.identity,
+                        fencing_token = claim.fencing_token,
+                        leads_in_ms = u64::try_from((claim.leads_from - now).as_millis()).unwrap_or(u64::MAX),
+                        "took a lock with no past; holding it for a lease before leading"
+                    );
+                }
                 self.claim = Some(claim);
-                self.record_event(Leadership::Became, &snapshot.object);
             }
         }
         self.absorb_snapshot(snapshot);
+        self.begin_leading();
         self.succeeded();
+    }
+
+    /// Starts leading on the claim held, once it is due (see [`Claim::begins_leading`]).
+    fn begin_leading(&mut self) {
+        let reading = self.boot.read();
+        let wall = self.wall.now();
+        let Some(claim) = self.claim.as_mut().filter(|c| c.begins_leading(reading)) else {
+            return;
+        };
+        claim.leading = true;
+        claim.since = wall;
+        self.acquired_total += 1;
+        tracing::info!(
+            identity = %self.settings.identity,
+            election = %self.lock.name(),
+            fencing_token = claim.fencing_token,
+            monotonic_ns = %monotonic_ns(reading.monotonic),
+            valid_until_monotonic_ns = %monotonic_ns(claim.valid_until),
+            "became leader"
+        );
+        if let Some(object) = self.object.clone() {
+            self.record_event(Leadership::Became, &object);
+        }
     }
 
     /// The attempt went through. A conflict earlier in it keeps the backoff where it was.
@@ -504,9 +548,13 @@ impl<K: LockObject> Driver<K> {
         );
     }
 
-    /// Stops claiming leadership.
+    /// Stops claiming leadership (or, before leading, stops holding the lock).
     fn step_down(&mut self, reason: &str) {
         let Some(claim) = self.claim.take() else { return };
+        if !claim.leading {
+            tracing::info!(identity = %self.settings.identity, reason, "gave up the lock before leading on it");
+            return self.publish();
+        }
         self.lost_total += 1;
         tracing::info!(
             identity = %self.settings.identity,
@@ -658,7 +706,7 @@ impl<K: LockObject> Driver<K> {
     /// Publishes what the loop knows now.
     fn publish(&self) {
         let now = Instant::now();
-        let claim = self.claim.as_ref();
+        let claim = self.claim.as_ref().filter(|c| c.leading);
         self.state.send_replace(LeaderState {
             identity: self.settings.identity.clone(),
             claims_leadership: claim.is_some(),
