@@ -218,6 +218,8 @@ struct Candidate {
     fault_until: Option<Instant>,
     /// Intervals of earlier incarnations of this candidate.
     past: Vec<Interval>,
+    /// Log lines of earlier incarnations, to explain a violation.
+    past_logs: Vec<serde_json::Value>,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -310,6 +312,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             process: Process::Running,
             fault_until: None,
             past: Vec::new(),
+            past_logs: Vec::new(),
         });
     }
     check_skew(&candidates[0]).await?;
@@ -323,6 +326,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         process: Process::Running,
         fault_until: None,
         past: Vec::new(),
+        past_logs: Vec::new(),
     });
     let operator = Operator::connect(&sim, lock).await?;
     let (noise, noise_writes) = operator.unrelated_writes();
@@ -411,10 +415,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let changes = timeline::leader_changes(&intervals);
     for overlap in &overlaps {
         problems.push(format!(
-            "two leaders at once for {:?}: {:?} and {:?}",
+            "two leaders at once for {:?}: {:?} and {:?}\n{}",
             Duration::from_nanos(u64::try_from(overlap.overlap_ns).unwrap_or(u64::MAX)),
             overlap.first,
-            overlap.second
+            overlap.second,
+            explain(&sim, lock, &candidates, overlap)
         ));
     }
     for (a, b) in &regressions {
@@ -575,6 +580,59 @@ fn holder_changes(sim: &Sim, lock: LockKind) -> usize {
     changes
 }
 
+/// What happened around an overlap: the lock's writes and both processes' log lines from three
+/// seconds before the first leadership began until the second began, on the shared clock.
+fn explain(sim: &Sim, lock: LockKind, candidates: &[Candidate], overlap: &timeline::Overlap) -> String {
+    let from = overlap.first.start_ns.saturating_sub(3_000_000_000);
+    let to = overlap.second.start_ns + 200_000_000;
+    let within = |ns: u128| from <= ns && ns <= to;
+    let mut lines: Vec<(u128, String)> = sim
+        .writes()
+        .into_iter()
+        .filter(|w| w.resource == lock.resource && w.name == "test" && within(u128::from(w.monotonic_ns)))
+        .map(|w| {
+            let (holder, count) = lock_record(&w.object).unwrap_or_default();
+            let incarnation = w.object["metadata"]["annotations"]["kube-elector/holder-incarnation"]
+                .as_str()
+                .unwrap_or("");
+            (
+                u128::from(w.monotonic_ns),
+                format!(
+                    "write #{} rv {} {} by {}: holder {holder:?} count {count} {incarnation}",
+                    w.seq, w.resource_version, w.verb, w.client
+                ),
+            )
+        })
+        .collect();
+    for candidate in candidates
+        .iter()
+        .filter(|c| c.label == overlap.first.identity || c.label == overlap.second.identity)
+    {
+        // Most lines carry no monotonic time: they are placed at the last one before them.
+        let current = candidate.elector.logs();
+        let mut last_ns = None;
+        for line in candidate.past_logs.iter().chain(current.iter()) {
+            let ns = match &line["monotonic_ns"] {
+                serde_json::Value::String(text) => text.parse().ok(),
+                serde_json::Value::Number(n) => n.as_u64().map(u128::from),
+                _ => None,
+            };
+            let exact = ns.is_some();
+            last_ns = ns.or(last_ns);
+            if let Some(ns) = last_ns.filter(|ns| within(*ns)) {
+                let mark = if exact { "" } else { "~" };
+                lines.push((ns, format!("{mark}{}: {line}", candidate.label)));
+            }
+        }
+    }
+    lines.sort_by_key(|(ns, _)| *ns);
+    lines
+        .into_iter()
+        .map(|(ns, text)| format!("  {:>8.3}s {text}", (ns - from) as f64 / 1e9))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Collects an incarnation's intervals; `killed_at` closes one left open.
 fn harvest(candidate: &mut Candidate, killed_at: Option<u128>) {
     let logs = candidate.elector.logs();
@@ -591,6 +649,7 @@ fn harvest(candidate: &mut Candidate, killed_at: Option<u128>) {
         timeline::close_open(&mut intervals, at);
     }
     candidate.past.extend(intervals);
+    candidate.past_logs.extend(logs);
 }
 
 /// Ends faults whose time is up, wakes paused processes, restarts dead ones, and notices any
