@@ -339,18 +339,25 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let start = Instant::now();
     let min_end = start + Duration::from_secs(args.min_seconds);
     let max_end = start + Duration::from_secs(args.max_seconds.max(args.min_seconds));
-    // The run goes on until the candidates' own writes show enough changes of holder (the
-    // lock's transition count is no measure: the operator's rewrites and deletions move it too).
-    // Leadership intervals can count a little fewer (a takeover whose response was lost is
-    // finished by the same process later), so aim higher.
-    let enough = args.min_changes + args.min_changes / 4;
+    // The run goes on until the candidates' logs show enough changes of leader, counted as the
+    // final check counts them (the lock's transition count and its writes are no measure: the
+    // operator's rewrites move the count, and a lock taken with no past may be given up before
+    // its holder leads), with a margin for intervals the final heal and stop may still close.
+    let enough = args.min_changes + args.min_changes / 10;
+    let mut next_count = min_end;
     let mut next_action = start + Duration::from_millis(500);
     let mut next_heal = start + Duration::from_secs(rng.random_range(12..20));
     let mut next_hostile = start + Duration::from_secs(2);
     loop {
         let now = Instant::now();
-        if now >= max_end || (now >= min_end && holder_changes(&sim, lock) >= enough) {
+        if now >= max_end {
             break;
+        }
+        if now >= next_count {
+            if leader_changes_so_far(&candidates) >= enough {
+                break;
+            }
+            next_count = now + Duration::from_secs(1);
         }
         tend(&sim, &mut candidates, now, &mut problems).await;
         if now >= next_heal {
@@ -557,27 +564,17 @@ fn lock_holder(sim: &Sim, lock: LockKind) -> Option<String> {
         .filter(|holder| !holder.is_empty())
 }
 
-/// How often the candidates' own writes to the lock named a new holder (the operator's writes
-/// and releases left out).
-fn holder_changes(sim: &Sim, lock: LockKind) -> usize {
-    let mut last: Option<String> = None;
-    let mut changes = 0;
-    for write in sim.writes() {
-        if write.resource != lock.resource || write.name != "test" || write.client == OPERATOR {
-            continue;
-        }
-        let Some((holder, _)) = lock_record(&write.object) else {
-            continue;
-        };
-        if holder.is_empty() {
-            continue;
-        }
-        if last.as_deref() != Some(holder.as_str()) {
-            changes += 1;
-            last = Some(holder);
-        }
-    }
-    changes
+/// Changes of leader so far, from every process's log (earlier incarnations and the current).
+fn leader_changes_so_far(candidates: &[Candidate]) -> usize {
+    let intervals: Vec<Interval> = candidates
+        .iter()
+        .flat_map(|c| {
+            let mut all = c.past.clone();
+            all.extend(timeline::intervals_from_logs(&c.label, &c.elector.logs()));
+            all
+        })
+        .collect();
+    timeline::leader_changes(&intervals)
 }
 
 /// What happened around an overlap: the lock's writes and both processes' log lines from three
