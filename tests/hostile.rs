@@ -489,3 +489,53 @@ async fn a_poller_that_missed_a_whole_leadership_does_not_lead_over_it_when_the_
         new.id
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_without_leading_yet_is_not_released_on_shutdown() {
+    // x leads and is frozen; the record is stripped; y takes the stripped lock, which says
+    // nothing about who held it, so y holds it a lease before leading. Shut down in that lease,
+    // y must not write a release: a released lock is taken at once, and x may still lead.
+    let sim = sim(&["x", "y", "operator"]).await;
+    let args = ["--lock-type", "configmaps"];
+    let mut x = elector(&sim, "x", &args).await;
+    leads(&x).await;
+    let mut y = elector(&sim, "y", &args).await;
+    eventually(WITHIN, "y following x", || async {
+        y.status().await.filter(|s| s["leader"] == "x")
+    })
+    .await;
+    x.signal("STOP");
+    let maps: Api<ConfigMap> = Api::namespaced(operator(&sim).await, "default");
+    let strip = json!({"metadata": {"annotations": {LEADER_ANNOTATION: null}}});
+    maps.patch("test", &PatchParams::default(), &Patch::Merge(&strip))
+        .await
+        .expect("strip");
+    y.wait_log(
+        |l| l["message"] == "took a lock with no past; holding it for a lease before leading",
+        WITHIN,
+    )
+    .await;
+    let taken = sim.writes().last().map_or(0, |w| w.seq);
+    y.signal("TERM");
+    y.wait_exit(WITHIN).await;
+    x.signal("CONT");
+    assert!(
+        y.log_messages("became leader").is_empty(),
+        "y led within the lease after taking a lock with no past"
+    );
+    let released: Vec<_> = sim
+        .writes_since(taken)
+        .into_iter()
+        .filter(|w| w.client == "y" && annotation_record(w)["holderIdentity"] == "")
+        .collect();
+    assert!(
+        released.is_empty(),
+        "y released a lock it had not led on: {released:?}"
+    );
+    assert!(
+        !y.log_messages("held the lock without leading on it yet; not releasing (others take it over when its lease runs out)")
+            .is_empty(),
+        "{}",
+        y.dump_logs()
+    );
+}

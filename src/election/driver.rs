@@ -739,11 +739,17 @@ impl<K: LockObject> Driver<K> {
     /// process never answers "leader", whatever the API server says. The release waits for the
     /// release gate (leader file and pod label caught up) and for the release delay, counted
     /// from the step-down; if the gate is not open by the shutdown timeout, there is no release
-    /// and others take over when the lease expires.
+    /// and others take over when the lease expires. A lock held without leading on it yet (taken
+    /// with no past, see [`leads_from`]) is not released either.
     async fn shut_down(mut self) {
         let stepped_down = Instant::now();
         let deadline = later(stepped_down, self.settings.shutdown_timeout);
-        let held = self.claim.is_some();
+        let held = self.claim.as_ref().is_some_and(|c| c.leading);
+        // A lock taken with no past, not yet led on (or such a take in flight), is not released:
+        // others take a released lock at once, and the hazard its wait covers may still be
+        // there. They take it over when its lease runs out.
+        let waiting_to_lead =
+            self.claim.as_ref().is_some_and(|c| !c.leading) || stepped_down < self.not_before;
         self.step_down("shutting down");
         self.state.send_modify(|state| {
             state.claims_leadership = false;
@@ -752,7 +758,12 @@ impl<K: LockObject> Driver<K> {
             state.shutting_down = true;
             state.lost_total = self.lost_total;
         });
-        if self.settings.release_on_shutdown && (held || self.write_in_flight) {
+        if self.settings.release_on_shutdown && waiting_to_lead {
+            tracing::info!(
+                identity = %self.settings.identity,
+                "held the lock without leading on it yet; not releasing (others take it over when its lease runs out)"
+            );
+        } else if self.settings.release_on_shutdown && (held || self.write_in_flight) {
             let release_at = later(stepped_down, self.settings.release_delay);
             let gate = self.settings.release_gate.clone();
             let settled = tokio::time::timeout_at(deadline, async {
