@@ -497,7 +497,7 @@ async fn a_lock_held_without_leading_yet_is_not_released_on_shutdown() {
     // y must not write a release: a released lock is taken at once, and x may still lead.
     let sim = sim(&["x", "y", "operator"]).await;
     let args = ["--lock-type", "configmaps"];
-    let mut x = elector(&sim, "x", &args).await;
+    let x = elector(&sim, "x", &args).await;
     leads(&x).await;
     let mut y = elector(&sim, "y", &args).await;
     eventually(WITHIN, "y following x", || async {
