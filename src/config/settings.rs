@@ -28,7 +28,7 @@ pub(super) struct Meta {
     pub compat_env: &'static [&'static str],
     pub help: &'static str,
     /// `[default: …]` in `--help` when the default depends on the host.
-    pub shown_default: Option<&'static str>,
+    pub default_note: Option<&'static str>,
     /// The value of the flag given bare (`--pod-label` alone).
     pub bare: Option<&'static str>,
 }
@@ -72,7 +72,7 @@ impl Info {
 
 impl<T: Value> Setting<T> {
     pub fn info(&self) -> Info {
-        let shown_default = match self.meta.shown_default {
+        let shown_default = match self.meta.default_note {
             Some(text) => Some(text.to_owned()),
             None => (self.default)(&Host::default()).map(|value| match value.printed() {
                 serde_json::Value::String(text) => text,
@@ -141,6 +141,19 @@ impl<T: Value> Value for Option<T> {
 
 /// Declares the settings: generates [`Config`], one typed [`Setting`] per entry in [`setting`],
 /// [`Config::infos`], [`Config::assemble`] and [`Config::printed`].
+///
+/// An entry is `"name" => field: Type { … }` for a field of [`Config`], or `"name" as input: Type
+/// { … }` for a value the rules in [`super`] combine. Its keys, in this order:
+/// - `value`: the placeholder in `--help`;
+/// - `env` (optional): compatibility variables, read below `ELECTOR_<NAME>`;
+/// - `default`: `fn(&Host) -> Option<Type>`, `None` when there is none (a `=>` field without a
+///   default is required);
+/// - `default_note` (optional): the `[default: …]` text when the default depends on the host;
+/// - `bare` (optional): the value of the flag given alone (a `bool` has `true` already);
+/// - `parse`: `fn(&str) -> Result<Type, String>`, the rule a refusal states;
+/// - `print` (optional, inputs only): `fn(&Config) -> Option<serde_json::Value>` for
+///   `--print-config`; an input without it is not printed;
+/// - `help`: the `--help` text and the field's documentation.
 macro_rules! settings {
     (
         derived {
@@ -151,7 +164,7 @@ macro_rules! settings {
                 value: $value_name:literal,
                 $( env: [$($compat:literal),*], )?
                 default: $default:expr,
-                $( shown: $shown:literal, )?
+                $( default_note: $default_note:literal, )?
                 $( bare: $bare:expr, )?
                 parse: $parse:expr,
                 $( print: $print:expr, )?
@@ -178,7 +191,7 @@ macro_rules! settings {
                         value_name: $value_name,
                         compat_env: &[$($($compat),*)?],
                         help: $help,
-                        shown_default: settings!(@option $($shown)?),
+                        default_note: settings!(@option $($default_note)?),
                         bare: settings!(@option $($bare)?),
                     },
                     parse: $parse,
@@ -246,14 +259,14 @@ settings! {
         value: "NAMESPACE",
         env: ["NAMESPACE", "POD_NAMESPACE"],
         default: |host| Some(host.in_cluster_namespace.clone().unwrap_or_else(|| "default".to_owned())),
-        shown: "the pod's namespace in-cluster, else \"default\"",
+        default_note: "the pod's namespace in-cluster, else \"default\"",
         parse: parse::check_dns_label,
         help: "Namespace of the lock object",
     }
     "id" as id: String {
         value: "ID",
         default: |_| None,
-        shown: "the pod name (POD_NAME or --pod-name), else the host name",
+        default_note: "the pod name (POD_NAME or --pod-name), else the host name",
         parse: parse::check_identity,
         print: |config: &Config| Some(config.identity.printed()),
         help: "Identity of this process in the election",
