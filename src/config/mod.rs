@@ -20,7 +20,7 @@
 //! retry period = TTL / 7.5 (15s → 15s/10s/2s) in the layer where it is given. Giving `ttl` and an
 //! explicit timing in the same layer is a conflict; across layers the usual precedence applies.
 //!
-//! Every duration has bounds, checked here so that nothing later can overflow: the timings as
+//! Every duration has bounds, checked while loading so that nothing later can overflow: the timings as
 //! in [`crate::election::Timing`] (lease duration 1s to 24h, which fits the Lease's int32
 //! seconds), `shutdown-timeout` above 0 and at most [`MAX_SHUTDOWN_TIMEOUT`] (1h),
 //! `release-delay` from 0 to half the shutdown timeout (the other half is the release write's).
