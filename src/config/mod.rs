@@ -1,6 +1,6 @@
 //! The sidecar's configuration: the [`Config`] struct, layered loading and validation.
 //!
-//! Each setting is declared once, in the table in [`settings`] (name, variables, default, parser,
+//! Each setting is declared once, in the table in `settings.rs` (name, variables, default, parser,
 //! help); the flags, the layers, `--help` and `--print-config` follow from it. This module holds
 //! the rules that span settings: `ttl` and the timings, the default identity, a pod label's need
 //! for a pod name, the release delay's bound by the shutdown timeout.
@@ -201,7 +201,7 @@ impl Host {
 }
 
 impl Config {
-    /// Parses args (args[0] = program name) and layers env + file. `env` is the process environment
+    /// Parses args (`args[0]` is the program name) and layers env + file. `env` is the process environment
     /// as pairs. Returns `Err` for `--help`/`--version` too (clap's own) so main can print and exit.
     pub fn load<I, T>(args: I, env: &[(String, String)]) -> Result<Config, Error>
     where

@@ -1,5 +1,5 @@
 //! Where values come from: the command line, the environment and the config file, each read into
-//! a [`Layer`] of raw text with its [`Origin`], for the settings of [`Config::infos`]. Parsing the
+//! a [`Layer`] of raw text with its [`Origin`], for the settings of [`super::Config::infos`]. Parsing the
 //! text is the same for every layer (in [`super::Resolved`]), so a value is refused with the same
 //! rule whichever way it was given, naming where it came from.
 //!
