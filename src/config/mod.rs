@@ -1,0 +1,450 @@
+//! The sidecar's configuration: the [`Config`] struct, layered loading and validation.
+//!
+//! Each setting is declared once, in the table in `settings.rs` (name, variables, default, parser,
+//! help); the flags, the layers, `--help` and `--print-config` follow from it. This module holds
+//! the rules that span settings: `ttl` and the timings, the default identity, a pod label's need
+//! for a pod name, the release delay's bound by the shutdown timeout.
+//!
+//! Layers, later wins, field by field: built-in defaults < config file (`--config PATH` or
+//! `ELECTOR_CONFIG`, YAML or TOML by extension, keys spelled like the flags) < environment
+//! (`ELECTOR_*`, which beats the compatibility names `LEASE_NAME`, `NAMESPACE`, `POD_NAMESPACE`,
+//! `POD_NAME`, `POD_UID`, `KUBECONFIG`) < command-line flags.
+//!
+//! Nothing the user gave is silently ignored: an unknown key in the file or an unknown `ELECTOR_*`
+//! variable is an error (except Kubernetes' service-link variables such as `ELECTOR_SERVICE_HOST`,
+//! which the kubelet injects for a Service named `elector`). Every error is one line naming the
+//! field, the value, where it came from and the fix; [`Error::exit_code`] is 2 for all of them
+//! (0 for `--help` and `--version`).
+//!
+//! `--ttl` is k8s-elector's shorthand: it sets lease duration = TTL, renew deadline = ⅔ TTL and
+//! retry period = TTL / 7.5 (15s → 15s/10s/2s) in the layer where it is given. Giving `ttl` and an
+//! explicit timing in the same layer is a conflict; across layers the usual precedence applies.
+//!
+//! Every duration has bounds, checked while loading so that nothing later can overflow: the timings as
+//! in [`crate::election::Timing`] (lease duration 1s to 24h, which fits the Lease's int32
+//! seconds), `shutdown-timeout` above 0 and at most [`MAX_SHUTDOWN_TIMEOUT`] (1h),
+//! `release-delay` from 0 to half the shutdown timeout (the other half is the release write's).
+//!
+//! For optional values (`kubeconfig`, `leader-file`, `pod-label`, `pod-name`) an empty string in a
+//! higher layer means "none", so a flag or variable can switch off what the file set.
+
+mod parse;
+mod settings;
+mod sources;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use parse::{format_duration, parse_duration};
+pub use settings::Config;
+
+use crate::election::{Timing, TimingError};
+use settings::{Setting, setting};
+use sources::{Given, Layer};
+
+/// Pod label key used by a bare `--pod-label`.
+pub const DEFAULT_POD_LABEL: &str = "kube-elector/role";
+/// Where Kubernetes mounts the pod's namespace.
+pub const IN_CLUSTER_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest shutdown timeout accepted; a pod's grace period is rarely more than minutes.
+pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// Default wait between stepping down and releasing at shutdown: one readiness-probe period of
+/// the shipped manifests, so the Service stops routing to this pod about when a successor can
+/// lead (see the README's "Shutdown" section).
+pub const DEFAULT_RELEASE_DELAY: Duration = Duration::from_secs(1);
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a value came from, for error messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(PathBuf),
+    Env(String),
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("the default"),
+            Origin::File(path) => write!(f, "config file {}", path.display()),
+            Origin::Env(name) => write!(f, "environment variable {name}"),
+            Origin::Flag(name) => write!(f, "flag --{name}"),
+        }
+    }
+}
+
+/// Why a configuration is refused. Every message is complete on its own (one line).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// clap's own outcome: a usage error, or `--help` / `--version` (exit code 0).
+    #[error("{0}")]
+    Cli(#[from] clap::Error),
+    #[error("invalid configuration: {field} {value:?} (from {origin}) {rule}")]
+    InvalidValue {
+        field: &'static str,
+        value: String,
+        origin: Origin,
+        rule: String,
+    },
+    #[error("invalid configuration: {field} is required: {fix}")]
+    Missing { field: &'static str, fix: String },
+    #[error(
+        "invalid configuration: {first} (from {first_origin}) conflicts with {second} (from {second_origin}): {fix}"
+    )]
+    Conflict {
+        first: &'static str,
+        first_origin: Origin,
+        second: &'static str,
+        second_origin: Origin,
+        fix: String,
+    },
+    #[error("invalid configuration: timing ({origins}): {reason}")]
+    Timing { origins: String, reason: TimingError },
+    #[error("invalid configuration: config file {path}: cannot read it: {reason}")]
+    FileUnreadable { path: PathBuf, reason: std::io::Error },
+    #[error(
+        "invalid configuration: config file {path}: unsupported extension; name it *.yaml, *.yml or *.toml"
+    )]
+    FileFormat { path: PathBuf },
+    #[error("invalid configuration: config file {path}: cannot parse it as {format}: {reason}")]
+    FileUnparseable {
+        path: PathBuf,
+        format: &'static str,
+        reason: String,
+    },
+    #[error("invalid configuration: config file {path}: unknown key {key:?}{hint}; known keys: {known}")]
+    FileUnknownKey {
+        path: PathBuf,
+        key: String,
+        hint: String,
+        known: String,
+    },
+    #[error(
+        "invalid configuration: config file {path}: key {key:?} must be a single value, not a list or table"
+    )]
+    FileNotScalar { path: PathBuf, key: String },
+    #[error("invalid configuration: unknown environment variable {name}{hint}; known: {known}")]
+    UnknownEnv {
+        name: String,
+        hint: String,
+        known: String,
+    },
+}
+
+impl Error {
+    /// The process exit code for this outcome: 0 for `--help`/`--version`, 2 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Cli(error) => u8::try_from(error.exit_code()).unwrap_or(2),
+            _ => 2,
+        }
+    }
+
+    /// `--help` or `--version`: print to stdout and exit successfully.
+    pub fn is_help_or_version(&self) -> bool {
+        matches!(self, Error::Cli(error) if matches!(
+            error.kind(),
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+        ))
+    }
+}
+
+/// Facts about the host used for defaults, detected once; tests pass their own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Host {
+    /// Contents of the in-cluster namespace file, if mounted.
+    pub in_cluster_namespace: Option<String>,
+    /// The kernel's host name.
+    pub hostname: Option<String>,
+}
+
+impl Host {
+    /// Reads the in-cluster namespace file and the kernel host name.
+    pub fn detect() -> Self {
+        let read = |path: &str| {
+            std::fs::read_to_string(path)
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        };
+        Self {
+            in_cluster_namespace: read(IN_CLUSTER_NAMESPACE_FILE),
+            hostname: read("/proc/sys/kernel/hostname").or_else(|| read("/etc/hostname")),
+        }
+    }
+}
+
+impl Config {
+    /// Parses args (`args[0]` is the program name) and layers env + file. `env` is the process environment
+    /// as pairs. Returns `Err` for `--help`/`--version` too (clap's own) so main can print and exit.
+    pub fn load<I, T>(args: I, env: &[(String, String)]) -> Result<Config, Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Self::load_with(args, env, &Host::detect())
+    }
+
+    /// [`Config::load`] with the host facts given instead of detected.
+    pub fn load_with<I, T>(args: I, env: &[(String, String)], host: &Host) -> Result<Config, Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let infos = Config::infos();
+        let matches = sources::command(&infos).try_get_matches_from(args)?;
+        let (flags, flag_config) = sources::flag_layer(&infos, &matches);
+        let (env_layer, env_config) = sources::env_layer(&infos, env)?;
+        let file = match flag_config.or(env_config) {
+            Some(given) => sources::file_layer(&infos, &given)?,
+            None => Layer::new(),
+        };
+        let resolved = Resolved {
+            layers: [&file, &env_layer, &flags],
+            host,
+        };
+        resolved.build(matches.get_flag("print-config"))
+    }
+
+    /// Effective configuration for `--print-config`: YAML with every field, readable back as a
+    /// config file. Each value is a JSON scalar, which YAML reads as the same scalar.
+    pub fn render(&self) -> String {
+        let mut out = String::from("# kube-elector effective configuration\n");
+        for (key, value) in self.printed() {
+            out.push_str(&format!("{key}: {value}\n"));
+        }
+        out
+    }
+
+    /// How long `/livez` tolerates no progress from the election loop: lease duration + renew
+    /// deadline. The loop reports progress after every step, and at least every retry period
+    /// while idle; its longest step is one attempt, which takes at most one renew deadline
+    /// ([`Timing::attempt_budget`]; a leader's calls stop at its claim's end, which is at most a
+    /// renew deadline away). So the bound covers the worst attempt with a lease duration to
+    /// spare for a starved CPU.
+    pub fn liveness_bound(&self) -> Duration {
+        let worst_attempt = self.timing.attempt_budget().max(self.timing.renew_deadline);
+        self.timing.lease_duration.saturating_add(worst_attempt)
+    }
+}
+
+/// The layers, lowest first, and the rules that turn them into a [`Config`].
+struct Resolved<'a> {
+    layers: [&'a Layer; 3],
+    host: &'a Host,
+}
+
+impl Resolved<'_> {
+    /// The highest-precedence value of the setting named `name`.
+    fn pick(&self, name: &str) -> Option<&Given> {
+        self.layers.iter().rev().find_map(|layer| layer.get(name))
+    }
+
+    /// Where the effective value of `name` came from.
+    fn origin(&self, name: &str) -> Origin {
+        self.pick(name)
+            .map_or(Origin::Default, |given| given.origin.clone())
+    }
+
+    /// The highest-precedence value of `setting`, parsed, or its default.
+    fn get<T>(&self, setting: &Setting<T>) -> Result<Option<T>, Error> {
+        match self.pick(setting.meta.name) {
+            Some(given) => parse_given(setting, given).map(Some),
+            None => Ok((setting.default)(self.host)),
+        }
+    }
+
+    /// [`Resolved::get`] for a setting that must have a value.
+    fn require<T>(&self, setting: &Setting<T>) -> Result<T, Error> {
+        self.get(setting)?.ok_or_else(|| {
+            let meta = &setting.meta;
+            let compat = meta
+                .compat_env
+                .iter()
+                .map(|name| format!(" (or {name})"))
+                .collect::<String>();
+            Error::Missing {
+                field: meta.name,
+                fix: format!(
+                    "pass --{} {} or set {}{compat}",
+                    meta.name,
+                    meta.value_name,
+                    meta.env()
+                ),
+            }
+        })
+    }
+
+    fn build(&self, print_config: bool) -> Result<Config, Error> {
+        let identity = self.identity()?;
+        let timing = self.timing()?;
+        let config = Config::assemble(self, identity, timing, print_config)?;
+        if let (Some(label), None) = (&config.pod_label, &config.pod_name) {
+            return Err(Error::Missing {
+                field: setting::pod_name.meta.name,
+                fix: format!(
+                    "pod-label {label:?} (from {}) labels this pod, so its name must be known: pass \
+                     --pod-name or set POD_NAME from the downward API (fieldRef metadata.name)",
+                    self.origin(setting::pod_label.meta.name)
+                ),
+            });
+        }
+        if config.release_delay > config.shutdown_timeout / 2 {
+            return Err(Error::Conflict {
+                first: setting::release_delay.meta.name,
+                first_origin: self.origin(setting::release_delay.meta.name),
+                second: setting::shutdown_timeout.meta.name,
+                second_origin: self.origin(setting::shutdown_timeout.meta.name),
+                fix: format!(
+                    "release-delay {} must be at most half of shutdown-timeout {}, so the release has \
+                     time to be written: lower --release-delay or raise --shutdown-timeout",
+                    format_duration(config.release_delay),
+                    format_duration(config.shutdown_timeout)
+                ),
+            });
+        }
+        Ok(config)
+    }
+
+    /// `id`, else the pod name, else the host name.
+    fn identity(&self) -> Result<String, Error> {
+        if let Some(id) = self.get(&setting::id)? {
+            return Ok(id);
+        }
+        let pod_name = self.get(&setting::pod_name)?.flatten();
+        pod_name
+            .or_else(|| self.host.hostname.clone())
+            .ok_or_else(|| Error::Missing {
+                field: setting::id.meta.name,
+                fix: "no pod name or host name was found; pass --id or set ELECTOR_ID or POD_NAME".to_owned(),
+            })
+    }
+
+    /// Applies the layers in order: `ttl` sets all three timings in its layer, an explicit
+    /// timing sets one; then [`Timing::new`] checks client-go's rules.
+    fn timing(&self) -> Result<Timing, Error> {
+        let explicit = [
+            &setting::lease_duration,
+            &setting::renew_deadline,
+            &setting::retry_period,
+        ];
+        let mut values = explicit.map(|setting| {
+            let default = (setting.default)(self.host).unwrap_or_default();
+            (default, Origin::Default)
+        });
+        let ttl = &setting::ttl;
+        for layer in self.layers {
+            if let Some(given) = layer.get(ttl.meta.name) {
+                let conflict = explicit.iter().find_map(|setting| {
+                    let name = setting.meta.name;
+                    layer.get(name).map(|other| (name, other))
+                });
+                if let Some((name, other)) = conflict {
+                    return Err(Error::Conflict {
+                        first: ttl.meta.name,
+                        first_origin: given.origin.clone(),
+                        second: name,
+                        second_origin: other.origin.clone(),
+                        fix:
+                            "ttl sets lease-duration, renew-deadline and retry-period together; give either \
+                              ttl or the explicit timings"
+                                .to_owned(),
+                    });
+                }
+                let nanos = parse_given(ttl, given)?.as_nanos();
+                // k8s-elector's derivation: lease = TTL, renew = 2/3 TTL, retry = TTL / 7.5.
+                let derived = [(1, 1), (2, 3), (2, 15)].map(|(numerator, denominator)| {
+                    let n = nanos * numerator / denominator;
+                    let value = Duration::new((n / 1_000_000_000) as u64, (n % 1_000_000_000) as u32);
+                    (value, given.origin.clone())
+                });
+                values = derived;
+                continue;
+            }
+            for (value, setting) in values.iter_mut().zip(explicit) {
+                if let Some(given) = layer.get(setting.meta.name) {
+                    *value = (parse_given(setting, given)?, given.origin.clone());
+                }
+            }
+        }
+        let [lease, renew, retry] = values;
+        Timing::new(lease.0, renew.0, retry.0).map_err(|reason| Error::Timing {
+            origins: format!(
+                "lease-duration {} from {}, renew-deadline {} from {}, retry-period {} from {}",
+                format_duration(lease.0),
+                lease.1,
+                format_duration(renew.0),
+                renew.1,
+                format_duration(retry.0),
+                retry.1
+            ),
+            reason,
+        })
+    }
+}
+
+/// Parses one given value of `setting`; a refusal names the field, the value and its origin.
+fn parse_given<T>(setting: &Setting<T>, given: &Given) -> Result<T, Error> {
+    (setting.parse)(&given.value).map_err(|rule| Error::InvalidValue {
+        field: setting.meta.name,
+        value: given.value.clone(),
+        origin: given.origin.clone(),
+        rule,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(v: u64) -> Duration {
+        Duration::from_secs(v)
+    }
+
+    #[test]
+    fn ttl_derivation_matches_k8s_elector() {
+        let layer: Layer = [(
+            "ttl",
+            Given {
+                value: "30s".into(),
+                origin: Origin::Flag("ttl"),
+            },
+        )]
+        .into_iter()
+        .collect();
+        let empty = Layer::new();
+        let timing = Resolved {
+            layers: [&empty, &empty, &layer],
+            host: &Host::default(),
+        }
+        .timing()
+        .unwrap();
+        assert_eq!(timing, Timing::new(secs(30), secs(20), secs(4)).unwrap());
+    }
+}
