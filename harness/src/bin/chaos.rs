@@ -397,7 +397,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         }
         harvest(candidate, None);
     }
-    let finished_ns = kube_elector_harness::monotonic_now_ns();
+    let finished_ns = u128::from(kube_elector_harness::monotonic_now_ns());
 
     let intervals: Vec<Interval> = candidates.iter().flat_map(|c| c.past.clone()).collect();
     let overlaps = timeline::overlaps(&intervals, finished_ns);
@@ -677,7 +677,10 @@ async fn tend(sim: &Sim, candidates: &mut [Candidate], now: Instant, problems: &
                     candidate.elector.id,
                     candidate.elector.dump_logs()
                 ));
-                harvest(candidate, Some(kube_elector_harness::monotonic_now_ns()));
+                harvest(
+                    candidate,
+                    Some(u128::from(kube_elector_harness::monotonic_now_ns())),
+                );
                 candidate.elector.restart().await;
             }
             _ => {}
@@ -845,7 +848,7 @@ async fn inject(
 }
 
 async fn kill(candidate: &mut Candidate, now: Instant, rng: &mut StdRng) {
-    let killed_at = kube_elector_harness::monotonic_now_ns();
+    let killed_at = u128::from(kube_elector_harness::monotonic_now_ns());
     // A process killed while paused had lost its claim by pause + renew deadline at the latest.
     let end = match candidate.process {
         Process::Paused { since, .. } => {
