@@ -95,7 +95,16 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<()> {
     let elector = args.elector.clone().unwrap_or_else(elector_binary);
     let sim_bin = args.sim.clone().unwrap_or_else(sim_binary);
-    for (path, flag) in [(&elector, "--elector"), (&sim_bin, "--sim")] {
+    let ids = match (&args.electors, args.sim_only) {
+        (_, true) => Vec::new(),
+        (Some(ids), false) => ids.clone(),
+        (None, false) => args.clients.clone(),
+    };
+    let needed = [
+        (&sim_bin, "--sim", true),
+        (&elector, "--elector", !ids.is_empty()),
+    ];
+    for (path, flag, _) in needed.into_iter().filter(|(_, _, needed)| *needed) {
         if !path.is_file() {
             bail!(
                 "{flag}: no binary at {}; build it or give its path",
@@ -103,11 +112,6 @@ async fn run(args: Args) -> Result<()> {
             );
         }
     }
-    let ids = match (&args.electors, args.sim_only) {
-        (_, true) => Vec::new(),
-        (Some(ids), false) => ids.clone(),
-        (None, false) => args.clients.clone(),
-    };
     if let Some(id) = ids.iter().find(|id| !args.clients.contains(id)) {
         bail!(
             "--electors: {id:?} is not one of --clients {:?}; add it there",
