@@ -7,6 +7,7 @@
 //! - [`fleet`]: the simulator as a child process, `/proc` samples, statistics.
 //! - [`flood`]: idle and slow-header connection floods against an elector's port.
 //! - [`timeline`]: leadership intervals on the shared monotonic clock, and the safety checks.
+//! - [`tools`]: external programs a test needs: run, or skip saying so (fail under CI).
 //!
 //! The binaries they drive are found one way, [`binary`]: next to the running executable, or
 //! where an environment variable says.
@@ -18,6 +19,7 @@ pub mod events;
 pub mod fleet;
 pub mod flood;
 pub mod timeline;
+pub mod tools;
 
 pub use elector::*;
 
