@@ -127,6 +127,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("opening {path}, the log file of {id}")]
+    LogFileFailed {
+        id: String,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{id} exited before reporting its HTTP address ({status}); last log lines:\n{tail}")]
     ExitedBeforeListening {
         id: String,
@@ -279,6 +286,20 @@ impl Elector {
             binary: launch.binary.display().to_string(),
             source,
         };
+        let log_file = match &launch.log_file {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| Error::LogFileFailed {
+                        id: id.clone(),
+                        path: path.display().to_string(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
         let mut child = command.spawn().map_err(spawn_failed)?;
         let (Some(pid), Some(stderr)) = (child.id(), child.stderr.take()) else {
             let status = child
@@ -296,7 +317,7 @@ impl Elector {
             id.clone(),
             stderr,
             launch.events.clone(),
-            launch.log_file.clone(),
+            log_file.map(tokio::fs::File::from_std),
             tx,
         ));
         let mut elector = Elector {
@@ -439,7 +460,7 @@ impl Elector {
 
     /// Waits for a log line matching `pred`, returning it; panics after `within`: for tests.
     pub async fn wait_log(&mut self, pred: impl Fn(&Value) -> bool, within: Duration) -> Value {
-        self.try_wait_log("matching", pred, within)
+        self.try_wait_log("matching the condition", pred, within)
             .await
             .unwrap_or_else(|e| panic!("{}", report(&e)))
     }
@@ -585,23 +606,14 @@ fn ns_field(value: &Value) -> Option<u64> {
 }
 
 /// Reads a process's log lines until it closes stderr: every line kept (and appended to
-/// `log_file`), leadership transitions pushed to `events`.
+/// `file`), leadership transitions pushed to `events`.
 async fn read_logs(
     id: String,
     stderr: ChildStderr,
     events: Option<Events>,
-    log_file: Option<PathBuf>,
+    mut file: Option<tokio::fs::File>,
     logs: watch::Sender<LogState>,
 ) {
-    let mut file = match &log_file {
-        Some(path) => tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .await
-            .ok(),
-        None => None,
-    };
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         if let Some(file) = file.as_mut() {
@@ -624,6 +636,9 @@ async fn read_logs(
             }
         }
         logs.send_modify(|state| state.lines.push(value));
+    }
+    if let Some(file) = file.as_mut() {
+        let _ = file.flush().await;
     }
     logs.send_modify(|state| state.closed = true);
 }
