@@ -82,14 +82,11 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("fleet: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let Err(error) = run(Args::parse()).await else {
+        return ExitCode::SUCCESS;
+    };
+    eprintln!("fleet: {error:#}");
+    ExitCode::FAILURE
 }
 
 async fn run(args: Args) -> Result<()> {
