@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use kube_elector_harness::fleet::procfs;
 use kube_elector_harness::flood::{Flood, FloodKind, raise_fd_limit};
-use kube_elector_harness::{Elector, elector_binary, eventually, http_get, one_leader};
+use kube_elector_harness::{Elector, Launch, elector_binary, eventually, http_get, one_leader};
 use kube_sim::{Sim, SimOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -295,10 +295,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let sim = Sim::start(SimOptions::new(["a", "b"]))
         .await
         .context("starting the simulator")?;
-    let electors = vec![
-        Elector::start(&binary, &sim, "a", &[]).await,
-        Elector::start(&binary, &sim, "b", &[]).await,
-    ];
+    let electors = Elector::launch_all(vec![
+        Launch::test(&binary, &sim, "a", &[]),
+        Launch::test(&binary, &sim, "b", &[]),
+    ])
+    .await?;
     let leader = &electors[one_leader(&electors, Duration::from_secs(20)).await];
     let length = Duration::from_secs(args.seconds);
     // Settle: a few renewals before measuring.
