@@ -10,9 +10,8 @@
 #   scripts/bench.sh --lease-duration 15s --renew-deadline 10s --retry-period 2s   client-go's defaults
 #   scripts/bench.sh --help                            every flag
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/common.sh"
 
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
 echo "bench: building release binaries (kube-elector, bench)" >&2
 cargo build --release --quiet -p kube-elector -p kube-elector-harness --bin kube-elector --bin bench
 

@@ -8,11 +8,10 @@
 # and every lock kind is run: a full run on Leases, then shorter runs on ConfigMaps and
 # Endpoints. A failing run prints the exact command that repeats it.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/common.sh"
 cargo build --quiet -p kube-elector --bin kube-elector
 cargo build --quiet -p kube-elector-harness --bin chaos
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-chaos=("$target_dir/debug/chaos" --elector "$target_dir/debug/kube-elector")
+chaos=("$TARGET_DIR/debug/chaos" --elector "$TARGET_DIR/debug/kube-elector")
 
 # The seed CI runs with; change it only together with a note in the commit saying why.
 ci_seed=1717

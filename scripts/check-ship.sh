@@ -18,11 +18,13 @@
 #   by the local binary; its build context checked to hold the workspace) -> container against
 #   kube-sim (lead, SIGTERM, release, exit 0);
 #   3 electors + kube-sim + Prometheus: failovers, every dashboard query and alert expression.
+#   kube-sim and the electors are run by the harness's fleet binary (a debug build), which
+#   scripts/ship/live.py drives.
 #
 # Environment: CARGO_TARGET_DIR (default: target), SHIP_WORKDIR (default: a temp dir, removed on
 # success), SHIP_PNG=1 to regenerate grafana/live-proof.png (the plot in grafana/README.md).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/common.sh"
 ROOT=$PWD
 
 MODE=all
@@ -132,7 +134,6 @@ if [ "$MODE" = static ]; then keep_work=0; exit 0; fi
 
 # --------------------------------------------------------------------------------------- live
 for t in podman cargo prometheus; do need "$t"; done
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
 TRIPLE=x86_64-unknown-linux-gnu
 BIN_DIR="$TARGET_DIR/$TRIPLE/release"
 
@@ -148,6 +149,12 @@ if ldd "$BIN_DIR/kube-elector" 2>&1 | grep -q '=>'; then
   exit 1
 fi
 echo "  kube-elector: $(stat -c %s "$BIN_DIR/kube-elector") bytes, static"
+
+step "build: the harness's fleet binary (starts kube-sim and the electors for live.py)"
+cargo build --quiet --locked -p kube-elector-harness --bin fleet
+FLEET="$TARGET_DIR/debug/fleet"
+[ -x "$FLEET" ] || { echo "check-ship: $FLEET was not built" >&2; exit 1; }
+echo "  $FLEET"
 LIVE_START=$(date +%s)
 
 step "image: podman build (builder stage = the local static binary)"
@@ -179,14 +186,15 @@ podman rmi -f localhost/kube-elector-context:check-ship >/dev/null 2>&1 || true
 echo "  context: $(du -sk "$WORK/context/ctx" | cut -f1) KiB; cargo resolves kube-elector from it (--locked --offline)"
 
 step "live: container against kube-sim"
-python3 scripts/ship/live.py container --image "$IMAGE" --sim "$BIN_DIR/kube-sim" --workdir "$WORK/container"
+python3 scripts/ship/live.py container --image "$IMAGE" --sim "$BIN_DIR/kube-sim" --fleet "$FLEET" \
+  --workdir "$WORK/container"
 podman rmi -f "$IMAGE" >/dev/null 2>&1 || true
 
 step "live: 3 electors, failovers, Prometheus, every dashboard query and alert expression"
 PNG_ARGS=()
 [ "${SHIP_PNG:-0}" = 1 ] && PNG_ARGS=(--png grafana/live-proof.png)
 python3 scripts/ship/live.py prometheus --elector "$BIN_DIR/kube-elector" --sim "$BIN_DIR/kube-sim" \
-  --workdir "$WORK/prometheus" --dashboard grafana/kube-elector.json "${PNG_ARGS[@]}"
+  --fleet "$FLEET" --workdir "$WORK/prometheus" --dashboard grafana/kube-elector.json "${PNG_ARGS[@]}"
 
 keep_work=0
 echo

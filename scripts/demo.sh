@@ -10,9 +10,8 @@
 #   scripts/demo.sh --follow poll        the same with client-go's algorithm, for comparison
 #   scripts/demo.sh --help               every flag (timings, --every)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/common.sh"
 
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
 echo "demo: building kube-elector, kube-sim and the demo (first build takes a few minutes)" >&2
 cargo build --quiet -p kube-elector -p kube-sim -p kube-elector-harness \
   --bin kube-elector --bin kube-sim --bin demo

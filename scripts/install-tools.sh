@@ -9,12 +9,9 @@
 #   npm:  scripts/ship/package.json via `npm ci` (committed lockfile): typescript, @grafana/schema,
 #         kubernetes-models, @kubernetes-models/prometheus-operator, js-yaml
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/common.sh"
 
 log() { printf 'install-tools: %s\n' "$*" >&2; }
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # ---- Debian packages -------------------------------------------------------------------------
 apt_missing=()

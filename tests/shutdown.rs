@@ -93,13 +93,13 @@ async fn shutdown_order(release_delay: Duration) {
     // From outside: readiness turns 503 (the surface still answers) and the file goes.
     let ready_gone_at = eventually(WITHIN, "/readyz to answer 503 during shutdown", || async {
         match a.get("/readyz").await {
-            Some((503, _, _)) => Some(monotonic_now_ns()),
+            Some((503, _, _)) => Some(u128::from(monotonic_now_ns())),
             _ => None,
         }
     })
     .await;
     let file_gone_at = eventually(WITHIN, "the leader file to be removed", || async {
-        (!file.exists()).then(monotonic_now_ns)
+        (!file.exists()).then(|| u128::from(monotonic_now_ns()))
     })
     .await;
     assert!(a.wait_exit(WITHIN).await.success(), "a clean exit");

@@ -1,22 +1,32 @@
 //! Runs real `kube-elector` processes against `kube-sim`, for the end-to-end tests, the chaos
-//! suite, the benchmarks and the demo.
+//! suite, the benchmarks, the demo and the live proofs of `scripts/check-ship.sh`.
 //!
-//! - [`elector`]: one process, its logs, its HTTP surface, signals.
+//! - [`elector`]: the one launcher: one process, its logs, its HTTP surface, signals.
+//! - [`events`]: the leadership transitions of a group of processes, on one channel.
+//! - [`duration`]: durations read by the product's rule (`500ms`, `3s`, `1m30s`).
+//! - [`fleet`]: the simulator as a child process, `/proc` samples, statistics.
 //! - [`flood`]: idle and slow-header connection floods against an elector's port.
 //! - [`timeline`]: leadership intervals on the shared monotonic clock, and the safety checks.
+//! - [`tools`]: external programs a test needs: run, or skip saying so (fail under CI).
+//!
+//! The binaries they drive are found one way, [`binary`]: next to the running executable, or
+//! where an environment variable says.
 #![forbid(unsafe_code)]
 
+pub mod duration;
 pub mod elector;
+pub mod events;
 pub mod fleet;
 pub mod flood;
 pub mod timeline;
+pub mod tools;
 
 pub use elector::*;
 
-/// The `kube-elector` binary next to the running executable (`target/<profile>/`), or
-/// `$KUBE_ELECTOR_BIN`.
-pub fn elector_binary() -> std::path::PathBuf {
-    if let Some(path) = std::env::var_os("KUBE_ELECTOR_BIN") {
+/// A binary built next to the running executable (`target/<profile>/NAME`), or the path in the
+/// environment variable `env` when set.
+pub fn binary(name: &str, env: &str) -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os(env) {
         return path.into();
     }
     let exe = std::env::current_exe().unwrap_or_default();
@@ -24,11 +34,21 @@ pub fn elector_binary() -> std::path::PathBuf {
     if dir.ends_with("deps") || dir.ends_with("examples") {
         dir.pop();
     }
-    dir.join("kube-elector")
+    dir.join(name)
+}
+
+/// The `kube-elector` binary next to the running executable, or `$KUBE_ELECTOR_BIN`.
+pub fn elector_binary() -> std::path::PathBuf {
+    binary("kube-elector", "KUBE_ELECTOR_BIN")
+}
+
+/// The `kube-sim` binary next to the running executable, or `$KUBE_SIM_BIN`.
+pub fn sim_binary() -> std::path::PathBuf {
+    binary("kube-sim", "KUBE_SIM_BIN")
 }
 
 /// Now, in nanoseconds on CLOCK_MONOTONIC: the time axis the electors log on (the same reading
 /// the simulator stamps its write log with).
-pub fn monotonic_now_ns() -> u128 {
-    u128::from(kube_sim::accounting::monotonic_ns())
+pub fn monotonic_now_ns() -> u64 {
+    kube_sim::accounting::monotonic_ns()
 }

@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Live proofs for scripts/check-ship.sh: the real binaries, a real Prometheus, a real container.
 
-    live.py container  --image IMG --sim BIN --workdir DIR
-    live.py prometheus --elector BIN --sim BIN --workdir DIR [--png grafana/live-proof.png]
+    live.py container  --image IMG --sim BIN --workdir DIR [--fleet BIN]
+    live.py prometheus --elector BIN --sim BIN --workdir DIR [--fleet BIN] [--png grafana/live-proof.png]
+
+The simulator and the electors are started, signalled and stopped by the harness's `fleet`
+binary (harness/src/bin/fleet.rs; `cargo build -p kube-elector-harness --bin fleet`), which is
+given the binaries above and answers in JSON lines; this script starts no such process itself.
 
 container:  kube-sim over HTTPS; the image runs with the kubeconfig mounted (podman, host
             network); it must lead (/readyz 200 and Lease holder = its id); `podman stop` must
@@ -14,6 +18,7 @@ prometheus: kube-sim over plain HTTP, three electors with short timings, Prometh
             graceful (SIGTERM) and a crash (SIGKILL) failover, then every dashboard query and every
             alert expression through Prometheus's HTTP API with per-panel expectations.
 Everything waits by polling with generous deadlines; nothing sleeps in place of an event.
+Logs: <workdir>/fleet.log (the fleet and the simulator), <workdir>/<id>.log (each elector).
 Figures measured are printed as `figure: name = value` lines.
 """
 import argparse
@@ -21,7 +26,7 @@ import json
 import math
 import os
 import pathlib
-import signal
+import queue
 import socket
 import subprocess
 import sys
@@ -38,7 +43,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 # renews ~2/s and followers on a watch make no requests, so these leave a wide margin.
 RENEW_RATE_MAX = 10.0
 API_RATE_MAX = 20.0
-PROCS: list[subprocess.Popen] = []
+PROCS: list[subprocess.Popen] = []  # processes this script starts itself (Prometheus)
+FLEETS: list = []  # the fleet binaries (simulator and electors)
 
 
 class Failure(Exception):
@@ -91,6 +97,8 @@ def spawn(cmd, log_path: pathlib.Path, env=None, stdout=None) -> subprocess.Pope
 
 
 def cleanup() -> None:
+    for fleet in FLEETS:
+        fleet.close()
     for p in PROCS:
         if p.poll() is None:
             p.terminate()
@@ -103,28 +111,86 @@ def cleanup() -> None:
             p.wait()
 
 
-def start_sim(sim_bin: str, workdir: pathlib.Path, clients, plain_http: bool):
-    kdir = workdir / "kubeconfigs"
-    kdir.mkdir(parents=True, exist_ok=True)
-    cmd = [sim_bin, "serve", "--listen", "127.0.0.1:0", "--clients", ",".join(clients),
-           "--kubeconfig-dir", str(kdir)]
-    if plain_http:
-        cmd.append("--plain-http")
-    p = spawn(cmd, workdir / "kube-sim.log", stdout=subprocess.PIPE)
-    found: dict = {}
+def default_fleet() -> str:
+    """The harness's fleet binary: $FLEET_BIN, else the debug build in the target directory."""
+    if os.environ.get("FLEET_BIN"):
+        return os.environ["FLEET_BIN"]
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    if not target.is_absolute():
+        target = ROOT / target
+    return str(target / "debug" / "fleet")
 
-    def reader():
-        for raw in p.stdout:
-            line = raw.decode(errors="replace").strip()
-            if line.startswith("listening on ") and "url" not in found:
-                found["url"] = line.split("listening on ", 1)[1].strip()
-        found["eof"] = True
 
-    threading.Thread(target=reader, daemon=True).start()
-    wait_for("kube-sim to print 'listening on <URL>'", lambda: found.get("url") or p.poll() is not None, 30)
-    if not found.get("url"):
-        raise Failure(f"kube-sim exited with {p.returncode} before listening; see {workdir / 'kube-sim.log'}")
-    return p, found["url"], kdir
+class Fleet:
+    """The simulator and electors, run by the harness's `fleet` binary: it prints a `ready` JSON
+    line (simulator URL, kubeconfig directory, electors' addresses) and answers `term ID`,
+    `kill ID` and `start ID` on stdin with one JSON line each; closing stdin stops everything."""
+
+    def __init__(self, a, workdir: pathlib.Path, clients, *, plain_http: bool, sim_only=False,
+                 election="test", pod_env=False, flags=()):
+        cmd = [a.fleet, "--sim", a.sim, "--workdir", str(workdir), "--clients", ",".join(clients),
+               "--election", election]
+        if getattr(a, "elector", None):
+            cmd += ["--elector", a.elector]
+        if plain_http:
+            cmd.append("--plain-http")
+        if sim_only:
+            cmd.append("--sim-only")
+        if pod_env:
+            cmd.append("--pod-env")
+        cmd += ["--", *flags]
+        self.log_path = workdir / "fleet.log"
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=open(self.log_path, "ab"), text=True, start_new_session=True)
+        except OSError as e:
+            raise Failure(f"cannot run the fleet binary {a.fleet}: {e}; build it with "
+                          "`cargo build -p kube-elector-harness --bin fleet` or pass --fleet") from e
+        FLEETS.append(self)
+        self.lines: queue.Queue = queue.Queue()
+
+        def reader():
+            for line in self.proc.stdout:
+                self.lines.put(line)
+            self.lines.put(None)
+
+        threading.Thread(target=reader, daemon=True).start()
+        self.ready = self.answer("ready", 60)
+        self.url = self.ready["sim"]["url"]
+        self.kdir = pathlib.Path(self.ready["sim"]["kubeconfig_dir"])
+
+    def answer(self, what: str, timeout: float) -> dict:
+        """The next JSON line; fails on an error answer, on silence or when the fleet has gone."""
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise Failure(f"fleet: no {what} answer within {timeout:.0f}s; see {self.log_path}") from None
+        if line is None:
+            self.proc.wait(timeout=10)
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise Failure(f"fleet exited ({self.proc.returncode}) before its {what} answer:\n{tail}")
+        got = json.loads(line)
+        if got.get("event") == "error":
+            raise Failure(f"fleet: {got.get('error')}")
+        if got.get("event") != what:
+            raise Failure(f"fleet: expected a {what} answer, got {got}")
+        return got
+
+    def command(self, verb: str, ident: str, timeout: float = 60) -> dict:
+        self.proc.stdin.write(f"{verb} {ident}\n")
+        self.proc.stdin.flush()
+        return self.answer("started" if verb == "start" else "exited", timeout)
+
+    def close(self) -> None:
+        """End of input: the fleet stops every elector and the simulator, then exits."""
+        if self.proc.poll() is not None:
+            return
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
 
 
 def sim_admin_get(url: str, path: str):
@@ -203,8 +269,9 @@ def cmd_container(a) -> None:
         raise Failure(f"image files should be just /kube-elector, got {files}")
     log(f"image: {size / 1e6:.1f} MB, user 65532:65532, files {files}")
 
-    sim, url, kdir = start_sim(a.sim, workdir, [ident], plain_http=False)
-    log(f"kube-sim (HTTPS) at {url}")
+    fleet = Fleet(a, workdir, [ident], plain_http=False, sim_only=True, election=election)
+    url, kdir = fleet.url, fleet.kdir
+    log(f"kube-sim (HTTPS) at {url}, started by the harness's fleet binary")
     os.chmod(workdir, 0o755)
     os.chmod(kdir, 0o755)
     for f in kdir.iterdir():
@@ -277,30 +344,37 @@ def values(result):
 
 
 class Elector:
-    def __init__(self, a, workdir: pathlib.Path, url: str, kdir: pathlib.Path, ident: str, election: str):
-        self.a, self.workdir, self.url, self.kdir = a, workdir, url, kdir
-        self.ident, self.election = ident, election
-        self.port = free_port()
-        self.proc = None
+    """One elector of the fleet: its id, its port (kept across restarts: Prometheus scrapes it)."""
+
+    def __init__(self, fleet: Fleet, workdir: pathlib.Path, info: dict):
+        self.fleet, self.workdir, self.ident = fleet, workdir, info["id"]
+        self.port = int(info["addr"].rsplit(":", 1)[1])
+        self.alive = True
+        self.wait_live()
+
+    def wait_live(self):
+        wait_for(f"{self.ident} /livez", lambda: http_get(f"http://127.0.0.1:{self.port}/livez")[0] == 200, 30)
 
     def start(self):
-        env = dict(os.environ, POD_NAME=self.ident, POD_NAMESPACE="default")
-        self.proc = spawn([self.a.elector, "--election", self.election, "--namespace", "default",
-                           "--id", self.ident, "--kubeconfig", str(self.kdir / f"{self.ident}.kubeconfig"),
-                           "--http", f"127.0.0.1:{self.port}", "--lease-duration", "3s",
-                           "--renew-deadline", "2s", "--retry-period", "500ms", "--log-format", "json"],
-                          self.workdir / f"{self.ident}.log", env=env)
-        wait_for(f"{self.ident} /livez", lambda: http_get(f"http://127.0.0.1:{self.port}/livez")[0] == 200
-                 or self.proc.poll() is not None, 30)
-        if self.proc.poll() is not None:
-            raise Failure(f"{self.ident} exited with {self.proc.returncode}; see {self.workdir}/{self.ident}.log")
+        got = self.fleet.command("start", self.ident)
+        port = int(got["addr"].rsplit(":", 1)[1])
+        if port != self.port:
+            raise Failure(f"{self.ident} restarted on port {port}, not its old {self.port}; see {self.workdir}/{self.ident}.log")
+        self.alive = True
+        self.wait_live()
+
+    def stop(self, verb: str) -> dict:
+        """`term` (SIGTERM, then waits for the exit) or `kill` (SIGKILL); the exit as the fleet saw it."""
+        got = self.fleet.command(verb, self.ident)
+        self.alive = False
+        return got
 
     def ready(self) -> bool:
         return ready(self.port)
 
 
 def leader_of(electors):
-    leaders = [e for e in electors if e.proc and e.proc.poll() is None and e.ready()]
+    leaders = [e for e in electors if e.alive and e.ready()]
     return leaders[0] if len(leaders) == 1 else None
 
 
@@ -309,12 +383,14 @@ def cmd_prometheus(a) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     election, ns = "ship-live", "default"
     idents = ["elector-0", "elector-1", "elector-2"]
-    sim, url, kdir = start_sim(a.sim, workdir, idents, plain_http=True)
-    log(f"kube-sim (plain HTTP) at {url}")
     t_start = time.time()
-    electors = [Elector(a, workdir, url, kdir, i, election) for i in idents]
-    for e in electors:
-        e.start()
+    fleet = Fleet(a, workdir, idents, plain_http=True, election=election, pod_env=True,
+                  flags=["--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "500ms"])
+    url = fleet.url
+    log(f"kube-sim (plain HTTP) at {url} and {len(idents)} electors, started by the harness's fleet binary")
+    electors = [Elector(fleet, workdir, info) for info in fleet.ready["electors"]]
+    if [e.ident for e in electors] != idents:
+        raise Failure(f"fleet started {[e.ident for e in electors]}, expected {idents}")
     first = wait_for("exactly one elector with /readyz 200", lambda: leader_of(electors), 30)
     if holder(url, election) != first.ident:
         raise Failure(f"/readyz says {first.ident} leads but the Lease holder is {holder(url, election)!r}")
@@ -375,10 +451,9 @@ def cmd_prometheus(a) -> None:
     # Failover 1: SIGTERM the leader (graceful release), then start it again.
     old = first
     t0, t_term = time.monotonic(), time.time()
-    old.proc.send_signal(signal.SIGTERM)
-    rc = old.proc.wait(timeout=15)
-    if rc != 0:
-        raise Failure(f"{old.ident} exit code after SIGTERM: expected 0, got {rc}")
+    exit = old.stop("term")
+    if exit.get("code") != 0:
+        raise Failure(f"{old.ident} exit after SIGTERM: expected code 0, got {exit}")
     new = wait_for("a new leader after SIGTERM", lambda: leader_of(electors), 15, 0.05)
     figure("handover after SIGTERM (s)", round(time.monotonic() - t0, 2))
     if new is old:
@@ -392,8 +467,7 @@ def cmd_prometheus(a) -> None:
     victim = wait_for("a single leader before SIGKILL", lambda: leader_of(electors), 15)
     t0 = time.monotonic()
     events.append((time.time(), f"SIGKILL {victim.ident}"))
-    victim.proc.send_signal(signal.SIGKILL)
-    victim.proc.wait(timeout=10)
+    victim.stop("kill")
     taker = wait_for("a new leader after SIGKILL", lambda: leader_of(electors), 30, 0.05)
     took = time.monotonic() - t0
     figure("takeover after SIGKILL (s, lease 3s)", round(took, 2))
@@ -495,11 +569,10 @@ def cmd_prometheus(a) -> None:
         raise Failure(f"{len(problems)} of {len(queries)} dashboard queries gave no or implausible data (above)")
 
     for e in electors:
-        if e.proc.poll() is None:
-            e.proc.send_signal(signal.SIGTERM)
-            rc = e.proc.wait(timeout=15)
-            if rc != 0:
-                raise Failure(f"{e.ident} exit code after SIGTERM: expected 0, got {rc}")
+        if e.alive:
+            exit = e.stop("term")
+            if exit.get("code") != 0:
+                raise Failure(f"{e.ident} exit after SIGTERM: expected code 0, got {exit}")
     if holder(url, election) not in ("", None):
         raise Failure(f"after stopping all electors the Lease holder is {holder(url, election)!r}, expected released")
     log("all electors stopped with exit 0; Lease released")
@@ -652,10 +725,12 @@ def main() -> int:
     c.add_argument("--image", required=True)
     c.add_argument("--sim", required=True)
     c.add_argument("--workdir", required=True)
+    c.add_argument("--fleet", default=default_fleet(), help="the harness's fleet binary (default: %(default)s)")
     p = sub.add_parser("prometheus")
     p.add_argument("--elector", required=True)
     p.add_argument("--sim", required=True)
     p.add_argument("--workdir", required=True)
+    p.add_argument("--fleet", default=default_fleet(), help="the harness's fleet binary (default: %(default)s)")
     p.add_argument("--dashboard", default=str(ROOT / "grafana/kube-elector.json"))
     p.add_argument("--png")
     a = ap.parse_args()

@@ -32,9 +32,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
-use kube_elector_harness::elector_binary;
+use kube_elector_harness::duration::parse_duration;
+use kube_elector_harness::events::Events;
+use kube_elector_harness::fleet::procfs;
 use kube_elector_harness::fleet::stats::{Summary, summarize};
-use kube_elector_harness::fleet::{Candidate, Events, Signal, Spec, now_ns, parse_duration, procfs};
+use kube_elector_harness::{Elector, Launch, Signal, elector_binary, monotonic_now_ns};
 use kube_sim::{Sim, SimOptions};
 use serde::Serialize;
 use tokio::time::Instant;
@@ -333,11 +335,11 @@ fn timing_args(args: &Args) -> Vec<String> {
 /// One group size in one follow mode, start to finish.
 async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &Args) -> Result<Case> {
     let label = format!("[{} × {}]", ids.len(), mode.flag());
-    let spec = Spec {
-        binary: binary.to_owned(),
-        kubeconfig_dir: sim.kubeconfig_dir().to_owned(),
-        election: ELECTION.into(),
-        namespace: "default".into(),
+    let events = Events::new();
+    let spec = Launch {
+        events: Some(events.clone()),
+        own_process_group: true,
+        within: START_WITHIN,
         args: [
             timing_args(args),
             vec![
@@ -350,11 +352,11 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
             ],
         ]
         .concat(),
+        ..Launch::new(binary, sim.kubeconfig_dir(), ELECTION, "")
     };
-    let events = Events::new();
-    let started = now_ns();
+    let started = monotonic_now_ns();
     eprintln!("{label} starting {} processes", ids.len());
-    let mut group = Candidate::start_all(&spec, ids, &events, START_WITHIN).await?;
+    let mut group = Elector::launch_all(ids.iter().map(|id| spec.with_id(id)).collect()).await?;
     let first = events
         .became_after(started, None, args.lease_duration * 4 + START_WITHIN)
         .await
@@ -429,26 +431,25 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
 /// and started again at once with the same pod UID, `args.failovers` times.
 async fn restart_in_pod(sim: &Sim, binary: &Path, ids: &[String], args: &Args) -> Result<RestartInPod> {
     let label = "[restart in pod]";
-    let base = Spec {
-        binary: binary.to_owned(),
-        kubeconfig_dir: sim.kubeconfig_dir().to_owned(),
-        election: format!("{ELECTION}-pod"),
-        namespace: "default".into(),
-        args: timing_args(args),
-    };
-    let spec_of = |i: usize| {
-        let mut spec = base.clone();
-        spec.args
-            .extend(["--pod-uid".into(), format!("00000000-0000-4000-8000-{i:012}")]);
-        spec
-    };
     let events = Events::new();
-    let started = now_ns();
+    let base = Launch {
+        events: Some(events.clone()),
+        own_process_group: true,
+        within: START_WITHIN,
+        args: timing_args(args),
+        ..Launch::new(binary, sim.kubeconfig_dir(), &format!("{ELECTION}-pod"), "")
+    };
+    let launch_of = |i: usize, id: &str| {
+        let mut launch = base.with_id(id);
+        launch
+            .args
+            .extend(["--pod-uid".into(), format!("00000000-0000-4000-8000-{i:012}")]);
+        launch
+    };
+    let started = monotonic_now_ns();
     let mut group = Vec::new();
     for (i, id) in ids.iter().enumerate() {
-        group.push(
-            Candidate::start(&spec_of(i), id, ([127, 0, 0, 1], 0).into(), &events, START_WITHIN).await?,
-        );
+        group.push(Elector::launch(launch_of(i, id)).await?);
     }
     let mut leader = events
         .became_after(started, None, args.lease_duration * 4 + START_WITHIN)
@@ -461,17 +462,10 @@ async fn restart_in_pod(sim: &Sim, binary: &Path, ids: &[String], args: &Args) -
     for round in 1..=args.failovers {
         let index = index_of(&group, &leader)?;
         tokio::time::sleep(args.retry_period.mul_f64(1.0 + rand::random::<f64>())).await;
-        let sent = group[index].signal(Signal::Kill)?;
-        group[index].wait_exit(Duration::from_secs(5)).await?;
-        group[index] = Candidate::start(
-            &spec_of(index),
-            &leader,
-            ([127, 0, 0, 1], 0).into(),
-            &events,
-            START_WITHIN,
-        )
-        .await?;
-        start_up_ms.push(ms(now_ns().saturating_sub(sent)));
+        let sent = group[index].send(Signal::Kill)?;
+        group[index].try_wait_exit(Duration::from_secs(5)).await?;
+        group[index] = Elector::launch(launch_of(index, &leader)).await?;
+        start_up_ms.push(ms(monotonic_now_ns().saturating_sub(sent)));
         let next = events
             .became_after(sent, None, args.lease_duration * 4)
             .await
@@ -498,7 +492,7 @@ fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
 }
 
-fn index_of(group: &[Candidate], id: &str) -> Result<usize> {
+fn index_of(group: &[Elector], id: &str) -> Result<usize> {
     group
         .iter()
         .position(|c| c.id == id)
@@ -509,20 +503,20 @@ fn index_of(group: &[Candidate], id: &str) -> Result<usize> {
 /// process is started again and followed until it sees the new leader.
 async fn handover(
     sim: &Sim,
-    group: &mut [Candidate],
-    spec: &Spec,
+    group: &mut [Elector],
+    spec: &Launch,
     events: &Events,
     leader: &str,
     args: &Args,
 ) -> Result<Handover> {
     let index = index_of(group, leader)?;
     let counts_before = sim.requests();
-    let sent = group[index].signal(Signal::Term)?;
+    let sent = group[index].send(Signal::Term)?;
     let next = events
         .became_after(sent, Some(leader), args.lease_duration * 4)
         .await
         .with_context(|| format!("handover after SIGTERM to {leader}"))?;
-    let status = group[index].wait_exit(Duration::from_secs(10)).await?;
+    let status = group[index].try_wait_exit(Duration::from_secs(10)).await?;
     if !status.success() {
         eprintln!("bench: warning: {leader} exited with {status} after SIGTERM");
     }
@@ -539,7 +533,7 @@ async fn handover(
                 .unwrap_or(0.0)
         })
         .fold(0.0, |sum, n| sum + n);
-    replace(group, index, spec, events, &next.id).await?;
+    replace(group, index, spec, &next.id).await?;
     Ok(Handover {
         took_ms: ms(next.monotonic_ns.saturating_sub(sent)),
         next: next.id,
@@ -564,8 +558,8 @@ struct Crash {
 /// logs `became leader`, and the simulator's view of the gap after the last renewal.
 async fn failover(
     sim: &Sim,
-    group: &mut [Candidate],
-    spec: &Spec,
+    group: &mut [Elector],
+    spec: &Launch,
     events: &Events,
     leader: &str,
     args: &Args,
@@ -577,12 +571,12 @@ async fn failover(
     // the renew cycle.
     let phase = args.retry_period.mul_f64(1.0 + rand::random::<f64>());
     tokio::time::sleep(phase).await;
-    let sent = group[index].signal(Signal::Kill)?;
+    let sent = group[index].send(Signal::Kill)?;
     let next = events
         .became_after(sent, Some(leader), args.lease_duration * 4)
         .await
         .with_context(|| format!("failover after SIGKILL to {leader}"))?;
-    group[index].wait_exit(Duration::from_secs(5)).await?;
+    group[index].try_wait_exit(Duration::from_secs(5)).await?;
     let lease_writes: Vec<_> = sim
         .writes_since(cursor)
         .into_iter()
@@ -601,7 +595,7 @@ async fn failover(
     let after_last_renewal_ms = last_renewal
         .zip(takeover)
         .map(|(renewed, taken)| ms(taken.saturating_sub(renewed)));
-    replace(group, index, spec, events, &next.id).await?;
+    replace(group, index, spec, &next.id).await?;
     Ok(Crash {
         took_ms: ms(next.monotonic_ns.saturating_sub(sent)),
         next: next.id,
@@ -610,15 +604,9 @@ async fn failover(
 }
 
 /// Starts the process at `index` again and waits until it follows `leader`.
-async fn replace(
-    group: &mut [Candidate],
-    index: usize,
-    spec: &Spec,
-    events: &Events,
-    leader: &str,
-) -> Result<()> {
+async fn replace(group: &mut [Elector], index: usize, spec: &Launch, leader: &str) -> Result<()> {
     let id = group[index].id.clone();
-    group[index] = Candidate::start(spec, &id, ([127, 0, 0, 1], 0).into(), events, START_WITHIN).await?;
+    group[index] = Elector::launch(spec.with_id(&id)).await?;
     let within = Duration::from_secs(15);
     let deadline = Instant::now() + within;
     loop {
@@ -640,7 +628,7 @@ async fn replace(
 /// Requests, memory and CPU over `window`, split into the leader and its followers.
 async fn steady_state(
     sim: &Sim,
-    group: &[Candidate],
+    group: &[Elector],
     events: &Events,
     leader: &str,
     window: Duration,
@@ -741,22 +729,22 @@ fn request_delta(
 }
 
 /// SIGTERM to every process at once, then waits for each (SIGKILL after a grace period).
-async fn stop_all(group: &mut [Candidate]) {
+async fn stop_all(group: &mut [Elector]) {
     for candidate in group.iter() {
-        if let Err(error) = candidate.signal(Signal::Term) {
+        if let Err(error) = candidate.send(Signal::Term) {
             eprintln!("bench: warning: {error:#}");
         }
     }
     for candidate in group.iter_mut() {
-        if candidate.wait_exit(Duration::from_secs(10)).await.is_ok() {
+        if candidate.try_wait_exit(Duration::from_secs(10)).await.is_ok() {
             continue;
         }
         eprintln!(
             "bench: warning: {} ignored SIGTERM for 10 s; killing it",
             candidate.id
         );
-        let killed = candidate.signal(Signal::Kill);
-        if let Err(error) = killed.and(candidate.wait_exit(Duration::from_secs(5)).await.map(drop)) {
+        let killed = candidate.send(Signal::Kill);
+        if let Err(error) = killed.and(candidate.try_wait_exit(Duration::from_secs(5)).await.map(drop)) {
             eprintln!("bench: warning: {error:#}");
         }
     }

@@ -38,7 +38,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use kube_elector_harness::timeline::{self, Interval};
-use kube_elector_harness::{Elector, elector_binary, http_get};
+use kube_elector_harness::{Elector, Launch, elector_binary, http_get};
 use kube_sim::{FailSpec, Fault, Sim, SimOptions, WatchMode};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -304,7 +304,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             Vec::new()
         };
         let extra = candidate_args(lock, follow[i]);
-        let elector = Elector::start_with_env(&binary, &sim, id, &extra, &env).await;
+        let elector = Elector::launch(Launch {
+            env,
+            ..Launch::test(&binary, &sim, id, &extra)
+        })
+        .await?;
         candidates.push(Candidate {
             label: id.clone(),
             conflicts: 0,
@@ -318,7 +322,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     check_skew(&candidates[0]).await?;
     // A second live process under c1's identity, for the whole run, following the other way.
     let twin_follow = if follow[1] == "watch" { "poll" } else { "watch" };
-    let twin = Elector::start_with_env(&binary, &sim, &ids[1], &candidate_args(lock, twin_follow), &[]).await;
+    let twin = Elector::launch(Launch::test(
+        &binary,
+        &sim,
+        &ids[1],
+        &candidate_args(lock, twin_follow),
+    ))
+    .await?;
     candidates.push(Candidate {
         label: format!("{}~twin", ids[1]),
         conflicts: 0,
@@ -404,7 +414,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         }
         harvest(candidate, None);
     }
-    let finished_ns = kube_elector_harness::monotonic_now_ns();
+    let finished_ns = u128::from(kube_elector_harness::monotonic_now_ns());
 
     let intervals: Vec<Interval> = candidates.iter().flat_map(|c| c.past.clone()).collect();
     let overlaps = timeline::overlaps(&intervals, finished_ns);
@@ -674,7 +684,10 @@ async fn tend(sim: &Sim, candidates: &mut [Candidate], now: Instant, problems: &
                     candidate.elector.id,
                     candidate.elector.dump_logs()
                 ));
-                harvest(candidate, Some(kube_elector_harness::monotonic_now_ns()));
+                harvest(
+                    candidate,
+                    Some(u128::from(kube_elector_harness::monotonic_now_ns())),
+                );
                 candidate.elector.restart().await;
             }
             _ => {}
@@ -842,7 +855,7 @@ async fn inject(
 }
 
 async fn kill(candidate: &mut Candidate, now: Instant, rng: &mut StdRng) {
-    let killed_at = kube_elector_harness::monotonic_now_ns();
+    let killed_at = u128::from(kube_elector_harness::monotonic_now_ns());
     // A process killed while paused had lost its claim by pause + renew deadline at the latest.
     let end = match candidate.process {
         Process::Paused { since, .. } => {

@@ -18,12 +18,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use kube_elector_harness::elector_binary;
+use kube_elector_harness::duration::parse_duration;
+use kube_elector_harness::events::{Events, Transition};
 use kube_elector_harness::fleet::sim_process::SimProcess;
 use kube_elector_harness::fleet::stats::summarize;
-use kube_elector_harness::fleet::{
-    Candidate, Events, Signal, Spec, Transition, parse_duration, sibling_binary,
-};
+use kube_elector_harness::{Elector, Launch, Signal, elector_binary, sim_binary};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 
@@ -91,7 +90,7 @@ impl Disruption {
 struct Slot {
     id: &'static str,
     addr: SocketAddr,
-    process: Option<Candidate>,
+    process: Option<Elector>,
     restart_at: Option<Instant>,
 }
 
@@ -148,11 +147,7 @@ fn binary(path: PathBuf, name: &str, env: &str) -> Result<PathBuf> {
 
 async fn run(args: &Args, workdir: &Path) -> Result<()> {
     let elector = binary(elector_binary(), "kube-elector", "KUBE_ELECTOR_BIN")?;
-    let sim_binary = binary(
-        sibling_binary("kube-sim", "KUBE_SIM_BIN"),
-        "kube-sim",
-        "KUBE_SIM_BIN",
-    )?;
+    let sim_binary = binary(sim_binary(), "kube-sim", "KUBE_SIM_BIN")?;
     for (flag, text) in [
         ("--lease-duration", &args.lease_duration),
         ("--renew-deadline", &args.renew_deadline),
@@ -167,11 +162,11 @@ async fn run(args: &Args, workdir: &Path) -> Result<()> {
 
     let clients: Vec<String> = IDS.iter().map(|s| s.to_string()).collect();
     let mut sim = SimProcess::start(&sim_binary, &clients, workdir, START_WITHIN).await?;
-    let spec = Spec {
-        binary: elector,
-        kubeconfig_dir: workdir.to_owned(),
-        election: ELECTION.into(),
-        namespace: "default".into(),
+    let events = Events::new();
+    let spec = Launch {
+        events: Some(events.clone()),
+        own_process_group: true,
+        within: START_WITHIN,
         args: vec![
             "--lease-duration".into(),
             args.lease_duration.clone(),
@@ -182,9 +177,9 @@ async fn run(args: &Args, workdir: &Path) -> Result<()> {
             "--follow".into(),
             args.follow.clone(),
         ],
+        ..Launch::new(&elector, workdir, ELECTION, "")
     };
-    let events = Events::new();
-    let started = Candidate::start_all(&spec, &clients, &events, START_WITHIN).await;
+    let started = Elector::launch_all(clients.iter().map(|id| spec.with_id(id)).collect()).await;
     let mut slots: Vec<Slot> = match started {
         Ok(processes) => IDS
             .iter()
@@ -198,7 +193,7 @@ async fn run(args: &Args, workdir: &Path) -> Result<()> {
             .collect(),
         Err(error) => {
             let _ = sim.stop(Duration::from_secs(5)).await;
-            return Err(error);
+            return Err(error.into());
         }
     };
     print_header(args, &sim, &slots);
@@ -268,7 +263,7 @@ fn seconds(d: Duration) -> String {
 /// The loop: poll every 250 ms, print changes, disrupt on schedule, restart, report failovers.
 async fn drive(
     args: &Args,
-    spec: &Spec,
+    spec: &Launch,
     events: &Events,
     slots: &mut [Slot],
     screen: &mut Screen,
@@ -291,7 +286,7 @@ async fn drive(
 
         // Reap processes that exited; one that exited unasked restarts after the usual pause.
         for (index, slot) in slots.iter_mut().enumerate() {
-            if let Some(status) = slot.process.as_mut().and_then(Candidate::exited) {
+            if let Some(status) = slot.process.as_mut().and_then(Elector::has_exited) {
                 slot.process = None;
                 let asked = slot.restart_at.is_some() || pending.as_ref().is_some_and(|p| p.target == index);
                 if !asked {
@@ -305,7 +300,7 @@ async fn drive(
         for slot in slots.iter_mut() {
             if slot.process.is_none() && slot.restart_at.is_some_and(|at| now >= at) {
                 slot.restart_at = None;
-                restart(spec, events, slot, screen).await;
+                restart(spec, slot, screen).await;
             }
         }
 
@@ -394,7 +389,7 @@ async fn drive(
                 Disruption::Graceful | Disruption::FollowerStop => Signal::Term,
             };
             if let Some(process) = &slots[target].process {
-                let sent_ns = process.signal(signal)?;
+                let sent_ns = process.send(signal)?;
                 screen.line(&format!("{} ({})", disruption.describe(), slots[target].id));
                 pending = Some(Pending {
                     disruption,
@@ -410,10 +405,14 @@ async fn drive(
 }
 
 /// Starts a slot's elector again, on its old port if it is still free.
-async fn restart(spec: &Spec, events: &Events, slot: &mut Slot, screen: &mut Screen) {
-    let started = match Candidate::start(spec, slot.id, slot.addr, events, START_WITHIN).await {
+async fn restart(spec: &Launch, slot: &mut Slot, screen: &mut Screen) {
+    let on_old_port = Launch {
+        http: slot.addr,
+        ..spec.with_id(slot.id)
+    };
+    let started = match Elector::launch(on_old_port).await {
         Ok(process) => Ok(process),
-        Err(_) => Candidate::start(spec, slot.id, ([127, 0, 0, 1], 0).into(), events, START_WITHIN).await,
+        Err(_) => Elector::launch(spec.with_id(slot.id)).await,
     };
     match started {
         Ok(process) => {
@@ -518,7 +517,7 @@ fn summarize_outcomes(outcomes: &[(Disruption, f64)], lease: Duration, follow: &
 async fn clean_up(slots: &mut [Slot], sim: &mut SimProcess) -> String {
     for slot in slots.iter() {
         if let Some(process) = &slot.process
-            && let Err(error) = process.signal(Signal::Term)
+            && let Err(error) = process.send(Signal::Term)
         {
             eprintln!("demo: {error:#}");
         }
@@ -526,9 +525,9 @@ async fn clean_up(slots: &mut [Slot], sim: &mut SimProcess) -> String {
     let mut stopped = 0;
     for slot in slots.iter_mut() {
         if let Some(mut process) = slot.process.take() {
-            if process.wait_exit(Duration::from_secs(5)).await.is_err() {
-                let _ = process.signal(Signal::Kill);
-                let _ = process.wait_exit(Duration::from_secs(5)).await;
+            if process.try_wait_exit(Duration::from_secs(5)).await.is_err() {
+                let _ = process.send(Signal::Kill);
+                let _ = process.try_wait_exit(Duration::from_secs(5)).await;
             }
             stopped += 1;
         }

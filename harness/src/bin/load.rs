@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use kube_elector_harness::fleet::procfs;
 use kube_elector_harness::flood::{Flood, FloodKind, raise_fd_limit};
-use kube_elector_harness::{Elector, elector_binary, eventually, http_get, one_leader};
+use kube_elector_harness::{Elector, Launch, elector_binary, eventually, http_get, one_leader};
 use kube_sim::{Sim, SimOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -197,22 +198,11 @@ struct Window {
     extra: String,
 }
 
-/// CPU seconds (user + system) the process has used, from `/proc/PID/stat`.
-fn cpu_seconds(pid: i32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return f64::NAN;
-    };
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return f64::NAN;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |n: usize| {
-        fields
-            .get(n - 3)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    (ticks(14) + ticks(15)) / 100.0
+/// CPU seconds (user + system) the process has used, from `/proc/PID/stat`; NaN if unreadable.
+fn cpu_seconds(pid: u32) -> f64 {
+    procfs::sample(pid).map_or(f64::NAN, |s| {
+        s.cpu_ticks as f64 / procfs::ticks_per_second() as f64
+    })
 }
 
 /// Probes `/readyz` and `/livez` every 20 ms for `length`, while `load` runs; measures the
@@ -305,10 +295,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let sim = Sim::start(SimOptions::new(["a", "b"]))
         .await
         .context("starting the simulator")?;
-    let electors = vec![
-        Elector::start(&binary, &sim, "a", &[]).await,
-        Elector::start(&binary, &sim, "b", &[]).await,
-    ];
+    let electors = Elector::launch_all(vec![
+        Launch::test(&binary, &sim, "a", &[]),
+        Launch::test(&binary, &sim, "b", &[]),
+    ])
+    .await?;
     let leader = &electors[one_leader(&electors, Duration::from_secs(20)).await];
     let length = Duration::from_secs(args.seconds);
     // Settle: a few renewals before measuring.

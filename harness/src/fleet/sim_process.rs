@@ -1,7 +1,8 @@
 //! The `kube-sim` binary as a child process: `kube-sim serve` on a free loopback port, its
 //! kubeconfigs in a directory of the caller's choosing, its URL read from the
 //! `listening on <URL>` line. Out of process, the simulator's URL and `/sim/` admin API are
-//! usable from another terminal while the demo runs.
+//! usable from another terminal (or another program: `fleet`, for the live proofs) while the
+//! electors run.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -22,12 +23,23 @@ pub struct SimProcess {
 }
 
 impl SimProcess {
-    /// Starts `binary serve` for `clients`, writing kubeconfigs to `kubeconfig_dir`, and waits up
-    /// to `within` for its URL.
+    /// Starts `binary serve` for `clients` over HTTPS, writing kubeconfigs to `kubeconfig_dir`,
+    /// and waits up to `within` for its URL.
     pub async fn start(
         binary: &Path,
         clients: &[String],
         kubeconfig_dir: &Path,
+        within: Duration,
+    ) -> Result<Self> {
+        Self::start_with(binary, clients, kubeconfig_dir, &[], within).await
+    }
+
+    /// Like [`SimProcess::start`], with further `kube-sim serve` flags (e.g. `--plain-http`).
+    pub async fn start_with(
+        binary: &Path,
+        clients: &[String],
+        kubeconfig_dir: &Path,
+        flags: &[&str],
         within: Duration,
     ) -> Result<Self> {
         let mut child = Command::new(binary)
@@ -40,6 +52,7 @@ impl SimProcess {
             ])
             .arg("--kubeconfig-dir")
             .arg(kubeconfig_dir)
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
