@@ -1362,13 +1362,7 @@ mod tests {
     /// except in CI (`CI` set), where `make test` installs it and its absence is a failure.
     #[tokio::test]
     async fn metrics_exposition_is_promtool_clean() {
-        let promtool = std::process::Command::new("promtool").arg("--version").output();
-        if promtool.is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "promtool is missing in CI: apt-get install prometheus"
-            );
-            eprintln!("promtool not installed; skipping (apt-get install prometheus)");
+        if !kube_elector_harness::tools::installed_or_skip("promtool", "apt-get install prometheus") {
             return;
         }
         let (tx, rx) = crate::status::channel("pod-a");
