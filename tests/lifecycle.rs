@@ -13,6 +13,30 @@ use kube_sim::Fault;
 
 const ELECT_WITHIN: Duration = Duration::from_secs(20);
 
+/// A released Lease named `test`, as a leader leaves it on shutdown, written by `operator`: a
+/// claim of it leads at once (its resourceVersion proves that no one took it since), unlike a
+/// create of a missing lock, which leads only a lease later.
+async fn released_lease(sim: &kube_sim::Sim) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(sim.kubeconfig_path("operator")).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("client config");
+    let client = kube::Client::try_from(config).expect("client");
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    let lease: Lease = serde_json::from_value(serde_json::json!({"metadata": {"name": "test"},
+        "spec": {"holderIdentity": "", "leaseDurationSeconds": 1, "acquireTime": now,
+            "renewTime": now, "leaseTransitions": 0}}))
+    .expect("lease");
+    kube::Api::<Lease>::namespaced(client, "default")
+        .create(&Default::default(), &lease)
+        .await
+        .expect("create the released lease");
+}
+
 /// Requests of `client` for `"verb resource"` so far.
 fn count(sim: &kube_sim::Sim, client: &str, what: &str) -> u64 {
     sim.requests()
@@ -233,7 +257,8 @@ async fn a_release_that_conflicts_is_retried_from_a_fresh_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_interrupted_by_shutdown_is_checked_before_giving_up() {
-    let sim = sim(&["a"]).await;
+    let sim = sim(&["a", "operator"]).await;
+    released_lease(&sim).await;
     // Every request of `a` waits 1 s in the API server, so its first claim is still in flight
     // when SIGTERM comes. The elector cannot know whether the claim landed, so before exiting it
     // reads the lock and releases it if it names `a`. (By default kube-sim abandons a request
@@ -247,7 +272,7 @@ async fn a_claim_interrupted_by_shutdown_is_checked_before_giving_up() {
     );
     let mut a = elector(&sim, "a", &[]).await;
     eventually(ELECT_WITHIN, "the claim to be in flight", || async {
-        (count(&sim, "a", "create leases") >= 1).then_some(())
+        (count(&sim, "a", "update leases") >= 1).then_some(())
     })
     .await;
     let reads_before = count(&sim, "a", "get leases");
@@ -274,7 +299,8 @@ async fn a_claim_interrupted_by_shutdown_is_checked_before_giving_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_interrupted_by_shutdown_that_lands_anyway_is_released() {
-    let sim = sim(&["a"]).await;
+    let sim = sim(&["a", "operator"]).await;
+    released_lease(&sim).await;
     // As above, but the API server applies the claim although the elector hung up on it
     // (`complete_abandoned`). The read after SIGTERM waits 1 s too, so it is answered after the
     // claim was applied, finds the lock naming `a`, and the elector releases it.
@@ -288,11 +314,12 @@ async fn a_claim_interrupted_by_shutdown_that_lands_anyway_is_released() {
     );
     let mut a = elector(&sim, "a", &[]).await;
     eventually(ELECT_WITHIN, "the claim to be in flight", || async {
-        (count(&sim, "a", "create leases") >= 1).then_some(())
+        (count(&sim, "a", "update leases") >= 1).then_some(())
     })
     .await;
-    assert!(
-        lock_writes(&sim, "leases").is_empty(),
+    assert_eq!(
+        lock_writes(&sim, "leases").len(),
+        1,
         "the claim is still in flight"
     );
     a.signal("TERM");
@@ -301,10 +328,51 @@ async fn a_claim_interrupted_by_shutdown_that_lands_anyway_is_released() {
     let holders: Vec<&str> = writes.iter().map(|w| w.holder.as_str()).collect();
     assert_eq!(
         holders,
-        ["a", ""],
+        ["", "a", ""],
         "the interrupted claim landed, then the release: {writes:?}"
     );
     assert_eq!(a.log_messages("released the lock").len(), 1, "{}", a.dump_logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_interrupted_by_shutdown_that_lands_anyway_is_not_released() {
+    let sim = sim(&["a"]).await;
+    // As above, but the lock is missing, so the interrupted claim is a create: a lock taken with
+    // no past, which would have led only a lease later. Released, it would be taken at once by
+    // others although whoever may have held it a moment ago could still lead.
+    sim.set_fault(
+        "a",
+        Fault {
+            latency_ms: 1_000,
+            complete_abandoned: true,
+            ..Fault::default()
+        },
+    );
+    let mut a = elector(&sim, "a", &[]).await;
+    eventually(ELECT_WITHIN, "the create to be in flight", || async {
+        (count(&sim, "a", "create leases") >= 1).then_some(())
+    })
+    .await;
+    a.signal("TERM");
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    // The process has exited; the API server applies the abandoned create after its latency.
+    let writes = eventually(ELECT_WITHIN, "the abandoned create to land", || async {
+        Some(lock_writes(&sim, "leases")).filter(|w| !w.is_empty())
+    })
+    .await;
+    let holders: Vec<&str> = writes.iter().map(|w| w.holder.as_str()).collect();
+    assert_eq!(
+        holders,
+        ["a"],
+        "the create landed and was not released: {writes:?}"
+    );
+    assert_eq!(
+        a.log_messages("held the lock without leading on it yet; not releasing (others take it over when its lease runs out)")
+            .len(),
+        1,
+        "{}",
+        a.dump_logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
