@@ -164,7 +164,7 @@ mod tests {
         let now = Instant::now();
         let mut state = LeaderState::new("a", now);
         assert_eq!(role(&state, now), "follower");
-        state.claims_leadership = true;
+        state.set_claims_leadership(true);
         state.valid_until = Some(now + Duration::from_secs(1));
         assert_eq!(role(&state, now), "leader");
         assert_eq!(role(&state, now + Duration::from_secs(1)), "follower");
