@@ -61,8 +61,6 @@ pub enum Verb {
 }
 
 impl Verb {
-    pub const ALL: [Verb; 5] = [Verb::Get, Verb::Create, Verb::Update, Verb::Patch, Verb::Watch];
-
     /// The label value: Kubernetes' lower-case verb names.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,6 +69,16 @@ impl Verb {
             Verb::Update => "update",
             Verb::Patch => "patch",
             Verb::Watch => "watch",
+        }
+    }
+}
+
+impl Verb {
+    /// The HTTP status of a successful call.
+    fn success_code(self) -> u16 {
+        match self {
+            Verb::Create => 201,
+            Verb::Get | Verb::Update | Verb::Patch | Verb::Watch => 200,
         }
     }
 }
@@ -322,6 +330,26 @@ impl ElectionMetrics {
             identity_conflicts,
             identity_conflict,
         }
+    }
+
+    /// Runs one Kubernetes API call under `timeout` and counts it: the code is `verb`'s success
+    /// status (201 for a create, 200 otherwise), the status of an error answer, or none (`error`)
+    /// for a transport failure or a timeout. The outcome is `tokio::time::timeout`'s.
+    pub async fn call<T>(
+        &self,
+        verb: Verb,
+        timeout: Duration,
+        request: impl Future<Output = kube::Result<T>>,
+    ) -> Result<kube::Result<T>, tokio::time::error::Elapsed> {
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(timeout, request).await;
+        let code = match &outcome {
+            Ok(Ok(_)) => Some(verb.success_code()),
+            Ok(Err(kube::Error::Api(status))) => Some(status.code),
+            Ok(Err(_)) | Err(_) => None,
+        };
+        self.api_request(verb, code, started.elapsed());
+        outcome
     }
 
     /// One API request finished: `code` is the HTTP status, `None` for a transport error or timeout.
@@ -592,6 +620,46 @@ mod tests {
             (
                 format!("leader_election_slowpath_total{{{L},name=\"demo\"}}"),
                 "1",
+            ),
+        ] {
+            assert_eq!(
+                sample(&text, &series).as_deref(),
+                Some(expected),
+                "series {series} in:\n{text}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_instrumented_call_counts_its_success_code_or_error() {
+        let mut registry = Registry::default();
+        let metrics = ElectionMetrics::register(&mut registry, "demo", "ns");
+        let timeout = Duration::from_secs(1);
+        let created = metrics.call(Verb::Create, timeout, async { Ok(()) }).await;
+        assert!(matches!(created, Ok(Ok(()))), "{created:?}");
+        let patched = metrics.call(Verb::Patch, timeout, async { Ok(()) }).await;
+        assert!(matches!(patched, Ok(Ok(()))), "{patched:?}");
+        let hung = metrics
+            .call(Verb::Get, timeout, std::future::pending::<kube::Result<()>>())
+            .await;
+        assert!(hung.is_err(), "a call that outlives its timeout ends with it");
+        let text = encoded(&registry);
+        for (series, expected) in [
+            (
+                format!("elector_api_requests_total{{{L},verb=\"create\",code=\"201\"}}"),
+                "1",
+            ),
+            (
+                format!("elector_api_requests_total{{{L},verb=\"patch\",code=\"200\"}}"),
+                "1",
+            ),
+            (
+                format!("elector_api_requests_total{{{L},verb=\"get\",code=\"error\"}}"),
+                "1",
+            ),
+            (
+                format!("elector_api_request_duration_seconds_sum{{{L},verb=\"get\"}}"),
+                "1.0",
             ),
         ] {
             assert_eq!(
