@@ -1,27 +1,20 @@
-//! The election loop: carries out [`decide`]'s decisions against the API server and publishes
-//! the outcome.
+//! The election loop's async shell: the I/O, the timers and the channels around
+//! [`Election`], which holds the state and makes every decision.
 //!
 //! One task owns the truth. It waits in a single `select!` on, in order of priority: shutdown,
-//! the end of its own claim's validity, news from the watch on the lock, and the time of its next
-//! attempt. An attempt is client-go's `tryAcquireOrRenew`: the leader writes straight from its
-//! cached record (the fast path) and reads again only after a conflict (the slow path, counted);
-//! a follower reads first when it polls, or writes straight from what its watch showed it.
-//! After every step the loop publishes a [`LeaderState`] on the watch channel.
-//!
-//! A leader steps down the moment it learns the lock was deleted (a 404, a DELETED event) or
-//! holds any record other than the one it last wrote; writes that leave the record alone
-//! (labels, data) change nothing. A record naming this identity with another incarnation, renewed
-//! under our eyes, is another live process with our identity: reported once (log, Warning Event,
-//! metrics, `/status`), and this process stays a follower while it holds the lock.
+//! the end of its own claim's validity, the moment a claim taken with no past begins to lead,
+//! news from the [watch](super::watch) on the lock, and the time of its next attempt. An attempt
+//! is client-go's `tryAcquireOrRenew`: the leader writes straight from its cached record (the
+//! fast path) and reads again only after a conflict (the slow path, counted); a follower reads
+//! first when it polls, or writes straight from what its watch showed it. Each call has the
+//! timeout the state allows ([`super::pacing`]). After every step the shell carries out the
+//! state's [`Effect`]s in order (log lines, transition counters, Events, renew metrics; a
+//! step-down is published at once) and publishes a [`LeaderState`] on the watch channel.
 //!
 //! Followers in [`FollowMode::Watch`] make no requests in steady state: the watch tells them of
 //! every renewal, a release is acted on the moment it arrives, and an expiry exactly when the
 //! observed lease runs out. When the watch is down they poll every jittered retry period until
 //! it is back. [`FollowMode::Poll`] is client-go's behaviour, kept as a baseline and an option.
-//!
-//! Pacing ([`super::pacing`]): a follower backs off exponentially on consecutive failures and
-//! honours `Retry-After`; a leader's call gets at most half the renew deadline, a follower's
-//! attempt one renew deadline in all.
 //!
 //! Shutdown: the claim is withdrawn and published first (`/readyz` answers 503), then the loop
 //! waits for the [release gate](Settings::release_gate) (the leader file removed, the pod label
@@ -30,16 +23,16 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
 use super::decide::Me;
 use super::events::{Leadership, LockRef, Recorder};
-use super::lock::{Change, Error as LockError, KubeLock, LockObject, Snapshot, WatchError};
+use super::lock::{Change, Error as LockError, KubeLock, LockObject, Snapshot};
 use super::record::LeaderRecord;
 use super::state::{Effect, Election, Step, StepDown};
+use super::watch::{WatchNews, watch_lock};
 use super::{FollowMode, Timing};
 use crate::clock::{BootClock, Reading, WallClock, later, monotonic_ns};
 use crate::metrics::{ElectionMetrics, RenewResult};
@@ -95,17 +88,6 @@ impl GateOpener {
     pub fn open(&self) {
         let _ = self.0.send(true);
     }
-}
-
-/// How long a watch asks the server to keep it open before it is renewed.
-const WATCH_SERVER_TIMEOUT: Duration = Duration::from_secs(290);
-
-/// News from the watch task.
-#[derive(Debug)]
-enum WatchNews<K> {
-    Connected,
-    Changed(Change<K>),
-    Lost(String),
 }
 
 /// The election loop for one lock of kind `K`.
@@ -595,65 +577,4 @@ impl<K: LockObject> Driver<K> {
 /// A duration in whole milliseconds, for log fields.
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Keeps a watch open on the lock and reports what it sees; resumes from the last
-/// resourceVersion after the server ends a watch, starts over from the current state after
-/// `410 Gone`, and backs off (reporting the loss, so the loop polls) when the watch fails.
-async fn watch_lock<K: LockObject>(lock: KubeLock<K>, timing: Timing, news: mpsc::Sender<WatchNews<K>>) {
-    let mut version = String::new();
-    let mut backoff = timing.retry_period;
-    let max_backoff = timing.lease_duration.max(timing.retry_period);
-    loop {
-        let server_timeout = WATCH_SERVER_TIMEOUT.mul_f64(1.0 - rand::random::<f64>() * 0.1);
-        let opened = Instant::now();
-        let failure = match lock.watch(&version, server_timeout, timing.renew_deadline).await {
-            Err(error) => Some(error.to_string()),
-            Ok(mut stream) => {
-                if news.send(WatchNews::Connected).await.is_err() {
-                    return;
-                }
-                backoff = timing.retry_period;
-                let mut failure = None;
-                while let Some(item) = stream.next().await {
-                    match item {
-                        Ok(change) => {
-                            match &change {
-                                Change::Present(snapshot) => {
-                                    version = snapshot.resource_version().unwrap_or_default()
-                                }
-                                Change::Deleted(Some(v), _) | Change::Bookmark(v) => version = v.clone(),
-                                Change::Deleted(None, _) => {}
-                            }
-                            if news.send(WatchNews::Changed(change)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(WatchError::Expired(reason)) => {
-                            tracing::debug!(%reason, "watch expired; starting over from the current state");
-                            version.clear();
-                            break;
-                        }
-                        Err(WatchError::Failed(reason)) => {
-                            failure = Some(reason);
-                            break;
-                        }
-                    }
-                }
-                // A server ends a healthy watch only at its timeout; one that ends much sooner
-                // is treated as a failure so a flapping connection cannot make this spin.
-                if failure.is_none() && !version.is_empty() && opened.elapsed() < server_timeout / 2 {
-                    failure = Some("the server closed the watch early".to_owned());
-                }
-                failure
-            }
-        };
-        if let Some(reason) = failure {
-            if news.send(WatchNews::Lost(reason)).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(backoff.mul_f64(1.0 + rand::random::<f64>() * super::JITTER_FACTOR)).await;
-            backoff = backoff.saturating_mul(2).min(max_backoff);
-        }
-    }
 }

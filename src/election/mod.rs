@@ -8,6 +8,7 @@
 //! - [`pacing`]: backoff after failures, `Retry-After`, the time one call may take.
 //! - [`state`]: the election's state, advanced synchronously: observations, write outcomes, timers.
 //! - [`driver`]: the thin async shell: I/O, timers, channels; carries out the state's effects.
+//! - [`watch`]: the watch on the lock, and why it is not kube-runtime's `watch_object`.
 //! - [`events`]: "became leader" / "stopped leading" Kubernetes Events.
 
 pub mod decide;
@@ -19,6 +20,7 @@ pub mod pacing;
 pub mod record;
 pub mod state;
 mod timing;
+pub mod watch;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints};
