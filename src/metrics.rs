@@ -435,6 +435,17 @@ mod tests {
             .map(str::to_owned)
     }
 
+    /// Asserts the value of every `(series, expected)` sample in `text`.
+    fn expect_samples<const N: usize>(text: &str, samples: [(String, &str); N]) {
+        for (series, expected) in samples {
+            assert_eq!(
+                sample(text, &series).as_deref(),
+                Some(expected),
+                "series {series} in:\n{text}"
+            );
+        }
+    }
+
     fn leader_state(now: Instant) -> LeaderState {
         let mut state = LeaderState::new("pod-a", now);
         state.set_claims_leadership(true);
@@ -452,38 +463,35 @@ mod tests {
         let mut registry = Registry::default();
         let _metrics = ElectionMetrics::register(&mut registry, "demo", "ns");
         let text = encoded(&registry);
-        for (series, expected) in [
-            (format!("elector_is_leader{{{L}}}"), "0"),
-            (format!("elector_fencing_token{{{L}}}"), "-1"),
-            (format!("leader_election_master_status{{{L},name=\"demo\"}}"), "0"),
-            (
-                format!("leader_election_slowpath_total{{{L},name=\"demo\"}}"),
-                "0",
-            ),
-            (
-                format!("elector_leadership_transitions_total{{{L},direction=\"acquired\"}}"),
-                "0",
-            ),
-            (
-                format!("elector_leadership_transitions_total{{{L},direction=\"lost\"}}"),
-                "0",
-            ),
-            (format!("elector_observed_leader_changes_total{{{L}}}"), "0"),
-            (format!("elector_last_renew_timestamp_seconds{{{L}}}"), "0.0"),
-            (
-                format!(
-                    "elector_build_info{{{L},version=\"{}\"}}",
-                    env!("CARGO_PKG_VERSION")
+        expect_samples(
+            &text,
+            [
+                (format!("elector_is_leader{{{L}}}"), "0"),
+                (format!("elector_fencing_token{{{L}}}"), "-1"),
+                (format!("leader_election_master_status{{{L},name=\"demo\"}}"), "0"),
+                (
+                    format!("leader_election_slowpath_total{{{L},name=\"demo\"}}"),
+                    "0",
                 ),
-                "1",
-            ),
-        ] {
-            assert_eq!(
-                sample(&text, &series).as_deref(),
-                Some(expected),
-                "series {series} in:\n{text}"
-            );
-        }
+                (
+                    format!("elector_leadership_transitions_total{{{L},direction=\"acquired\"}}"),
+                    "0",
+                ),
+                (
+                    format!("elector_leadership_transitions_total{{{L},direction=\"lost\"}}"),
+                    "0",
+                ),
+                (format!("elector_observed_leader_changes_total{{{L}}}"), "0"),
+                (format!("elector_last_renew_timestamp_seconds{{{L}}}"), "0.0"),
+                (
+                    format!(
+                        "elector_build_info{{{L},version=\"{}\"}}",
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                    "1",
+                ),
+            ],
+        );
         assert!(
             text.contains("# TYPE elector_renew_duration_seconds histogram"),
             "renew histogram must be declared from start-up:\n{text}"
@@ -499,30 +507,27 @@ mod tests {
         count(&metrics, 2, 1, 5);
         metrics.observe_state(&state, now);
         let text = encoded(&registry);
-        for (series, expected) in [
-            (format!("elector_is_leader{{{L}}}"), "1"),
-            (format!("leader_election_master_status{{{L},name=\"demo\"}}"), "1"),
-            (format!("elector_fencing_token{{{L}}}"), "7"),
-            (
-                format!("elector_leadership_transitions_total{{{L},direction=\"acquired\"}}"),
-                "2",
-            ),
-            (
-                format!("elector_leadership_transitions_total{{{L},direction=\"lost\"}}"),
-                "1",
-            ),
-            (format!("elector_observed_leader_changes_total{{{L}}}"), "5"),
-            (
-                format!("elector_last_renew_timestamp_seconds{{{L}}}"),
-                "1767323045.0",
-            ),
-        ] {
-            assert_eq!(
-                sample(&text, &series).as_deref(),
-                Some(expected),
-                "series {series} in:\n{text}"
-            );
-        }
+        expect_samples(
+            &text,
+            [
+                (format!("elector_is_leader{{{L}}}"), "1"),
+                (format!("leader_election_master_status{{{L},name=\"demo\"}}"), "1"),
+                (format!("elector_fencing_token{{{L}}}"), "7"),
+                (
+                    format!("elector_leadership_transitions_total{{{L},direction=\"acquired\"}}"),
+                    "2",
+                ),
+                (
+                    format!("elector_leadership_transitions_total{{{L},direction=\"lost\"}}"),
+                    "1",
+                ),
+                (format!("elector_observed_leader_changes_total{{{L}}}"), "5"),
+                (
+                    format!("elector_last_renew_timestamp_seconds{{{L}}}"),
+                    "1767323045.0",
+                ),
+            ],
+        );
 
         // The same state, scraped after its deadline: no longer leader, token back to -1.
         metrics.observe_state(&state, now + Duration::from_secs(10));
@@ -584,50 +589,47 @@ mod tests {
         metrics.renew(RenewResult::Failure, Duration::from_secs(20));
         metrics.slowpath();
         let text = encoded(&registry);
-        for (series, expected) in [
-            (
-                format!("elector_api_requests_total{{{L},verb=\"get\",code=\"200\"}}"),
-                "1",
-            ),
-            (
-                format!("elector_api_requests_total{{{L},verb=\"update\",code=\"409\"}}"),
-                "1",
-            ),
-            (
-                format!("elector_api_requests_total{{{L},verb=\"update\",code=\"error\"}}"),
-                "1",
-            ),
-            (
-                format!("elector_api_request_duration_seconds_count{{{L},verb=\"update\"}}"),
-                "2",
-            ),
-            (
-                format!("elector_renew_duration_seconds_count{{{L},result=\"success\"}}"),
-                "1",
-            ),
-            (
-                format!("elector_renew_duration_seconds_bucket{{{L},le=\"0.005\",result=\"success\"}}"),
-                "1",
-            ),
-            (
-                format!("elector_renew_duration_seconds_bucket{{{L},le=\"10.0\",result=\"failure\"}}"),
-                "0",
-            ),
-            (
-                format!("elector_renew_duration_seconds_bucket{{{L},le=\"+Inf\",result=\"failure\"}}"),
-                "1",
-            ),
-            (
-                format!("leader_election_slowpath_total{{{L},name=\"demo\"}}"),
-                "1",
-            ),
-        ] {
-            assert_eq!(
-                sample(&text, &series).as_deref(),
-                Some(expected),
-                "series {series} in:\n{text}"
-            );
-        }
+        expect_samples(
+            &text,
+            [
+                (
+                    format!("elector_api_requests_total{{{L},verb=\"get\",code=\"200\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_api_requests_total{{{L},verb=\"update\",code=\"409\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_api_requests_total{{{L},verb=\"update\",code=\"error\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_api_request_duration_seconds_count{{{L},verb=\"update\"}}"),
+                    "2",
+                ),
+                (
+                    format!("elector_renew_duration_seconds_count{{{L},result=\"success\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_renew_duration_seconds_bucket{{{L},le=\"0.005\",result=\"success\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_renew_duration_seconds_bucket{{{L},le=\"10.0\",result=\"failure\"}}"),
+                    "0",
+                ),
+                (
+                    format!("elector_renew_duration_seconds_bucket{{{L},le=\"+Inf\",result=\"failure\"}}"),
+                    "1",
+                ),
+                (
+                    format!("leader_election_slowpath_total{{{L},name=\"demo\"}}"),
+                    "1",
+                ),
+            ],
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -644,30 +646,27 @@ mod tests {
             .await;
         assert!(hung.is_err(), "a call that outlives its timeout ends with it");
         let text = encoded(&registry);
-        for (series, expected) in [
-            (
-                format!("elector_api_requests_total{{{L},verb=\"create\",code=\"201\"}}"),
-                "1",
-            ),
-            (
-                format!("elector_api_requests_total{{{L},verb=\"patch\",code=\"200\"}}"),
-                "1",
-            ),
-            (
-                format!("elector_api_requests_total{{{L},verb=\"get\",code=\"error\"}}"),
-                "1",
-            ),
-            (
-                format!("elector_api_request_duration_seconds_sum{{{L},verb=\"get\"}}"),
-                "1.0",
-            ),
-        ] {
-            assert_eq!(
-                sample(&text, &series).as_deref(),
-                Some(expected),
-                "series {series} in:\n{text}"
-            );
-        }
+        expect_samples(
+            &text,
+            [
+                (
+                    format!("elector_api_requests_total{{{L},verb=\"create\",code=\"201\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_api_requests_total{{{L},verb=\"patch\",code=\"200\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_api_requests_total{{{L},verb=\"get\",code=\"error\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_api_request_duration_seconds_sum{{{L},verb=\"get\"}}"),
+                    "1.0",
+                ),
+            ],
+        );
     }
 
     #[test]

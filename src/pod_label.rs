@@ -153,8 +153,7 @@ mod tests {
         let now = Instant::now();
         let mut state = LeaderState::new("a", now);
         assert_eq!(role(&state, now), "follower");
-        state.set_claims_leadership(true);
-        state.valid_until = Some(now + Duration::from_secs(1));
+        state.lead(1, jiff::Timestamp::UNIX_EPOCH, now + Duration::from_secs(1), None);
         assert_eq!(role(&state, now), "leader");
         assert_eq!(role(&state, now + Duration::from_secs(1)), "follower");
     }

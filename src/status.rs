@@ -155,9 +155,7 @@ mod tests {
         let now = Instant::now();
         let mut state = LeaderState::new("a", now);
         assert!(!state.is_leader_at(now), "a fresh state must not be leader");
-        state.claims_leadership = true;
-        state.fencing_token = Some(3);
-        state.valid_until = Some(now + Duration::from_secs(2));
+        state.lead(3, Timestamp::UNIX_EPOCH, now + Duration::from_secs(2), None);
         assert!(state.is_leader_at(now));
         assert_eq!(state.fencing_token_at(now), Some(3));
         tokio::time::advance(Duration::from_secs(2)).await;
@@ -174,10 +172,12 @@ mod tests {
         let now = Instant::now();
         let boot = BootClock::manual();
         let mut state = LeaderState::new("a", now);
-        state.claims_leadership = true;
-        state.fencing_token = Some(3);
-        state.valid_until = Some(now + Duration::from_secs(2));
-        state.valid_until_boot = Some(boot.now().later(Duration::from_secs(2)));
+        state.lead(
+            3,
+            Timestamp::UNIX_EPOCH,
+            now + Duration::from_secs(2),
+            Some(boot.now().later(Duration::from_secs(2))),
+        );
         state.boot_clock = boot.clone();
         assert!(state.is_leader_at(now));
         boot.suspend(Duration::from_secs(2));

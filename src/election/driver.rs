@@ -356,15 +356,7 @@ impl<K: LockObject> Driver<K> {
                     at,
                 } => {
                     self.metrics.stopped_leading();
-                    tracing::info!(
-                        %identity,
-                        election = %self.lock.name(),
-                        fencing_token,
-                        monotonic_ns = %monotonic_ns(at),
-                        valid_until_monotonic_ns = %monotonic_ns(valid_until),
-                        %reason,
-                        "stopped leading"
-                    );
+                    self.log_transition("stopped leading", fencing_token, at, valid_until, Some(reason));
                     // Readers must not see the claim a moment longer than the log says it lasted.
                     self.publish(true);
                 }
@@ -374,14 +366,7 @@ impl<K: LockObject> Driver<K> {
                     at,
                 } => {
                     self.metrics.became_leader();
-                    tracing::info!(
-                        %identity,
-                        election = %self.lock.name(),
-                        fencing_token,
-                        monotonic_ns = %monotonic_ns(at),
-                        valid_until_monotonic_ns = %monotonic_ns(valid_until),
-                        "became leader"
-                    );
+                    self.log_transition("became leader", fencing_token, at, valid_until, None);
                 }
                 Effect::HoldingBeforeLeading {
                     fencing_token,
@@ -449,6 +434,27 @@ impl<K: LockObject> Driver<K> {
                 ),
             }
         }
+    }
+
+    /// Logs a change of this process's leadership, with the monotonic times by which the logs of
+    /// several processes on one machine are compared.
+    fn log_transition(
+        &self,
+        message: &'static str,
+        fencing_token: u64,
+        at: Instant,
+        valid_until: Instant,
+        reason: Option<StepDown>,
+    ) {
+        tracing::info!(
+            identity = %self.settings.identity,
+            election = %self.lock.name(),
+            fencing_token,
+            monotonic_ns = %monotonic_ns(at),
+            valid_until_monotonic_ns = %monotonic_ns(valid_until),
+            reason = reason.map(StepDown::as_str),
+            message,
+        );
     }
 
     fn record_event(&mut self, what: Leadership, object: &K) {

@@ -616,29 +616,11 @@ impl<O: Clone> Election<O> {
 mod tests {
     use super::*;
     use crate::clock::BootClock;
+    use crate::election::decide::tests::{ME, MY_INCARNATION, me, timing};
     use tokio::time::advance;
-
-    const ME: &str = "me";
-    const MY_INCARNATION: &str = "pod-1/2000/aa";
-
-    fn timing() -> Timing {
-        Timing::new(
-            Duration::from_secs(3),
-            Duration::from_secs(2),
-            Duration::from_millis(500),
-        )
-        .unwrap()
-    }
 
     fn wall() -> Timestamp {
         "2026-06-01T12:00:00Z".parse().unwrap()
-    }
-
-    fn me() -> Me {
-        Me {
-            identity: ME.into(),
-            incarnation: MY_INCARNATION.into(),
-        }
     }
 
     /// A record held by `holder` (with `incarnation`), renewed at second `renewed` past noon.
