@@ -221,7 +221,7 @@ impl Context {
         }
         let reason = if state.shutting_down {
             "not leader: shutting down".to_owned()
-        } else if state.claims_leadership {
+        } else if state.claims_leadership() {
             "not leader: the claim's validity deadline has passed without a renew".to_owned()
         } else {
             match &state.leader {
@@ -359,7 +359,7 @@ impl StatusBody {
         lock_type: &str,
     ) -> Self {
         let leader = state.leader.clone().unwrap_or_default();
-        let valid_until = state.valid_until.filter(|_| state.claims_leadership);
+        let valid_until = state.valid_until.filter(|_| state.claims_leadership());
         let to_u64 = |ns: u128| u64::try_from(ns).unwrap_or(u64::MAX);
         Self {
             is_leader: state.is_leader_at(now),
@@ -373,7 +373,7 @@ impl StatusBody {
             fencing_token: state.fencing_token_at(now),
             leader_since: state
                 .leader_since
-                .filter(|_| state.claims_leadership)
+                .filter(|_| state.claims_leadership())
                 .map(|at| at.to_string()),
             valid_for_ms: valid_until.map(|deadline| {
                 u64::try_from(deadline.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX)
@@ -714,7 +714,7 @@ mod tests {
 
     fn lead(tx: &StateSender, now: Instant, valid_for: Duration) {
         tx.send_modify(|state| {
-            state.claims_leadership = true;
+            state.set_claims_leadership(true);
             state.leader = Some("pod-a".into());
             state.fencing_token = Some(42);
             state.leader_since = Some("2019-05-02T18:20:00Z".parse().unwrap());
@@ -726,7 +726,7 @@ mod tests {
 
     fn follow(tx: &StateSender, now: Instant, leader: &str) {
         tx.send_modify(|state| {
-            state.claims_leadership = false;
+            state.set_claims_leadership(false);
             state.leader = Some(leader.into());
             state.fencing_token = None;
             state.leader_since = None;
@@ -1376,12 +1376,13 @@ mod tests {
         metrics.api_request(crate::metrics::Verb::Update, None, Duration::from_secs(2));
         metrics.renew(crate::metrics::RenewResult::Success, Duration::from_millis(6));
         metrics.slowpath();
+        metrics.became_leader();
+        metrics.observed_leader_change();
+        metrics.observed_leader_change();
         let context = Context::from_parts(rx, Arc::new(registry), metrics, "demo", "ns", "leases", BOUND);
         let now = Instant::now();
         lead(&tx, now, Duration::from_secs(10));
         tx.send_modify(|state| {
-            state.acquired_total = 1;
-            state.observed_leader_changes_total = 2;
             state.last_renew = Some(jiff::Timestamp::now());
         });
         let text = body(context.respond(&Method::GET, "/metrics", now)).await;

@@ -275,7 +275,7 @@ mod tests {
     fn lead(tx: &StateSender, valid_for: Duration) {
         let now = Instant::now();
         tx.send_modify(|state| {
-            state.claims_leadership = true;
+            state.set_claims_leadership(true);
             state.leader = Some(state.identity.clone());
             state.fencing_token = Some(1);
             state.valid_until = Some(now + valid_for);
@@ -284,7 +284,7 @@ mod tests {
 
     fn follow(tx: &StateSender) {
         tx.send_modify(|state| {
-            state.claims_leadership = false;
+            state.set_claims_leadership(false);
             state.leader = Some("pod-b".into());
             state.valid_until = None;
         });
@@ -366,7 +366,7 @@ mod tests {
             std::future::pending(),
         ));
         tx.send_modify(|state| {
-            state.claims_leadership = true;
+            state.set_claims_leadership(true);
             state.fencing_token = Some(7);
             state.valid_until = Some(Instant::now() + Duration::from_millis(10_500));
         });

@@ -1,18 +1,19 @@
 //! Prometheus metrics of the election: the families, their label types, and how state is mirrored.
 //!
-//! The driver records events it alone sees ([`ElectionMetrics::api_request`],
-//! [`ElectionMetrics::renew`], [`ElectionMetrics::slowpath`]); everything that is state (leadership,
-//! fencing token, counts of transitions, last renew) is mirrored from the published [`LeaderState`]
-//! when a scrape asks ([`ElectionMetrics::observe_state`]), so a paused process cannot serve a stale
-//! "leader".
+//! The driver counts events as they happen: API requests, renewals, slow paths, and transitions
+//! ([`ElectionMetrics::became_leader`], [`ElectionMetrics::stopped_leading`],
+//! [`ElectionMetrics::observed_leader_change`], [`ElectionMetrics::identity_conflict_detected`]).
+//! Everything that is state (leadership, fencing token, last renew, a current identity conflict)
+//! is mirrored from the published [`LeaderState`] when a scrape asks
+//! ([`ElectionMetrics::observe_state`]), so a paused process cannot serve a stale "leader".
 //!
 //! Families (OpenMetrics names; every one carries `election` and `namespace` labels):
 //!
 //! | family | type | notes |
 //! |---|---|---|
 //! | `elector_is_leader` | gauge | 1 while `is_leader_at(now)`, 0 from start-up |
-//! | `elector_leadership_transitions_total{direction="acquired\|lost"}` | counter | mirrors `acquired_total` / `lost_total` |
-//! | `elector_observed_leader_changes_total` | counter | mirrors `observed_leader_changes_total` |
+//! | `elector_leadership_transitions_total{direction="acquired\|lost"}` | counter | counted by the driver at each transition |
+//! | `elector_observed_leader_changes_total` | counter | counted by the driver at each change of the observed holder |
 //! | `elector_renew_duration_seconds{result="success\|failure"}` | histogram | 1 ms … 10 s buckets |
 //! | `elector_api_requests_total{verb,code}` | counter | `code` = HTTP status, or `error` for transport failures and timeouts |
 //! | `elector_api_request_duration_seconds{verb}` | histogram | |
@@ -21,7 +22,7 @@
 //! | `elector_build_info{version}` | gauge | always 1 |
 //! | `leader_election_master_status{name}` | gauge | client-go's name, `name` = election |
 //! | `leader_election_slowpath_total{name}` | counter | client-go's name |
-//! | `elector_identity_conflicts_total` | counter | mirrors `identity_conflicts_total`: other live processes seen holding the lock under this identity |
+//! | `elector_identity_conflicts_total` | counter | counted by the driver: other live processes seen holding the lock under this identity |
 //! | `elector_identity_conflict` | gauge | 1 while another live process holds the lock under this identity |
 //!
 //! There is deliberately no `identity` label: Prometheus already attaches the pod through the scrape
@@ -31,8 +32,7 @@
 //! Handles are cheap clones sharing atomics; nothing here takes a lock on the hot path.
 
 use std::borrow::Cow;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -61,8 +61,6 @@ pub enum Verb {
 }
 
 impl Verb {
-    pub const ALL: [Verb; 5] = [Verb::Get, Verb::Create, Verb::Update, Verb::Patch, Verb::Watch];
-
     /// The label value: Kubernetes' lower-case verb names.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,6 +69,16 @@ impl Verb {
             Verb::Update => "update",
             Verb::Patch => "patch",
             Verb::Watch => "watch",
+        }
+    }
+}
+
+impl Verb {
+    /// The HTTP status of a successful call.
+    fn success_code(self) -> u16 {
+        match self {
+            Verb::Create => 201,
+            Verb::Get | Verb::Update | Verb::Patch | Verb::Watch => 200,
         }
     }
 }
@@ -158,32 +166,6 @@ fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
 
-/// A counter that follows a cumulative count published elsewhere and never goes down.
-///
-/// `seen` remembers the highest value mirrored so far; `fetch_max` makes concurrent scrapes add
-/// each increment exactly once.
-#[derive(Clone, Debug, Default)]
-struct MirroredCounter {
-    counter: Counter,
-    seen: Arc<AtomicU64>,
-}
-
-impl MirroredCounter {
-    fn new(counter: Counter) -> Self {
-        Self {
-            counter,
-            seen: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    fn mirror(&self, total: u64) {
-        let previous = self.seen.fetch_max(total, Ordering::AcqRel);
-        if total > previous {
-            self.counter.inc_by(total - previous);
-        }
-    }
-}
-
 /// Handles to every election metric family; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ElectionMetrics {
@@ -191,14 +173,14 @@ pub struct ElectionMetrics {
     master_status: Gauge,
     fencing_token: Gauge,
     last_renew_timestamp: Gauge<f64, AtomicU64>,
-    acquired: MirroredCounter,
-    lost: MirroredCounter,
-    observed_changes: MirroredCounter,
+    acquired: Counter,
+    lost: Counter,
+    observed_changes: Counter,
     renew_duration: HistogramFamily<RenewLabels>,
     api_requests: Family<ApiRequestLabels, Counter>,
     api_request_duration: HistogramFamily<VerbLabels>,
     slowpath: Counter,
-    identity_conflicts: MirroredCounter,
+    identity_conflicts: Counter,
     identity_conflict: Gauge,
 }
 
@@ -249,23 +231,23 @@ impl ElectionMetrics {
         );
 
         let transitions = Family::<DirectionLabels, Counter>::default();
-        let acquired = MirroredCounter::new(transitions.get_or_create_owned(&DirectionLabels {
+        let acquired = transitions.get_or_create_owned(&DirectionLabels {
             direction: Direction::Acquired,
-        }));
-        let lost = MirroredCounter::new(transitions.get_or_create_owned(&DirectionLabels {
+        });
+        let lost = transitions.get_or_create_owned(&DirectionLabels {
             direction: Direction::Lost,
-        }));
+        });
         elector.register(
             "leadership_transitions",
             "Times this process became leader (acquired) or stopped being leader (lost)",
             transitions,
         );
 
-        let observed_changes = MirroredCounter::new(Counter::default());
+        let observed_changes = Counter::default();
         elector.register(
             "observed_leader_changes",
             "Changes of the holder named by the lock, as observed by this process (including to and from no holder)",
-            observed_changes.counter.clone(),
+            observed_changes.clone(),
         );
 
         let renew_duration: HistogramFamily<RenewLabels> = Family::new_with_constructor(duration_histogram);
@@ -312,11 +294,11 @@ impl ElectionMetrics {
             last_renew_timestamp.clone(),
         );
 
-        let identity_conflicts = MirroredCounter::new(Counter::default());
+        let identity_conflicts = Counter::default();
         elector.register(
             "identity_conflicts",
             "Other live processes seen holding the lock under this process's identity (a duplicated --id)",
-            identity_conflicts.counter.clone(),
+            identity_conflicts.clone(),
         );
         let identity_conflict = Gauge::default();
         elector.register(
@@ -350,6 +332,26 @@ impl ElectionMetrics {
         }
     }
 
+    /// Runs one Kubernetes API call under `timeout` and counts it: the code is `verb`'s success
+    /// status (201 for a create, 200 otherwise), the status of an error answer, or none (`error`)
+    /// for a transport failure or a timeout. The outcome is `tokio::time::timeout`'s.
+    pub async fn call<T>(
+        &self,
+        verb: Verb,
+        timeout: Duration,
+        request: impl Future<Output = kube::Result<T>>,
+    ) -> Result<kube::Result<T>, tokio::time::error::Elapsed> {
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(timeout, request).await;
+        let code = match &outcome {
+            Ok(Ok(_)) => Some(verb.success_code()),
+            Ok(Err(kube::Error::Api(status))) => Some(status.code),
+            Ok(Err(_)) | Err(_) => None,
+        };
+        self.api_request(verb, code, started.elapsed());
+        outcome
+    }
+
     /// One API request finished: `code` is the HTTP status, `None` for a transport error or timeout.
     pub fn api_request(&self, verb: Verb, code: Option<u16>, elapsed: Duration) {
         let code = match code {
@@ -377,6 +379,26 @@ impl ElectionMetrics {
         self.slowpath.inc();
     }
 
+    /// This process became leader.
+    pub fn became_leader(&self) {
+        self.acquired.inc();
+    }
+
+    /// This process stopped being leader.
+    pub fn stopped_leading(&self) {
+        self.lost.inc();
+    }
+
+    /// The holder named by the lock changed (including to and from no holder).
+    pub fn observed_leader_change(&self) {
+        self.observed_changes.inc();
+    }
+
+    /// Another live process was found holding the lock under this identity.
+    pub fn identity_conflict_detected(&self) {
+        self.identity_conflicts.inc();
+    }
+
     /// Brings the state-derived families up to date with `state` as of `now`; called per scrape.
     pub fn observe_state(&self, state: &LeaderState, now: Instant) {
         let leader = i64::from(state.is_leader_at(now));
@@ -390,10 +412,6 @@ impl ElectionMetrics {
             // Nanosecond precision as f64 seconds is plenty for a timestamp gauge.
             self.last_renew_timestamp.set(at.as_nanosecond() as f64 / 1e9);
         }
-        self.acquired.mirror(state.acquired_total);
-        self.lost.mirror(state.lost_total);
-        self.observed_changes.mirror(state.observed_leader_changes_total);
-        self.identity_conflicts.mirror(state.identity_conflicts_total);
         self.identity_conflict
             .set(i64::from(state.identity_conflict.is_some()));
     }
@@ -417,15 +435,23 @@ mod tests {
             .map(str::to_owned)
     }
 
+    /// Asserts the value of every `(series, expected)` sample in `text`.
+    fn expect_samples<const N: usize>(text: &str, samples: [(String, &str); N]) {
+        for (series, expected) in samples {
+            assert_eq!(
+                sample(text, &series).as_deref(),
+                Some(expected),
+                "series {series} in:\n{text}"
+            );
+        }
+    }
+
     fn leader_state(now: Instant) -> LeaderState {
         let mut state = LeaderState::new("pod-a", now);
-        state.claims_leadership = true;
+        state.set_claims_leadership(true);
         state.leader = Some("pod-a".into());
         state.fencing_token = Some(7);
         state.valid_until = Some(now + Duration::from_secs(10));
-        state.acquired_total = 2;
-        state.lost_total = 1;
-        state.observed_leader_changes_total = 5;
         state.last_renew = Some("2026-01-02T03:04:05Z".parse().unwrap());
         state
     }
@@ -437,38 +463,35 @@ mod tests {
         let mut registry = Registry::default();
         let _metrics = ElectionMetrics::register(&mut registry, "demo", "ns");
         let text = encoded(&registry);
-        for (series, expected) in [
-            (format!("elector_is_leader{{{L}}}"), "0"),
-            (format!("elector_fencing_token{{{L}}}"), "-1"),
-            (format!("leader_election_master_status{{{L},name=\"demo\"}}"), "0"),
-            (
-                format!("leader_election_slowpath_total{{{L},name=\"demo\"}}"),
-                "0",
-            ),
-            (
-                format!("elector_leadership_transitions_total{{{L},direction=\"acquired\"}}"),
-                "0",
-            ),
-            (
-                format!("elector_leadership_transitions_total{{{L},direction=\"lost\"}}"),
-                "0",
-            ),
-            (format!("elector_observed_leader_changes_total{{{L}}}"), "0"),
-            (format!("elector_last_renew_timestamp_seconds{{{L}}}"), "0.0"),
-            (
-                format!(
-                    "elector_build_info{{{L},version=\"{}\"}}",
-                    env!("CARGO_PKG_VERSION")
+        expect_samples(
+            &text,
+            [
+                (format!("elector_is_leader{{{L}}}"), "0"),
+                (format!("elector_fencing_token{{{L}}}"), "-1"),
+                (format!("leader_election_master_status{{{L},name=\"demo\"}}"), "0"),
+                (
+                    format!("leader_election_slowpath_total{{{L},name=\"demo\"}}"),
+                    "0",
                 ),
-                "1",
-            ),
-        ] {
-            assert_eq!(
-                sample(&text, &series).as_deref(),
-                Some(expected),
-                "series {series} in:\n{text}"
-            );
-        }
+                (
+                    format!("elector_leadership_transitions_total{{{L},direction=\"acquired\"}}"),
+                    "0",
+                ),
+                (
+                    format!("elector_leadership_transitions_total{{{L},direction=\"lost\"}}"),
+                    "0",
+                ),
+                (format!("elector_observed_leader_changes_total{{{L}}}"), "0"),
+                (format!("elector_last_renew_timestamp_seconds{{{L}}}"), "0.0"),
+                (
+                    format!(
+                        "elector_build_info{{{L},version=\"{}\"}}",
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                    "1",
+                ),
+            ],
+        );
         assert!(
             text.contains("# TYPE elector_renew_duration_seconds histogram"),
             "renew histogram must be declared from start-up:\n{text}"
@@ -481,32 +504,30 @@ mod tests {
         let metrics = ElectionMetrics::register(&mut registry, "demo", "ns");
         let now = Instant::now();
         let state = leader_state(now);
+        count(&metrics, 2, 1, 5);
         metrics.observe_state(&state, now);
         let text = encoded(&registry);
-        for (series, expected) in [
-            (format!("elector_is_leader{{{L}}}"), "1"),
-            (format!("leader_election_master_status{{{L},name=\"demo\"}}"), "1"),
-            (format!("elector_fencing_token{{{L}}}"), "7"),
-            (
-                format!("elector_leadership_transitions_total{{{L},direction=\"acquired\"}}"),
-                "2",
-            ),
-            (
-                format!("elector_leadership_transitions_total{{{L},direction=\"lost\"}}"),
-                "1",
-            ),
-            (format!("elector_observed_leader_changes_total{{{L}}}"), "5"),
-            (
-                format!("elector_last_renew_timestamp_seconds{{{L}}}"),
-                "1767323045.0",
-            ),
-        ] {
-            assert_eq!(
-                sample(&text, &series).as_deref(),
-                Some(expected),
-                "series {series} in:\n{text}"
-            );
-        }
+        expect_samples(
+            &text,
+            [
+                (format!("elector_is_leader{{{L}}}"), "1"),
+                (format!("leader_election_master_status{{{L},name=\"demo\"}}"), "1"),
+                (format!("elector_fencing_token{{{L}}}"), "7"),
+                (
+                    format!("elector_leadership_transitions_total{{{L},direction=\"acquired\"}}"),
+                    "2",
+                ),
+                (
+                    format!("elector_leadership_transitions_total{{{L},direction=\"lost\"}}"),
+                    "1",
+                ),
+                (format!("elector_observed_leader_changes_total{{{L}}}"), "5"),
+                (
+                    format!("elector_last_renew_timestamp_seconds{{{L}}}"),
+                    "1767323045.0",
+                ),
+            ],
+        );
 
         // The same state, scraped after its deadline: no longer leader, token back to -1.
         metrics.observe_state(&state, now + Duration::from_secs(10));
@@ -523,15 +544,29 @@ mod tests {
         );
     }
 
+    /// Counts transitions as the driver does.
+    fn count(metrics: &ElectionMetrics, acquired: u64, lost: u64, changes: u64) {
+        for _ in 0..acquired {
+            metrics.became_leader();
+        }
+        for _ in 0..lost {
+            metrics.stopped_leading();
+        }
+        for _ in 0..changes {
+            metrics.observed_leader_change();
+        }
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn mirrored_counters_never_go_down() {
+    async fn transition_counters_count_what_the_driver_reports_and_scrapes_add_nothing() {
         let mut registry = Registry::default();
         let metrics = ElectionMetrics::register(&mut registry, "demo", "ns");
         let now = Instant::now();
-        let mut state = leader_state(now);
+        let state = leader_state(now);
+        count(&metrics, 2, 0, 5);
         metrics.observe_state(&state, now);
-        state.acquired_total = 1; // a lower count must not lower the counter
-        state.observed_leader_changes_total = 9;
+        count(&metrics, 0, 0, 4);
+        metrics.identity_conflict_detected();
         metrics.observe_state(&state, now);
         metrics.observe_state(&state, now); // repeated scrapes add nothing
         let text = encoded(&registry);
@@ -539,6 +574,8 @@ mod tests {
         assert_eq!(sample(&text, &acquired).as_deref(), Some("2"), "{text}");
         let changes = format!("elector_observed_leader_changes_total{{{L}}}");
         assert_eq!(sample(&text, &changes).as_deref(), Some("9"), "{text}");
+        let conflicts = format!("elector_identity_conflicts_total{{{L}}}");
+        assert_eq!(sample(&text, &conflicts).as_deref(), Some("1"), "{text}");
     }
 
     #[test]
@@ -552,50 +589,84 @@ mod tests {
         metrics.renew(RenewResult::Failure, Duration::from_secs(20));
         metrics.slowpath();
         let text = encoded(&registry);
-        for (series, expected) in [
-            (
-                format!("elector_api_requests_total{{{L},verb=\"get\",code=\"200\"}}"),
-                "1",
-            ),
-            (
-                format!("elector_api_requests_total{{{L},verb=\"update\",code=\"409\"}}"),
-                "1",
-            ),
-            (
-                format!("elector_api_requests_total{{{L},verb=\"update\",code=\"error\"}}"),
-                "1",
-            ),
-            (
-                format!("elector_api_request_duration_seconds_count{{{L},verb=\"update\"}}"),
-                "2",
-            ),
-            (
-                format!("elector_renew_duration_seconds_count{{{L},result=\"success\"}}"),
-                "1",
-            ),
-            (
-                format!("elector_renew_duration_seconds_bucket{{{L},le=\"0.005\",result=\"success\"}}"),
-                "1",
-            ),
-            (
-                format!("elector_renew_duration_seconds_bucket{{{L},le=\"10.0\",result=\"failure\"}}"),
-                "0",
-            ),
-            (
-                format!("elector_renew_duration_seconds_bucket{{{L},le=\"+Inf\",result=\"failure\"}}"),
-                "1",
-            ),
-            (
-                format!("leader_election_slowpath_total{{{L},name=\"demo\"}}"),
-                "1",
-            ),
-        ] {
-            assert_eq!(
-                sample(&text, &series).as_deref(),
-                Some(expected),
-                "series {series} in:\n{text}"
-            );
-        }
+        expect_samples(
+            &text,
+            [
+                (
+                    format!("elector_api_requests_total{{{L},verb=\"get\",code=\"200\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_api_requests_total{{{L},verb=\"update\",code=\"409\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_api_requests_total{{{L},verb=\"update\",code=\"error\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_api_request_duration_seconds_count{{{L},verb=\"update\"}}"),
+                    "2",
+                ),
+                (
+                    format!("elector_renew_duration_seconds_count{{{L},result=\"success\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_renew_duration_seconds_bucket{{{L},le=\"0.005\",result=\"success\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_renew_duration_seconds_bucket{{{L},le=\"10.0\",result=\"failure\"}}"),
+                    "0",
+                ),
+                (
+                    format!("elector_renew_duration_seconds_bucket{{{L},le=\"+Inf\",result=\"failure\"}}"),
+                    "1",
+                ),
+                (
+                    format!("leader_election_slowpath_total{{{L},name=\"demo\"}}"),
+                    "1",
+                ),
+            ],
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_instrumented_call_counts_its_success_code_or_error() {
+        let mut registry = Registry::default();
+        let metrics = ElectionMetrics::register(&mut registry, "demo", "ns");
+        let timeout = Duration::from_secs(1);
+        let created = metrics.call(Verb::Create, timeout, async { Ok(()) }).await;
+        assert!(matches!(created, Ok(Ok(()))), "{created:?}");
+        let patched = metrics.call(Verb::Patch, timeout, async { Ok(()) }).await;
+        assert!(matches!(patched, Ok(Ok(()))), "{patched:?}");
+        let hung = metrics
+            .call(Verb::Get, timeout, std::future::pending::<kube::Result<()>>())
+            .await;
+        assert!(hung.is_err(), "a call that outlives its timeout ends with it");
+        let text = encoded(&registry);
+        expect_samples(
+            &text,
+            [
+                (
+                    format!("elector_api_requests_total{{{L},verb=\"create\",code=\"201\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_api_requests_total{{{L},verb=\"patch\",code=\"200\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_api_requests_total{{{L},verb=\"get\",code=\"error\"}}"),
+                    "1",
+                ),
+                (
+                    format!("elector_api_request_duration_seconds_sum{{{L},verb=\"get\"}}"),
+                    "1.0",
+                ),
+            ],
+        );
     }
 
     #[test]

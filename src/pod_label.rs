@@ -24,9 +24,6 @@ use tokio::time::{Instant, sleep_until};
 use crate::metrics::{ElectionMetrics, Verb};
 use crate::status::{LeaderState, StateReceiver};
 
-/// The default label key.
-pub const DEFAULT_KEY: &str = "kube-elector/role";
-
 /// The label value for a state at a moment.
 pub fn role(state: &LeaderState, now: Instant) -> &'static str {
     if state.is_leader_at(now) {
@@ -92,23 +89,15 @@ impl PodLabel {
         if value == "leader" {
             self.may_be_leader.send_replace(true);
         }
-        let started = Instant::now();
         let patch = Patch::Merge(patch_body(&self.key, value));
-        let outcome = tokio::time::timeout(
-            self.timeout,
-            self.api.patch(&self.pod, &PatchParams::default(), &patch),
-        )
-        .await;
-        let (code, result) = match outcome {
-            Ok(Ok(_)) => (Some(200), Ok(())),
-            Ok(Err(kube::Error::Api(status))) => (
-                Some(status.code),
-                Err(format!("{} {}", status.code, status.message)),
-            ),
-            Ok(Err(error)) => (None, Err(error.to_string())),
-            Err(_) => (None, Err(format!("timed out after {:?}", self.timeout))),
+        let params = PatchParams::default();
+        let request = self.api.patch(&self.pod, &params, &patch);
+        let result = match self.metrics.call(Verb::Patch, self.timeout, request).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(kube::Error::Api(status))) => Err(format!("{} {}", status.code, status.message)),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("timed out after {:?}", self.timeout)),
         };
-        self.metrics.api_request(Verb::Patch, code, started.elapsed());
         if value != "leader" && result.is_ok() {
             self.may_be_leader.send_replace(false);
         }
@@ -164,8 +153,7 @@ mod tests {
         let now = Instant::now();
         let mut state = LeaderState::new("a", now);
         assert_eq!(role(&state, now), "follower");
-        state.claims_leadership = true;
-        state.valid_until = Some(now + Duration::from_secs(1));
+        state.lead(1, jiff::Timestamp::UNIX_EPOCH, now + Duration::from_secs(1), None);
         assert_eq!(role(&state, now), "leader");
         assert_eq!(role(&state, now + Duration::from_secs(1)), "follower");
     }
@@ -182,7 +170,7 @@ mod tests {
             client,
             "ns",
             "pod-a",
-            DEFAULT_KEY,
+            crate::config::DEFAULT_POD_LABEL,
             metrics,
             Duration::from_secs(1),
         )
@@ -196,7 +184,7 @@ mod tests {
     #[test]
     fn patch_touches_only_the_label() {
         assert_eq!(
-            patch_body(DEFAULT_KEY, "leader"),
+            patch_body(crate::config::DEFAULT_POD_LABEL, "leader"),
             serde_json::json!({"metadata": {"labels": {"kube-elector/role": "leader"}}})
         );
     }

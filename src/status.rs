@@ -24,9 +24,10 @@ pub type StateReceiver = watch::Receiver<LeaderState>;
 pub struct LeaderState {
     /// This process's identity in the election.
     pub identity: String,
-    /// The loop's last decision: this process holds the lock. Ask [`Self::is_leader_at`] instead
-    /// of reading this field, which goes stale while the loop is not running.
-    pub claims_leadership: bool,
+    /// The loop's last decision: this process holds the lock. Private: readers ask
+    /// [`Self::is_leader_at`], which also checks the deadline (this flag goes stale while the
+    /// loop is not running); the driver sets it with [`Self::lead`].
+    claims_leadership: bool,
     /// The holder named by the most recently observed record; `None` when the lock is free
     /// (released, or not created yet) or has not been read.
     pub leader: Option<String>,
@@ -49,12 +50,6 @@ pub struct LeaderState {
     pub last_error: Option<String>,
     /// When the election loop last completed a step (an API attempt, a watch event or a timer).
     pub last_progress: Instant,
-    /// Cumulative count of times this process became leader.
-    pub acquired_total: u64,
-    /// Cumulative count of times this process stopped being leader.
-    pub lost_total: u64,
-    /// Cumulative count of changes of the observed holder (including to and from "no holder").
-    pub observed_leader_changes_total: u64,
     /// Wall-clock time of the last successful renew or acquire by this process.
     pub last_renew: Option<Timestamp>,
     /// True once shutdown has begun: the loop has stopped competing.
@@ -64,8 +59,6 @@ pub struct LeaderState {
     /// The incarnation of another live process that holds the lock under this identity, while
     /// it does (a duplicated identity: this process will not lead meanwhile).
     pub identity_conflict: Option<String>,
-    /// Cumulative count of such conflicts detected.
-    pub identity_conflicts_total: u64,
 }
 
 impl LeaderState {
@@ -83,15 +76,47 @@ impl LeaderState {
             observed_transitions: None,
             last_error: None,
             last_progress: now,
-            acquired_total: 0,
-            lost_total: 0,
-            observed_leader_changes_total: 0,
             last_renew: None,
             shutting_down: false,
             incarnation: String::new(),
             identity_conflict: None,
-            identity_conflicts_total: 0,
         }
+    }
+
+    /// This process claims leadership with `fencing_token` since `since` (wall clock), valid
+    /// until `valid_until` (monotonic) and `valid_until_boot` (boot-time clock, if any).
+    pub fn lead(
+        &mut self,
+        fencing_token: u64,
+        since: Timestamp,
+        valid_until: Instant,
+        valid_until_boot: Option<BootInstant>,
+    ) {
+        self.claims_leadership = true;
+        self.fencing_token = Some(fencing_token);
+        self.leader_since = Some(since);
+        self.valid_until = Some(valid_until);
+        self.valid_until_boot = valid_until_boot;
+    }
+
+    /// Shutdown has begun: no claim from here on, whatever the lock says.
+    pub fn shut_down(&mut self) {
+        self.claims_leadership = false;
+        self.valid_until = None;
+        self.valid_until_boot = None;
+        self.shutting_down = true;
+    }
+
+    /// The loop's last decision, which goes stale while it is not running: for what to show
+    /// beside [`Self::is_leader_at`] (the claim's details), never for whether to act as leader.
+    pub fn claims_leadership(&self) -> bool {
+        self.claims_leadership
+    }
+
+    /// Sets the claim flag alone, for tests of states the driver never publishes.
+    #[cfg(test)]
+    pub(crate) fn set_claims_leadership(&mut self, claims: bool) {
+        self.claims_leadership = claims;
     }
 
     /// Whether this process may act as leader at `now`: it claims leadership and neither the
@@ -130,9 +155,7 @@ mod tests {
         let now = Instant::now();
         let mut state = LeaderState::new("a", now);
         assert!(!state.is_leader_at(now), "a fresh state must not be leader");
-        state.claims_leadership = true;
-        state.fencing_token = Some(3);
-        state.valid_until = Some(now + Duration::from_secs(2));
+        state.lead(3, Timestamp::UNIX_EPOCH, now + Duration::from_secs(2), None);
         assert!(state.is_leader_at(now));
         assert_eq!(state.fencing_token_at(now), Some(3));
         tokio::time::advance(Duration::from_secs(2)).await;
@@ -149,10 +172,12 @@ mod tests {
         let now = Instant::now();
         let boot = BootClock::manual();
         let mut state = LeaderState::new("a", now);
-        state.claims_leadership = true;
-        state.fencing_token = Some(3);
-        state.valid_until = Some(now + Duration::from_secs(2));
-        state.valid_until_boot = Some(boot.now().later(Duration::from_secs(2)));
+        state.lead(
+            3,
+            Timestamp::UNIX_EPOCH,
+            now + Duration::from_secs(2),
+            Some(boot.now().later(Duration::from_secs(2))),
+        );
         state.boot_clock = boot.clone();
         assert!(state.is_leader_at(now));
         boot.suspend(Duration::from_secs(2));

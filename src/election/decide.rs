@@ -394,15 +394,15 @@ impl Claim {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::clock::BootClock;
     use std::time::Duration;
 
-    const ME: &str = "me";
-    const MY_INCARNATION: &str = "pod-1/2000/aa";
+    pub(crate) const ME: &str = "me";
+    pub(crate) const MY_INCARNATION: &str = "pod-1/2000/aa";
 
-    fn me() -> Me {
+    pub(crate) fn me() -> Me {
         Me {
             identity: ME.into(),
             incarnation: MY_INCARNATION.into(),
@@ -422,7 +422,7 @@ mod tests {
         "2026-06-01T12:00:00.000001Z".parse().unwrap()
     }
 
-    fn timing() -> Timing {
+    pub(crate) fn timing() -> Timing {
         Timing::new(
             Duration::from_secs(3),
             Duration::from_secs(2),

@@ -13,7 +13,6 @@ use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::api::PostParams;
 use kube::{Api, Client};
-use tokio::time::Instant;
 
 use crate::metrics::{ElectionMetrics, Verb};
 
@@ -97,15 +96,14 @@ impl Recorder {
         let event = event(what, &self.identity, &lock, now);
         let this = self.clone();
         tokio::spawn(async move {
-            let started = Instant::now();
-            let outcome =
-                tokio::time::timeout(this.timeout, this.api.create(&PostParams::default(), &event)).await;
-            let code = match &outcome {
-                Ok(Ok(_)) => Some(201),
-                Ok(Err(kube::Error::Api(status))) => Some(status.code),
-                _ => None,
-            };
-            this.metrics.api_request(Verb::Create, code, started.elapsed());
+            let outcome = this
+                .metrics
+                .call(
+                    Verb::Create,
+                    this.timeout,
+                    this.api.create(&PostParams::default(), &event),
+                )
+                .await;
             match outcome {
                 Ok(Ok(_)) => tracing::debug!(message = %what.message(&this.identity), "recorded event"),
                 Ok(Err(error)) => tracing::warn!(%error, "could not record a leadership event"),

@@ -25,7 +25,6 @@ use kube::api::{PostParams, WatchEvent, WatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::time::Instant;
 
 use super::record::{
     INCARNATION_ANNOTATION, LEADER_ANNOTATION, LeaderRecord, fence_in, incarnation_annotation,
@@ -205,7 +204,7 @@ impl<K: LockObject> Snapshot<K> {
 /// Why a call on the lock failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{} {kind} {name:?}: the API server answered {code} {reason}: {message}", verb_name(*.verb))]
+    #[error("{} {kind} {name:?}: the API server answered {code} {reason}: {message}", .verb.as_str())]
     Api {
         verb: Verb,
         kind: String,
@@ -216,7 +215,7 @@ pub enum Error {
         /// The server's `Retry-After` (429, 503), from the `Status` details.
         retry_after: Option<Duration>,
     },
-    #[error("{} {kind} {name:?} failed: {source}", verb_name(*.verb))]
+    #[error("{} {kind} {name:?} failed: {source}", .verb.as_str())]
     Transport {
         verb: Verb,
         kind: String,
@@ -224,7 +223,7 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    #[error("{} {kind} {name:?} timed out after {after:?}", verb_name(*.verb))]
+    #[error("{} {kind} {name:?} timed out after {after:?}", .verb.as_str())]
     Timeout {
         verb: Verb,
         kind: String,
@@ -412,11 +411,8 @@ impl<K: LockObject> KubeLock<K> {
         timeout: Duration,
         request: impl Future<Output = kube::Result<T>>,
     ) -> Result<T, Error> {
-        let started = Instant::now();
-        let outcome = tokio::time::timeout(timeout, request).await;
-        let elapsed = started.elapsed();
         let (kind, name) = (self.kind(), self.name.clone());
-        let result = match outcome {
+        match self.metrics.call(verb, timeout, request).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(kube::Error::Api(status))) => Err(Error::Api {
                 verb,
@@ -439,31 +435,7 @@ impl<K: LockObject> KubeLock<K> {
                 name,
                 after: timeout,
             }),
-        };
-        let code = match &result {
-            Ok(_) => Some(success_code(verb)),
-            Err(error) => error.code(),
-        };
-        self.metrics.api_request(verb, code, elapsed);
-        result
-    }
-}
-
-/// The verb as the API server's audit log names it.
-pub fn verb_name(verb: Verb) -> &'static str {
-    match verb {
-        Verb::Get => "get",
-        Verb::Create => "create",
-        Verb::Update => "update",
-        Verb::Patch => "patch",
-        Verb::Watch => "watch",
-    }
-}
-
-fn success_code(verb: Verb) -> u16 {
-    match verb {
-        Verb::Create => 201,
-        _ => 200,
+        }
     }
 }
 

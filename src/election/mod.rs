@@ -6,7 +6,9 @@
 //! - [`decide`]: what to do next, as a pure function of (observed record, when, now).
 //! - [`lock`]: the three lock kinds behind one trait, and the API calls on them.
 //! - [`pacing`]: backoff after failures, `Retry-After`, the time one call may take.
-//! - [`driver`]: the async loop that carries decisions out and publishes the state.
+//! - [`state`]: the election's state, advanced synchronously: observations, write outcomes, timers.
+//! - [`driver`]: the thin async shell: I/O, timers, channels; carries out the state's effects.
+//! - [`watch`]: the watch on the lock, and why it is not kube-runtime's `watch_object`.
 //! - [`events`]: "became leader" / "stopped leading" Kubernetes Events.
 
 pub mod decide;
@@ -16,7 +18,9 @@ pub mod incarnation;
 pub mod lock;
 pub mod pacing;
 pub mod record;
+pub mod state;
 mod timing;
+pub mod watch;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints};
