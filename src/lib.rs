@@ -4,6 +4,7 @@
 //! and publishes what it knows on a watch channel ([`status`]); the HTTP surface, the leader file,
 //! the pod label and the metrics read that channel and nothing else.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod clock;
 pub mod config;

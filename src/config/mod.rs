@@ -59,12 +59,15 @@ pub const DEFAULT_RELEASE_DELAY: Duration = Duration::from_secs(1);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// Human-readable lines, one per event (the default).
     #[default]
     Text,
+    /// One JSON object per line, the event's fields at the top level, for log collectors.
     Json,
 }
 
 impl LogFormat {
+    /// The name as given to `--log-format` and printed by `--print-config`.
     pub fn as_str(self) -> &'static str {
         match self {
             LogFormat::Text => "text",
@@ -82,9 +85,13 @@ impl fmt::Display for LogFormat {
 /// Where a value came from, for error messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
+    /// No layer gave the setting: its built-in default applies.
     Default,
+    /// The config file at this path.
     File(PathBuf),
+    /// The environment variable of this name (an `ELECTOR_*` one or a compatibility name).
     Env(String),
+    /// The command-line flag of this long name, without the leading `--`.
     Flag(&'static str),
 }
 
@@ -105,54 +112,109 @@ pub enum Error {
     /// clap's own outcome: a usage error, or `--help` / `--version` (exit code 0).
     #[error("{0}")]
     Cli(#[from] clap::Error),
+    /// A setting's value was given but its parser refused it.
     #[error("invalid configuration: {field} {value:?} (from {origin}) {rule}")]
     InvalidValue {
+        /// The setting, named as its flag without `--`.
         field: &'static str,
+        /// The refused text, exactly as given.
         value: String,
+        /// The layer that gave the value.
         origin: Origin,
+        /// What is wrong and how to fix it, worded to follow the value ("must be greater than 0; ...").
         rule: String,
     },
+    /// A setting with no default was given by no layer, or could not be derived.
     #[error("invalid configuration: {field} is required: {fix}")]
-    Missing { field: &'static str, fix: String },
+    Missing {
+        /// The setting, named as its flag without `--`.
+        field: &'static str,
+        /// The flags or variables that would supply it.
+        fix: String,
+    },
+    /// Two settings were given values that cannot hold together (such as `ttl` with an explicit
+    /// timing in one layer, or a release delay over half the shutdown timeout).
     #[error(
         "invalid configuration: {first} (from {first_origin}) conflicts with {second} (from {second_origin}): {fix}"
     )]
     Conflict {
+        /// The first setting of the pair, named as its flag without `--`.
         first: &'static str,
+        /// The layer that gave the first setting its value.
         first_origin: Origin,
+        /// The second setting of the pair, named as its flag without `--`.
         second: &'static str,
+        /// The layer that gave the second setting its value.
         second_origin: Origin,
+        /// Why the two conflict and which one to change.
         fix: String,
     },
+    /// The effective lease duration, renew deadline and retry period break a rule of
+    /// [`Timing::new`].
     #[error("invalid configuration: timing ({origins}): {reason}")]
-    Timing { origins: String, reason: TimingError },
+    Timing {
+        /// The three effective timings, each with the layer it came from.
+        origins: String,
+        /// The rule the timings break.
+        reason: TimingError,
+    },
+    /// The config file named by `--config` or `ELECTOR_CONFIG` could not be read.
     #[error("invalid configuration: config file {path}: cannot read it: {reason}")]
-    FileUnreadable { path: PathBuf, reason: std::io::Error },
+    FileUnreadable {
+        /// The config file's path, as given.
+        path: PathBuf,
+        /// The I/O error reading it.
+        reason: std::io::Error,
+    },
+    /// The config file's extension names neither YAML nor TOML.
     #[error(
         "invalid configuration: config file {path}: unsupported extension; name it *.yaml, *.yml or *.toml"
     )]
-    FileFormat { path: PathBuf },
+    FileFormat {
+        /// The config file's path, as given.
+        path: PathBuf,
+    },
+    /// The config file was read but is not valid in the format its extension names.
     #[error("invalid configuration: config file {path}: cannot parse it as {format}: {reason}")]
     FileUnparseable {
+        /// The config file's path, as given.
         path: PathBuf,
+        /// The format its extension names: `YAML` or `TOML`.
         format: &'static str,
+        /// The parser's message, folded onto one line.
         reason: String,
     },
+    /// The config file has a key that names no setting.
     #[error("invalid configuration: config file {path}: unknown key {key:?}{hint}; known keys: {known}")]
     FileUnknownKey {
+        /// The config file's path, as given.
         path: PathBuf,
+        /// The unknown key, spelled as in the file.
         key: String,
+        /// A " (did you mean ...?)" suggestion of the closest known key, or empty when none is close.
         hint: String,
+        /// Every accepted key, comma-separated.
         known: String,
     },
+    /// A config file key holds a list or a table where a setting takes one value.
     #[error(
         "invalid configuration: config file {path}: key {key:?} must be a single value, not a list or table"
     )]
-    FileNotScalar { path: PathBuf, key: String },
+    FileNotScalar {
+        /// The config file's path, as given.
+        path: PathBuf,
+        /// The key, spelled as in the file.
+        key: String,
+    },
+    /// An `ELECTOR_*` variable in the environment names no setting (Kubernetes' service-link
+    /// variables excepted).
     #[error("invalid configuration: unknown environment variable {name}{hint}; known: {known}")]
     UnknownEnv {
+        /// The unknown variable's name.
         name: String,
+        /// A " (did you mean ...?)" suggestion of the closest known variable, or empty when none is close.
         hint: String,
+        /// Every accepted `ELECTOR_*` variable, comma-separated.
         known: String,
     },
 }
