@@ -84,51 +84,94 @@ pub enum Effect<O> {
     /// The claim ended: publish at once without it (readers must not see it a moment longer
     /// than the log says it lasted); if it was leading, count and log the loss.
     SteppedDown {
+        /// Why the claim ended.
         reason: StepDown,
         /// Whether the claim had begun to lead (else the lock was given up before leading).
         leading: bool,
+        /// The transition count the ended claim held the lock with.
         fencing_token: u64,
+        /// The claim's deadline as it stood when it ended (monotonic).
         valid_until: Instant,
+        /// When the claim ended (monotonic).
         at: Instant,
     },
     /// This process began to lead: count and log it.
     BecameLeader {
+        /// The transition count this leadership holds the lock with.
         fencing_token: u64,
+        /// The claim's deadline unless renewed (monotonic).
         valid_until: Instant,
+        /// When leading began (monotonic).
         at: Instant,
     },
     /// A lock with no past was taken; it is held this long before it leads.
-    HoldingBeforeLeading { fencing_token: u64, leads_in: Duration },
+    HoldingBeforeLeading {
+        /// The transition count written with the take.
+        fencing_token: u64,
+        /// How long from the answer until holding the lock counts as leading.
+        leads_in: Duration,
+    },
     /// A write went through, but was answered after the renew deadline: no claim.
-    AnsweredLate { after: Duration },
+    AnsweredLate {
+        /// The time from sending the write to its answer.
+        after: Duration,
+    },
     /// The holder named by the lock changed.
     LeaderChanged {
+        /// The holder named before, or `None` when the lock was free or missing.
         previous: Option<String>,
+        /// The holder named now, or `None` when the lock is free or missing.
         leader: Option<String>,
     },
     /// Another live process holds the lock under this identity (reported once per incarnation).
-    IdentityConflict { other: String },
+    IdentityConflict {
+        /// The other process's incarnation, or `(none)` when its record names none.
+        other: String,
+    },
     /// Record a Kubernetes Event about `object`.
-    Event { what: Leadership, object: O },
+    Event {
+        /// The leadership change the Event reports.
+        what: Leadership,
+        /// The lock object the Event is about.
+        object: O,
+    },
     /// A renewal went through after `elapsed`.
-    Renewed { elapsed: Duration },
+    Renewed {
+        /// The time from sending the renewal to its answer.
+        elapsed: Duration,
+    },
     /// A leader's write failed after `elapsed`.
-    RenewFailed { elapsed: Duration },
+    RenewFailed {
+        /// The time from sending the write to its failure.
+        elapsed: Duration,
+    },
     /// A leader's write from its cached record lost a race and must read again.
     SlowPath,
     /// A step failed; the next attempt comes in `retry_in` (for a follower).
     Failed {
+        /// The failure, as it appears in the log and the status.
         error: String,
+        /// Whether this process held the lock (leading or waiting to lead) when the step failed.
         leader: bool,
+        /// Consecutive failed attempts, this one included.
         failures: u32,
+        /// The backoff before the next attempt.
         retry_in: Duration,
     },
     /// Every write of an attempt lost a race; backing off as after a failure.
-    GaveUpAfterConflicts { failures: u32, retry_in: Duration },
+    GaveUpAfterConflicts {
+        /// Consecutive failed attempts, this one included.
+        failures: u32,
+        /// The backoff before the next attempt.
+        retry_in: Duration,
+    },
     /// The watch is back after a loss.
     WatchBack,
     /// The watch was lost; the loop polls until it is back.
-    WatchLost { reason: String },
+    WatchLost {
+        /// Why the watch ended, as it appears in the log.
+        reason: String,
+    },
 }
 
 /// What the shell does next in an attempt.
@@ -209,6 +252,7 @@ impl<O: Clone> Election<O> {
         std::mem::take(&mut self.effects)
     }
 
+    /// Who this process is in the election: its identity and incarnation.
     pub fn me(&self) -> &Me {
         &self.me
     }
@@ -233,10 +277,12 @@ impl<O: Clone> Election<O> {
         self.known.as_ref().and_then(Observed::holder)
     }
 
+    /// The message of the last failed step, until an attempt goes through.
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
     }
 
+    /// Wall-clock time at which this process's last successful write was answered.
     pub fn last_renew(&self) -> Option<Timestamp> {
         self.last_renew
     }
