@@ -186,7 +186,9 @@ fn set_annotation_record(meta: &mut ObjectMeta, record: &LeaderRecord) {
 /// One read of the lock object.
 #[derive(Clone, Debug)]
 pub struct Snapshot<K> {
+    /// The object as the API server returned it, kept whole for the next conditional write.
     pub object: K,
+    /// The leader record the object holds, with its holder's incarnation.
     pub record: LeaderRecord,
 }
 
@@ -196,6 +198,7 @@ impl<K: LockObject> Snapshot<K> {
         Self { object, record }
     }
 
+    /// The object's resourceVersion, which guards the next write; `None` if the server sent none.
     pub fn resource_version(&self) -> Option<String> {
         self.object.resource_version()
     }
@@ -204,30 +207,47 @@ impl<K: LockObject> Snapshot<K> {
 /// Why a call on the lock failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The API server answered with an error `Status`.
     #[error("{} {kind} {name:?}: the API server answered {code} {reason}: {message}", .verb.as_str())]
     Api {
+        /// The call that failed.
         verb: Verb,
+        /// The lock's kind in the API's plural form, e.g. `leases`.
         kind: String,
+        /// The lock object's name.
         name: String,
+        /// The HTTP status code of the answer.
         code: u16,
+        /// The `Status` reason, e.g. `Conflict` or `AlreadyExists`.
         reason: String,
+        /// The server's human-readable explanation.
         message: String,
         /// The server's `Retry-After` (429, 503), from the `Status` details.
         retry_after: Option<Duration>,
     },
+    /// The call got no usable answer from the API server (connection, TLS, decoding).
     #[error("{} {kind} {name:?} failed: {source}", .verb.as_str())]
     Transport {
+        /// The call that failed.
         verb: Verb,
+        /// The lock's kind in the API's plural form, e.g. `leases`.
         kind: String,
+        /// The lock object's name.
         name: String,
+        /// The client's error.
         #[source]
         source: kube::Error,
     },
+    /// The call was not answered within its timeout and was abandoned.
     #[error("{} {kind} {name:?} timed out after {after:?}", .verb.as_str())]
     Timeout {
+        /// The call that timed out.
         verb: Verb,
+        /// The lock's kind in the API's plural form, e.g. `leases`.
         kind: String,
+        /// The lock object's name.
         name: String,
+        /// The timeout the call was given.
         after: Duration,
     },
 }
@@ -259,6 +279,7 @@ impl Error {
         matches!(self, Error::Api { code: 409, reason, .. } if reason == "AlreadyExists")
     }
 
+    /// The lock object does not exist (404 Not Found).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::Api { code: 404, .. })
     }
@@ -278,8 +299,11 @@ pub enum Change<K> {
 /// Why a watch ended or could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
+    /// The server no longer has the resourceVersion the watch started from (410 Gone): start
+    /// over from the current state. Holds the server's message.
     #[error("the watch's resourceVersion is too old (410 Gone): {0}")]
     Expired(String),
+    /// The stream broke or delivered any other error; holds the reason.
     #[error("the watch failed: {0}")]
     Failed(String),
 }
@@ -294,6 +318,8 @@ pub struct KubeLock<K: LockObject> {
 }
 
 impl<K: LockObject> KubeLock<K> {
+    /// A handle on the lock object `name` in `namespace`, its calls counted in `metrics`; makes
+    /// no call.
     pub fn new(client: Client, namespace: &str, name: &str, metrics: ElectionMetrics) -> Self {
         Self {
             api: Api::namespaced(client, namespace),
@@ -303,10 +329,12 @@ impl<K: LockObject> KubeLock<K> {
         }
     }
 
+    /// The lock object's name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The namespace the lock object lives in.
     pub fn namespace(&self) -> &str {
         &self.namespace
     }
