@@ -48,36 +48,57 @@ pub struct Timing {
 /// Why a set of timings is refused. Each variant names the field and the rule.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
+    /// The lease duration is under a second or has a fraction of a second.
     #[error(
         "lease-duration {value:?} must be a whole number of seconds, at least 1s (the Lease stores \
          seconds); use e.g. 15s"
     )]
-    LeaseDurationNotWholeSeconds { value: Duration },
+    LeaseDurationNotWholeSeconds {
+        /// The lease duration given.
+        value: Duration,
+    },
+    /// The renew deadline is zero.
     #[error("renew-deadline must be greater than 0; use e.g. 10s")]
     RenewDeadlineZero,
+    /// The retry period is zero.
     #[error("retry-period must be greater than 0; use e.g. 2s")]
     RetryPeriodZero,
+    /// The lease duration exceeds [`MAX_LEASE_DURATION`].
     #[error(
         "lease-duration {value:?} is longer than the maximum of 24h (a Lease stores int32 seconds, and \
          a lock nobody can take over for a day is not an election); use e.g. 15s"
     )]
-    LeaseDurationTooLong { value: Duration },
+    LeaseDurationTooLong {
+        /// The lease duration given.
+        value: Duration,
+    },
+    /// The retry period is below [`MIN_RETRY_PERIOD`].
     #[error("retry-period {value:?} is shorter than the minimum of 10ms; use e.g. 2s")]
-    RetryPeriodTooShort { value: Duration },
+    RetryPeriodTooShort {
+        /// The retry period given.
+        value: Duration,
+    },
+    /// The lease duration is not longer than the renew deadline.
     #[error(
         "lease-duration {lease_duration:?} must be greater than renew-deadline {renew_deadline:?}: \
          lower renew-deadline or raise lease-duration"
     )]
     LeaseNotAboveRenewDeadline {
+        /// The lease duration given.
         lease_duration: Duration,
+        /// The renew deadline given.
         renew_deadline: Duration,
     },
+    /// The renew deadline is not above 1.2 × the retry period, leaving the leader no room for a
+    /// jittered retry.
     #[error(
         "renew-deadline {renew_deadline:?} must be greater than 1.2 × retry-period {retry_period:?} \
          (the leader needs room for a jittered retry): lower retry-period or raise renew-deadline"
     )]
     RenewDeadlineNotAboveRetry {
+        /// The renew deadline given.
         renew_deadline: Duration,
+        /// The retry period given.
         retry_period: Duration,
     },
 }
