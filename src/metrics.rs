@@ -53,10 +53,15 @@ pub const DURATION_BUCKETS: [f64; 14] = [
 /// The API verbs the elector uses, as a bounded label value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Verb {
+    /// A read of the lock object.
     Get,
+    /// The creation of the lock object, or of a Kubernetes Event.
     Create,
+    /// A conditional write of the leader record over the lock object.
     Update,
+    /// A change of the leadership label on this pod.
     Patch,
+    /// The opening of a watch on the lock object.
     Watch,
 }
 
@@ -92,11 +97,14 @@ impl EncodeLabelValue for Verb {
 /// Outcome of one renew (or acquire) attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RenewResult {
+    /// The write went through while the claim was still valid.
     Success,
+    /// The write failed, timed out or lost a race (409).
     Failure,
 }
 
 impl RenewResult {
+    /// The label value of `result`: `success` or `failure`.
     pub fn as_str(self) -> &'static str {
         match self {
             RenewResult::Success => "success",
@@ -114,7 +122,9 @@ impl EncodeLabelValue for RenewResult {
 /// Direction of a leadership transition of this process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
+    /// This process began to lead.
     Acquired,
+    /// This process stopped leading.
     Lost,
 }
 

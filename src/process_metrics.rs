@@ -28,11 +28,17 @@ const USER_HZ: f64 = 100.0;
 /// One reading of the process's resources. Every field is `None` when it could not be read.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProcessSnapshot {
+    /// Resident set size in bytes (`VmRSS` of `status`).
     pub resident_memory_bytes: Option<u64>,
+    /// Virtual memory size in bytes (`VmSize` of `status`).
     pub virtual_memory_bytes: Option<u64>,
+    /// User plus system CPU time spent so far, in seconds.
     pub cpu_seconds: Option<f64>,
+    /// Number of file descriptors open now (entries of `fd`).
     pub open_fds: Option<u64>,
+    /// The soft limit on open file descriptors (`Max open files` of `limits`).
     pub max_fds: Option<u64>,
+    /// When the process started, in seconds since the Unix epoch.
     pub start_time_seconds: Option<f64>,
 }
 
