@@ -40,6 +40,7 @@ impl WallClock {
         }
     }
 
+    /// The current wall-clock time: the system's, or the fixed moment.
     pub fn now(&self) -> Timestamp {
         match &self.fixed {
             Some(at) => **at,
@@ -87,7 +88,9 @@ impl BootInstant {
 /// A moment on both clocks: the monotonic one (timers, logs) and the boot-time one (suspend).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reading {
+    /// tokio's monotonic clock, which stops while the machine is suspended.
     pub monotonic: Instant,
+    /// The boot-time clock at the same moment, which keeps counting through a suspend.
     pub boot: BootInstant,
 }
 
@@ -138,6 +141,8 @@ impl BootClock {
         }
     }
 
+    /// The boot-time clock now: `CLOCK_BOOTTIME`, or for a manual clock tokio's time since it
+    /// was made plus every [`Self::suspend`].
     pub fn now(&self) -> BootInstant {
         match &self.manual {
             Some(manual) => BootInstant(

@@ -35,7 +35,9 @@ use crate::status::StateSender;
 /// Where the election takes place.
 #[derive(Clone, Debug)]
 pub struct Target {
+    /// The kind of object that holds the lock.
     pub lock_type: LockType,
+    /// The namespace the lock object lives in.
     pub namespace: String,
     /// The election's name, which is the lock object's name.
     pub name: String,
@@ -113,8 +115,10 @@ pub enum FollowMode {
 }
 
 impl LockType {
+    /// Every lock kind, in the order `--lock-type` offers them.
     pub const ALL: [LockType; 3] = [LockType::Leases, LockType::Configmaps, LockType::Endpoints];
 
+    /// The kind's plural API name, as given to `--lock-type`: `leases`, `configmaps`, `endpoints`.
     pub fn as_str(self) -> &'static str {
         match self {
             LockType::Leases => "leases",
@@ -125,6 +129,7 @@ impl LockType {
 }
 
 impl FollowMode {
+    /// The name as given to `--follow`: `watch` or `poll`.
     pub fn as_str(self) -> &'static str {
         match self {
             FollowMode::Watch => "watch",
