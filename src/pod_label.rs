@@ -57,6 +57,8 @@ pub struct PodLabel {
 }
 
 impl PodLabel {
+    /// Patches the label `key` on the pod named `pod` in `namespace`, each patch abandoned after
+    /// `timeout` and counted in `metrics`; makes no call until [`PodLabel::run`].
     pub fn new(
         client: Client,
         namespace: &str,

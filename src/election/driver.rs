@@ -45,7 +45,9 @@ pub struct Settings {
     pub identity: String,
     /// This pod's UID (downward API), part of the incarnation (see [`super::incarnation`]).
     pub pod_uid: Option<String>,
+    /// The lease duration, renew deadline and retry period.
     pub timing: Timing,
+    /// How a follower learns of changes to the lock: watching it or polling it.
     pub follow: FollowMode,
     /// Write an empty holder when shutting down as leader, so others take over at once.
     pub release_on_shutdown: bool,
@@ -85,6 +87,7 @@ impl ReleaseGate {
 }
 
 impl GateOpener {
+    /// Opens the gate, letting a waiting release go ahead; opening it again does nothing.
     pub fn open(&self) {
         let _ = self.0.send(true);
     }
@@ -108,6 +111,9 @@ pub struct Driver<K: LockObject> {
 }
 
 impl<K: LockObject> Driver<K> {
+    /// A loop on `lock` that publishes to `state`, counts in `metrics` and records Events with
+    /// `recorder` when given; draws this process's incarnation from the pod UID and `wall`.
+    /// Nothing runs until [`Driver::run`].
     pub fn new(
         lock: KubeLock<K>,
         settings: Settings,

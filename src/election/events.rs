@@ -22,7 +22,9 @@ pub const COMPONENT: &str = "kube-elector";
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Leadership {
+    /// This process began to lead ("became leader").
     Became,
+    /// This process stopped leading, by losing the lock or at shutdown ("stopped leading").
     Stopped,
     /// Another live process holds the lock under this identity (a Warning Event).
     IdentityConflict,
@@ -58,10 +60,16 @@ impl Leadership {
 /// The object Events are about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockRef {
+    /// The lock object's API group and version, e.g. `coordination.k8s.io/v1`.
     pub api_version: String,
+    /// The lock object's kind, e.g. `Lease`.
     pub kind: String,
+    /// The namespace of the lock object, where its Events are written too.
     pub namespace: String,
+    /// The lock object's name.
     pub name: String,
+    /// The lock object's UID when known, which ties the Event to this object and not to a later
+    /// one of the same name.
     pub uid: Option<String>,
 }
 
@@ -75,6 +83,8 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// A recorder writing Events in `namespace` for `identity`, each write abandoned after
+    /// `timeout` and counted in `metrics`; makes no call.
     pub fn new(
         client: Client,
         namespace: &str,

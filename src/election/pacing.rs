@@ -33,6 +33,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// No failures yet: the next attempt may start when it is due.
     pub fn new() -> Self {
         Self::default()
     }
