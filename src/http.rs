@@ -79,12 +79,16 @@ const JSON: &str = "application/json";
 /// What went wrong with the listener.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The listener could not be bound to the configured address.
     #[error("cannot listen on {addr}: {source}; pick another --http address or free the port")]
     Bind {
+        /// The address `--http` asked for.
         addr: SocketAddr,
+        /// The operating system's refusal (address in use, permission denied, ...).
         #[source]
         source: std::io::Error,
     },
+    /// The listener was bound but the operating system would not tell its address.
     #[error("cannot read the bound address of the listener: {0}")]
     LocalAddr(#[source] std::io::Error),
 }
@@ -324,8 +328,11 @@ pub struct StatusBody {
     pub timestamp: String,
     /// The holder again, under the contrib leader-elector's name.
     pub name: String,
+    /// The election's name, which is the lock object's name.
     pub election: String,
+    /// The namespace the lock object lives in.
     pub namespace: String,
+    /// The lock kind's plural API name: `leases`, `configmaps` or `endpoints`.
     pub lock_type: String,
     /// The fencing token while leader, else `null`.
     pub fencing_token: Option<u64>,
@@ -333,6 +340,7 @@ pub struct StatusBody {
     pub leader_since: Option<String>,
     /// Milliseconds of validity left on the claim (0 once passed), `null` while not claiming.
     pub valid_for_ms: Option<u64>,
+    /// The message of the last failed step, `null` once an attempt goes through.
     pub last_error: Option<String>,
     /// The moment of the answer on `CLOCK_MONOTONIC`, comparable with other processes' logs.
     pub monotonic_ns: u64,

@@ -42,18 +42,24 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Why the leader file could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The leader file could not be written (atomically replaced) while this process leads.
     #[error(
         "cannot write the leader file {path}: {source}; make sure its directory exists and is writable \
          (e.g. an emptyDir volume) or change --leader-file"
     )]
     Write {
+        /// The leader file's path, as configured.
         path: PathBuf,
+        /// The I/O error from creating, writing or renaming the temporary file.
         #[source]
         source: std::io::Error,
     },
+    /// The leader file could not be removed while this process does not lead.
     #[error("cannot remove the leader file {path}: {source}; check the directory's permissions")]
     Remove {
+        /// The leader file's path, as configured.
         path: PathBuf,
+        /// The I/O error from the removal.
         #[source]
         source: std::io::Error,
     },
