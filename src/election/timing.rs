@@ -63,7 +63,7 @@ pub enum Error {
     /// The retry period is zero.
     #[error("retry-period must be greater than 0; use e.g. 2s")]
     RetryPeriodZero,
-    /// The lease duration exceeds [`MAX_LEASE_DURATION`].
+    /// The lease duration is longer than a day (`MAX_LEASE_DURATION`).
     #[error(
         "lease-duration {value:?} is longer than the maximum of 24h (a Lease stores int32 seconds, and \
          a lock nobody can take over for a day is not an election); use e.g. 15s"
@@ -72,7 +72,7 @@ pub enum Error {
         /// The lease duration given.
         value: Duration,
     },
-    /// The retry period is below [`MIN_RETRY_PERIOD`].
+    /// The retry period is shorter than 10ms (`MIN_RETRY_PERIOD`).
     #[error("retry-period {value:?} is shorter than the minimum of 10ms; use e.g. 2s")]
     RetryPeriodTooShort {
         /// The retry period given.
