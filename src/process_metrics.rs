@@ -7,6 +7,11 @@
 //! A value that cannot be read is left out of that scrape rather than reported as 0. CPU time uses
 //! `USER_HZ` = 100 ticks per second, the value the kernel exposes to user space on every mainstream
 //! architecture (Go's `procfs` makes the same assumption).
+//!
+//! Why not `kubert-prometheus-process`, which does the same for prometheus-client: its latest
+//! release (0.2.3) is built against prometheus-client 0.23 while this crate uses 0.25, whose
+//! `Registry` it cannot register into without a second copy of the client library, and it brings
+//! `procfs` and its dependency tree for six values read here from two files.
 
 use std::path::{Path, PathBuf};
 

@@ -49,15 +49,18 @@ enum Command {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not a duration; use e.g. 10s, 500ms or 1m");
+    let bad = || format!("{s:?} is not a duration; use e.g. 10s, 500ms, 1m or 1h");
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "s"), |i| s.split_at(i));
+        .map(|i| s.split_at(i))
+        .ok_or_else(|| format!("{s:?} has no unit; write {s}s for seconds (or {s}ms, {s}m)"))?;
     let n: u64 = num.parse().map_err(|_| bad())?;
+    let seconds = |per: u64| n.checked_mul(per).map(Duration::from_secs).ok_or_else(bad);
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
+        "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3600),
         _ => Err(bad()),
     }
 }
@@ -139,8 +142,12 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(
+            parse_duration("7").is_err_and(|e| e.contains("write 7s")),
+            "a bare number is refused, as kube-elector refuses it"
+        );
         assert!(parse_duration("x").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("5d").is_err());
     }
 }

@@ -7,7 +7,7 @@
 //! server's optimistic concurrency decides races (a 409 means someone else wrote first).
 //!
 //! Every kind also carries the holder's incarnation in the
-//! [`INCARNATION_ANNOTATION`](super::record::INCARNATION_ANNOTATION) annotation, apart from the
+//! [`INCARNATION_ANNOTATION`] annotation, apart from the
 //! record so that client-go's record stays exactly as client-go writes it. Reading a record never
 //! fails: what cannot be read is an [unreadable](LeaderRecord::unreadable) record.
 
@@ -122,43 +122,32 @@ impl LockObject for Lease {
     }
 }
 
-impl LockObject for ConfigMap {
-    fn with_record(name: &str, namespace: &str, record: &LeaderRecord) -> Self {
-        let mut map = ConfigMap {
-            metadata: named(name, namespace),
-            ..Default::default()
-        };
-        map.set_record(record);
-        map
-    }
+/// ConfigMap and Endpoints locks keep the record the same way: in client-go's annotation.
+macro_rules! annotation_lock {
+    ($kind:ty) => {
+        impl LockObject for $kind {
+            fn with_record(name: &str, namespace: &str, record: &LeaderRecord) -> Self {
+                let mut object = Self {
+                    metadata: named(name, namespace),
+                    ..Default::default()
+                };
+                object.set_record(record);
+                object
+            }
 
-    fn bare_record(&self) -> LeaderRecord {
-        annotation_record(&self.metadata)
-    }
+            fn bare_record(&self) -> LeaderRecord {
+                annotation_record(&self.metadata)
+            }
 
-    fn set_bare_record(&mut self, record: &LeaderRecord) {
-        set_annotation_record(&mut self.metadata, record);
-    }
+            fn set_bare_record(&mut self, record: &LeaderRecord) {
+                set_annotation_record(&mut self.metadata, record);
+            }
+        }
+    };
 }
 
-impl LockObject for Endpoints {
-    fn with_record(name: &str, namespace: &str, record: &LeaderRecord) -> Self {
-        let mut endpoints = Endpoints {
-            metadata: named(name, namespace),
-            ..Default::default()
-        };
-        endpoints.set_record(record);
-        endpoints
-    }
-
-    fn bare_record(&self) -> LeaderRecord {
-        annotation_record(&self.metadata)
-    }
-
-    fn set_bare_record(&mut self, record: &LeaderRecord) {
-        set_annotation_record(&mut self.metadata, record);
-    }
-}
+annotation_lock!(ConfigMap);
+annotation_lock!(Endpoints);
 
 fn named(name: &str, namespace: &str) -> ObjectMeta {
     ObjectMeta {

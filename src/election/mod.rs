@@ -1,6 +1,6 @@
 //! The election: timing model, lock kinds, the pure decision function and the loop that drives it.
 //!
-//! - [`timing`]: client-go's lease duration / renew deadline / retry period, validated.
+//! - `timing`: client-go's lease duration / renew deadline / retry period, validated.
 //! - [`record`]: the leader record a lock object holds, read leniently and totally.
 //! - [`incarnation`]: who this process is beyond its identity, and when a record is its own.
 //! - [`decide`]: what to do next, as a pure function of (observed record, when, now).
