@@ -1,4 +1,4 @@
-//! The one rule the harness reads durations with, the product's own (`src/config.rs`): one or
+//! The one rule the harness reads durations with, the product's own (`src/config/parse.rs`): one or
 //! more numbers each with a unit, `500ms`, `3s`, `1.5s`, `1m30s`, `2h`; units `h`, `m`, `s`,
 //! `ms`, `us` (`µs`), `ns`. A bare number such as `7` is refused, as the product refuses it, so a
 //! flag the harness accepts is a flag the elector accepts too.
