@@ -37,6 +37,26 @@ async fn released_lease(sim: &kube_sim::Sim) {
         .expect("create the released lease");
 }
 
+/// Starts `a` with every request waiting 1 s in the API server (applied even when `a` hangs up
+/// on it, with `complete_abandoned`), and returns once its first `verb` on the Lease is in flight.
+async fn a_with_a_write_in_flight(sim: &kube_sim::Sim, complete_abandoned: bool, verb: &str) -> Elector {
+    sim.set_fault(
+        "a",
+        Fault {
+            latency_ms: 1_000,
+            complete_abandoned,
+            ..Fault::default()
+        },
+    );
+    let a = elector(sim, "a", &[]).await;
+    let what = format!("{verb} leases");
+    eventually(ELECT_WITHIN, &format!("a's {verb} to be in flight"), || async {
+        (count(sim, "a", &what) >= 1).then_some(())
+    })
+    .await;
+    a
+}
+
 /// Requests of `client` for `"verb resource"` so far.
 fn count(sim: &kube_sim::Sim, client: &str, what: &str) -> u64 {
     sim.requests()
@@ -263,18 +283,7 @@ async fn a_claim_interrupted_by_shutdown_is_checked_before_giving_up() {
     // when SIGTERM comes. The elector cannot know whether the claim landed, so before exiting it
     // reads the lock and releases it if it names `a`. (By default kube-sim abandons a request
     // whose client hung up, so here the claim never lands: the read finds no lock to release.)
-    sim.set_fault(
-        "a",
-        Fault {
-            latency_ms: 1_000,
-            ..Fault::default()
-        },
-    );
-    let mut a = elector(&sim, "a", &[]).await;
-    eventually(ELECT_WITHIN, "the claim to be in flight", || async {
-        (count(&sim, "a", "update leases") >= 1).then_some(())
-    })
-    .await;
+    let mut a = a_with_a_write_in_flight(&sim, false, "update").await;
     let reads_before = count(&sim, "a", "get leases");
     a.signal("TERM");
     assert!(a.wait_exit(Duration::from_secs(20)).await.success());
@@ -304,19 +313,7 @@ async fn a_claim_interrupted_by_shutdown_that_lands_anyway_is_released() {
     // As above, but the API server applies the claim although the elector hung up on it
     // (`complete_abandoned`). The read after SIGTERM waits 1 s too, so it is answered after the
     // claim was applied, finds the lock naming `a`, and the elector releases it.
-    sim.set_fault(
-        "a",
-        Fault {
-            latency_ms: 1_000,
-            complete_abandoned: true,
-            ..Fault::default()
-        },
-    );
-    let mut a = elector(&sim, "a", &[]).await;
-    eventually(ELECT_WITHIN, "the claim to be in flight", || async {
-        (count(&sim, "a", "update leases") >= 1).then_some(())
-    })
-    .await;
+    let mut a = a_with_a_write_in_flight(&sim, true, "update").await;
     assert_eq!(
         lock_writes(&sim, "leases").len(),
         1,
@@ -340,19 +337,7 @@ async fn a_create_interrupted_by_shutdown_that_lands_anyway_is_not_released() {
     // As above, but the lock is missing, so the interrupted claim is a create: a lock taken with
     // no past, which would have led only a lease later. Released, it would be taken at once by
     // others although whoever may have held it a moment ago could still lead.
-    sim.set_fault(
-        "a",
-        Fault {
-            latency_ms: 1_000,
-            complete_abandoned: true,
-            ..Fault::default()
-        },
-    );
-    let mut a = elector(&sim, "a", &[]).await;
-    eventually(ELECT_WITHIN, "the create to be in flight", || async {
-        (count(&sim, "a", "create leases") >= 1).then_some(())
-    })
-    .await;
+    let mut a = a_with_a_write_in_flight(&sim, true, "create").await;
     a.signal("TERM");
     assert!(a.wait_exit(Duration::from_secs(20)).await.success());
     // The process has exited; the API server applies the abandoned create after its latency.
