@@ -3,7 +3,6 @@
 //!
 //! - [`elector`]: the one launcher: one process, its logs, its HTTP surface, signals.
 //! - [`events`]: the leadership transitions of a group of processes, on one channel.
-//! - [`duration`]: durations read by the product's rule (`500ms`, `3s`, `1m30s`).
 //! - [`fleet`]: the simulator as a child process, `/proc` samples, statistics.
 //! - [`flood`]: idle and slow-header connection floods against an elector's port.
 //! - [`timeline`]: leadership intervals on the shared monotonic clock, and the safety checks.
@@ -13,7 +12,6 @@
 //! where an environment variable says.
 #![forbid(unsafe_code)]
 
-pub mod duration;
 pub mod elector;
 pub mod events;
 pub mod fleet;

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
-use kube_elector_harness::duration::parse_duration;
+use kube_elector::config::parse_duration;
 use kube_elector_harness::events::Events;
 use kube_elector_harness::fleet::procfs;
 use kube_elector_harness::fleet::stats::{Summary, summarize};

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use kube_elector_harness::duration::parse_duration;
+use kube_elector::config::parse_duration;
 use kube_elector_harness::events::{Events, Transition};
 use kube_elector_harness::fleet::sim_process::SimProcess;
 use kube_elector_harness::fleet::stats::summarize;

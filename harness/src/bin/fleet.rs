@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use kube_elector_harness::duration::parse_duration;
+use kube_elector::config::parse_duration;
 use kube_elector_harness::fleet::sim_process::SimProcess;
 use kube_elector_harness::{Elector, Launch, Signal, elector_binary, sim_binary};
 use serde_json::{Value, json};
