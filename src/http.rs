@@ -105,6 +105,7 @@ pub struct Context {
     liveness_bound: Duration,
     wall_clock: WallClock,
     pod_label: Option<LabelStatus>,
+    app_health: Option<crate::app_health::HealthReceiver>,
 }
 
 impl Context {
@@ -146,12 +147,19 @@ impl Context {
             liveness_bound,
             wall_clock: WallClock::system(),
             pod_label: None,
+            app_health: None,
         }
     }
 
     /// Lets `/readyz/pod-label` follow what the pod label may say.
     pub fn with_pod_label(mut self, status: LabelStatus) -> Self {
         self.pod_label = Some(status);
+        self
+    }
+
+    /// Shows the application's health (`--app-health`) in the status JSON.
+    pub fn with_app_health(mut self, health: crate::app_health::HealthReceiver) -> Self {
+        self.app_health = Some(health);
         self
     }
 
@@ -288,7 +296,8 @@ impl Context {
             &self.election,
             &self.namespace,
             &self.lock_type,
-        );
+        )
+        .with_app_health(self.app_health.as_ref().map(|health| health.borrow().clone()));
         match serde_json::to_vec(&body) {
             Ok(mut json) => {
                 json.push(b'\n');
@@ -354,6 +363,29 @@ pub struct StatusBody {
     /// Another live process's incarnation holding the lock under this identity, while it does.
     #[serde(default)]
     pub identity_conflict: Option<String>,
+    /// Whether this process stands for election (false while its application is unhealthy).
+    #[serde(default = "standing_by_default")]
+    pub candidate: bool,
+    /// The application's health check (`--app-health`); absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_health: Option<AppHealthBody>,
+}
+
+fn standing_by_default() -> bool {
+    true
+}
+
+/// The application's health in the status JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppHealthBody {
+    /// `starting` (not passed yet), `healthy` or `unhealthy`.
+    pub state: String,
+    /// Failed checks in a row.
+    pub consecutive_failures: u32,
+    /// Passed checks in a row.
+    pub consecutive_successes: u32,
+    /// Why the most recent failed check failed, if any has.
+    pub last_error: Option<String>,
 }
 
 impl StatusBody {
@@ -392,7 +424,20 @@ impl StatusBody {
             observed_transitions: state.observed_transitions,
             incarnation: state.incarnation.clone(),
             identity_conflict: state.identity_conflict.clone(),
+            candidate: state.candidate,
+            app_health: None,
         }
+    }
+
+    /// Adds the application's health, when it is checked.
+    pub fn with_app_health(mut self, health: Option<crate::app_health::Health>) -> Self {
+        self.app_health = health.map(|health| AppHealthBody {
+            state: health.state.as_str().to_owned(),
+            consecutive_failures: health.consecutive_failures,
+            consecutive_successes: health.consecutive_successes,
+            last_error: health.last_error,
+        });
+        self
     }
 }
 

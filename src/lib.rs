@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod app_health;
 pub mod clock;
 pub mod config;
 pub mod election;

@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use kube_elector::config::{Config, LogFormat};
-use kube_elector::election::{self, ReleaseGate, Settings, Target};
-use kube_elector::metrics::ElectionMetrics;
-use kube_elector::{http, leader_file, pod_label, process_metrics, status};
+use kube_elector::election::{self, Candidacy, ReleaseGate, Settings, Target};
+use kube_elector::metrics::{AppHealthMetrics, ElectionMetrics};
+use kube_elector::{app_health, http, leader_file, pod_label, process_metrics, status};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
@@ -109,6 +109,10 @@ fn run(config: Config) -> Result<(), Failure> {
     let mut registry = Registry::default();
     let metrics = ElectionMetrics::register(&mut registry, &config.election, &config.namespace);
     process_metrics::register(&mut registry);
+    let app_health_metrics = config
+        .app_health
+        .is_some()
+        .then(|| AppHealthMetrics::register(&mut registry, &config.election, &config.namespace));
     let registry = Arc::new(registry);
 
     let (state_tx, state_rx) = status::channel(config.identity.clone());
@@ -124,8 +128,36 @@ fn run(config: Config) -> Result<(), Failure> {
         .map_err(Failure::Config)?;
     tracing::info!(address = %server.local_addr(), "serving /readyz, /livez, /metrics and status");
     let (label_status_tx, label_status_rx) = pod_label::status_channel();
-    let context = http::Context::new(state_rx.clone(), registry, metrics.clone(), &config)
+    // With --app-health this process stands only while its application is healthy.
+    let probe = config.app_health.clone().map(|url| app_health::Probe {
+        url,
+        period: config.app_health_period,
+        timeout: config.app_health_timeout,
+        failure_threshold: config.app_health_failure_threshold,
+        success_threshold: config.app_health_success_threshold,
+    });
+    let (candidacy, app_health_rx) = match (probe, app_health_metrics) {
+        (Some(probe), Some(app_metrics)) => {
+            let (candidacy_tx, candidacy) = Candidacy::pair(false);
+            let (health_tx, health_rx) = app_health::channel(&probe);
+            http_runtime.spawn(app_health::run(
+                probe,
+                health_tx,
+                candidacy_tx,
+                app_metrics,
+                stopped(stop_rx.clone()),
+            ));
+            (candidacy, Some(health_rx))
+        }
+        _ => (Candidacy::always(), None),
+    };
+    // A leader withdrawn from candidacy releases once the pod label says follower.
+    let step_down_gate = ReleaseGate::while_false(label_status_rx.clone());
+    let mut context = http::Context::new(state_rx.clone(), registry, metrics.clone(), &config)
         .with_pod_label(label_status_rx);
+    if let Some(health) = app_health_rx {
+        context = context.with_app_health(health);
+    }
     let http_task = http_runtime.spawn(server.serve(context, stopped(election_done_rx)));
     let leader_file_task = config
         .leader_file
@@ -153,6 +185,8 @@ fn run(config: Config) -> Result<(), Failure> {
         shutdown_timeout: config.shutdown_timeout,
         release_delay: config.release_delay,
         release_gate,
+        candidacy,
+        step_down_gate,
     };
     let pod_label = match (&config.pod_label, &config.pod_name) {
         (Some(key), Some(pod)) => Some(

@@ -24,6 +24,9 @@
 //! | `leader_election_slowpath_total{name}` | counter | client-go's name |
 //! | `elector_identity_conflicts_total` | counter | counted by the driver: other live processes seen holding the lock under this identity |
 //! | `elector_identity_conflict` | gauge | 1 while another live process holds the lock under this identity |
+//! | `elector_candidate` | gauge | 1 while this process stands for election, 0 while withdrawn (such as while its application is unhealthy) |
+//! | `elector_app_healthy` | gauge | [`AppHealthMetrics`], only with `--app-health` (**absent without it**): 1 healthy, 0 starting or unhealthy |
+//! | `elector_app_health_checks_total{result="success\|failure"}` | counter | [`AppHealthMetrics`], only with `--app-health` |
 //!
 //! There is deliberately no `identity` label: Prometheus already attaches the pod through the scrape
 //! configuration, and the identity is normally the pod name, so the label would only add cardinality.
@@ -192,6 +195,7 @@ pub struct ElectionMetrics {
     slowpath: Counter,
     identity_conflicts: Counter,
     identity_conflict: Gauge,
+    candidate: Gauge,
 }
 
 impl Default for ElectionMetrics {
@@ -317,6 +321,14 @@ impl ElectionMetrics {
             identity_conflict.clone(),
         );
 
+        let candidate = Gauge::default();
+        candidate.set(1);
+        elector.register(
+            "candidate",
+            "1 while this process stands for election, 0 while it may not (such as while its application is unhealthy)",
+            candidate.clone(),
+        );
+
         let build_info = Family::<VersionLabels, Gauge>::default();
         build_info
             .get_or_create_owned(&VersionLabels {
@@ -339,6 +351,7 @@ impl ElectionMetrics {
             slowpath,
             identity_conflicts,
             identity_conflict,
+            candidate,
         }
     }
 
@@ -424,6 +437,73 @@ impl ElectionMetrics {
         }
         self.identity_conflict
             .set(i64::from(state.identity_conflict.is_some()));
+        self.candidate.set(i64::from(state.candidate));
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CheckLabels {
+    result: RenewResult,
+}
+
+/// The application health check's families, registered only with `--app-health`, so that
+/// `elector_app_healthy` is absent (not a made-up value) where nothing is checked.
+#[derive(Clone, Debug)]
+pub struct AppHealthMetrics {
+    healthy: Gauge,
+    checks: Family<CheckLabels, Counter>,
+}
+
+impl AppHealthMetrics {
+    /// Registers the families in `registry`, labelled with the election and namespace.
+    pub fn register(registry: &mut Registry, election: &str, namespace: &str) -> Self {
+        let elector = registry
+            .sub_registry_with_labels(
+                [
+                    (Cow::Borrowed("election"), Cow::Owned(election.to_owned())),
+                    (Cow::Borrowed("namespace"), Cow::Owned(namespace.to_owned())),
+                ]
+                .into_iter(),
+            )
+            .sub_registry_with_prefix("elector");
+        let healthy = Gauge::default();
+        elector.register(
+            "app_healthy",
+            "1 while the application passes its health check (--app-health), 0 while starting or unhealthy",
+            healthy.clone(),
+        );
+        let checks = Family::<CheckLabels, Counter>::default();
+        for result in [RenewResult::Success, RenewResult::Failure] {
+            drop(checks.get_or_create(&CheckLabels { result }));
+        }
+        elector.register(
+            "app_health_checks",
+            "Health checks of the application (--app-health), by result",
+            checks.clone(),
+        );
+        Self { healthy, checks }
+    }
+
+    /// One check finished.
+    pub fn checked(&self, success: bool) {
+        let result = if success {
+            RenewResult::Success
+        } else {
+            RenewResult::Failure
+        };
+        self.checks.get_or_create(&CheckLabels { result }).inc();
+    }
+
+    /// Mirrors the verdict.
+    pub fn observe(&self, health: &crate::app_health::Health) {
+        self.healthy.set(i64::from(health.may_stand()));
+    }
+}
+
+impl Default for AppHealthMetrics {
+    /// Handles registered nowhere, for tests.
+    fn default() -> Self {
+        Self::register(&mut Registry::default(), "", "")
     }
 }
 

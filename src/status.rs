@@ -59,6 +59,9 @@ pub struct LeaderState {
     /// The incarnation of another live process that holds the lock under this identity, while
     /// it does (a duplicated identity: this process will not lead meanwhile).
     pub identity_conflict: Option<String>,
+    /// Whether this process stands for election (see `election::candidacy`); true unless
+    /// something, such as the application's health check, withdrew it.
+    pub candidate: bool,
 }
 
 impl LeaderState {
@@ -80,6 +83,7 @@ impl LeaderState {
             shutting_down: false,
             incarnation: String::new(),
             identity_conflict: None,
+            candidate: true,
         }
     }
 

@@ -391,7 +391,54 @@ impl Resolved<'_> {
                 ),
             });
         }
+        self.check_app_health(&config)?;
         Ok(config)
+    }
+
+    /// The application health check's settings hold together: the timeout fits in the period
+    /// (checks never overlap), and none is given without `app-health` (it would be ignored).
+    fn check_app_health(&self, config: &Config) -> Result<(), Error> {
+        let url = setting::app_health.meta.name;
+        let tuning = [
+            setting::app_health_period.meta.name,
+            setting::app_health_timeout.meta.name,
+            setting::app_health_failure_threshold.meta.name,
+            setting::app_health_success_threshold.meta.name,
+        ];
+        if config.app_health.is_none() {
+            if let Some(name) = tuning
+                .into_iter()
+                .find(|name| self.origin(name) != Origin::Default)
+            {
+                return Err(Error::Conflict {
+                    first: name,
+                    first_origin: self.origin(name),
+                    second: url,
+                    second_origin: self.origin(url),
+                    fix: format!(
+                        "{name} tunes the application health check, which is off without --app-health: \
+                         pass --app-health URL or remove {name}"
+                    ),
+                });
+            }
+            return Ok(());
+        }
+        if config.app_health_timeout > config.app_health_period {
+            let (timeout, period) = (tuning[1], tuning[0]);
+            return Err(Error::Conflict {
+                first: timeout,
+                first_origin: self.origin(timeout),
+                second: period,
+                second_origin: self.origin(period),
+                fix: format!(
+                    "app-health-timeout {} must be at most app-health-period {}, so one check ends \
+                     before the next begins: lower --app-health-timeout or raise --app-health-period",
+                    format_duration(config.app_health_timeout),
+                    format_duration(config.app_health_period)
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// `id`, else the pod name, else the host name.

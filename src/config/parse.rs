@@ -376,6 +376,23 @@ pub(super) fn check_leader_file(text: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// An application health check period or timeout: 100ms to 1h.
+pub(super) fn app_health_interval(text: &str) -> Result<Duration, String> {
+    let value = parse_duration(text)?;
+    if value < Duration::from_millis(100) || value > Duration::from_secs(3600) {
+        return Err("must be from 100ms to 1h; use e.g. 1s".to_owned());
+    }
+    Ok(value)
+}
+
+/// An application health check threshold: a whole number from 1 to 1000.
+pub(super) fn app_health_threshold(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(value) if (1..=1000).contains(&value) => Ok(value),
+        _ => Err("must be a whole number from 1 to 1000; use e.g. 3".to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

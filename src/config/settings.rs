@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use super::parse::{self, format_duration};
 use super::{DEFAULT_POD_LABEL, DEFAULT_RELEASE_DELAY, DEFAULT_SHUTDOWN_TIMEOUT, Error, Host, LogFormat};
+use crate::app_health::HealthUrl;
 use crate::election::{FollowMode, LockType, Timing};
 
 /// What every layer, `--help` and the errors know of a setting, whatever its type.
@@ -130,6 +131,18 @@ impl Value for Duration {
 impl Value for PathBuf {
     fn printed(&self) -> serde_json::Value {
         serde_json::Value::String(self.to_string_lossy().into_owned())
+    }
+}
+
+impl Value for u32 {
+    fn printed(&self) -> serde_json::Value {
+        serde_json::Value::from(*self)
+    }
+}
+
+impl Value for HealthUrl {
+    fn printed(&self) -> serde_json::Value {
+        serde_json::Value::String(self.to_string())
     }
 }
 
@@ -379,6 +392,39 @@ settings! {
         default: |_| Some(true),
         parse: parse::boolean,
         help: "Emit \"became leader\" / \"stopped leading\" Events",
+    }
+    "app-health" => app_health: Option<HealthUrl> {
+        value: "URL",
+        default: |_| Some(None),
+        parse: |text| parse::optional(text, HealthUrl::parse),
+        help: "Check the application with an HTTP GET on this http:// URL (2xx/3xx is healthy); \
+               this process stands for election only while the application is healthy",
+    }
+    "app-health-period" => app_health_period: Duration {
+        value: "DURATION",
+        default: |_| Some(Duration::from_secs(1)),
+        parse: parse::app_health_interval,
+        help: "Time between application health checks; 100ms to 1h; needs --app-health",
+    }
+    "app-health-timeout" => app_health_timeout: Duration {
+        value: "DURATION",
+        default: |_| Some(Duration::from_secs(1)),
+        parse: parse::app_health_interval,
+        help: "Bound on one application health check; at most app-health-period; needs --app-health",
+    }
+    "app-health-failure-threshold" => app_health_failure_threshold: u32 {
+        value: "N",
+        default: |_| Some(3),
+        parse: parse::app_health_threshold,
+        help: "Consecutive failed checks after which a healthy application is unhealthy (a leader \
+               steps down and releases); 1 to 1000; needs --app-health",
+    }
+    "app-health-success-threshold" => app_health_success_threshold: u32 {
+        value: "N",
+        default: |_| Some(1),
+        parse: parse::app_health_threshold,
+        help: "Consecutive passed checks after which the application is healthy (this process \
+               stands); 1 to 1000; needs --app-health",
     }
     "log-format" => log_format: LogFormat {
         value: "FORMAT",

@@ -27,11 +27,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
+use super::candidacy::Candidacy;
 use super::decide::Me;
 use super::events::{Leadership, LockRef, Recorder};
 use super::lock::{Change, Error as LockError, KubeLock, LockObject, Snapshot};
 use super::record::LeaderRecord;
-use super::state::{Effect, Election, Step, StepDown};
+use super::state::{Effect, Election, Step, StepDown, Withdrawal};
 use super::watch::{WatchNews, watch_lock};
 use super::{FollowMode, Timing};
 use crate::clock::{BootClock, Reading, WallClock, later, monotonic_ns};
@@ -59,12 +60,25 @@ pub struct Settings {
     /// Completes when what follows the published state (leader file, pod label) has caught up
     /// with the step-down; the release waits for it.
     pub release_gate: ReleaseGate,
+    /// Whether this process may stand for election; [`Candidacy::always`] when nothing gates it.
+    pub candidacy: Candidacy,
+    /// Open while what follows the published state says follower: a leader withdrawn from
+    /// candidacy releases the lock (with `release_on_shutdown`) once it is open and
+    /// `release_delay` has passed, as at shutdown; all within `shutdown_timeout`.
+    pub step_down_gate: ReleaseGate,
 }
 
 /// A gate the release waits for: open by default; [`ReleaseGate::pair`] makes one that opens
-/// when its [`GateOpener`] is told to, or dropped.
-#[derive(Clone, Debug, Default)]
-pub struct ReleaseGate(Option<tokio::sync::watch::Receiver<bool>>);
+/// when its [`GateOpener`] is told to, or dropped; [`ReleaseGate::while_false`] one that is open
+/// while a flag is false.
+#[derive(Clone, Debug)]
+pub struct ReleaseGate(Option<tokio::sync::watch::Receiver<bool>>, bool);
+
+impl Default for ReleaseGate {
+    fn default() -> Self {
+        Self(None, true)
+    }
+}
 
 /// Opens a [`ReleaseGate`].
 #[derive(Debug)]
@@ -74,14 +88,20 @@ impl ReleaseGate {
     /// A closed gate and its opener.
     pub fn pair() -> (GateOpener, ReleaseGate) {
         let (tx, rx) = tokio::sync::watch::channel(false);
-        (GateOpener(tx), ReleaseGate(Some(rx)))
+        (GateOpener(tx), ReleaseGate(Some(rx), true))
+    }
+
+    /// A gate open while `flag` is false (such as "the pod label may still say leader").
+    pub fn while_false(flag: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self(Some(flag), false)
     }
 
     /// Completes once the gate is open (or its opener is gone).
     pub async fn opened(&self) {
         if let Some(rx) = &self.0 {
             let mut rx = rx.clone();
-            let _ = rx.wait_for(|open| *open).await;
+            let open = self.1;
+            let _ = rx.wait_for(|value| *value == open).await;
         }
     }
 }
@@ -107,6 +127,8 @@ pub struct Driver<K: LockObject> {
     election: Election<K>,
     /// A write whose outcome is unknown because it was interrupted (by shutdown).
     write_in_flight: bool,
+    /// A release after a withdrawal from candidacy has not been written yet (shutdown finishes it).
+    release_pending: bool,
     last_event: Option<JoinHandle<()>>,
 }
 
@@ -137,6 +159,7 @@ impl<K: LockObject> Driver<K> {
             recorder,
             election,
             write_in_flight: false,
+            release_pending: false,
             last_event: None,
         }
     }
@@ -174,6 +197,8 @@ impl<K: LockObject> Driver<K> {
             retry_period = ?timing.retry_period,
             "election starting"
         );
+        let mut candidacy = self.settings.candidacy.clone();
+        self.stand(candidacy.may_stand(), &mut shutdown).await;
         self.publish(false);
         loop {
             let now = Instant::now();
@@ -188,6 +213,11 @@ impl<K: LockObject> Driver<K> {
                 }
                 () = sleep_until(pending.unwrap_or(now)), if pending.is_some() => {
                     self.election.begin_leading(self.boot.read(), self.wall.now());
+                }
+                may_stand = candidacy.changed() => {
+                    if !self.stand(may_stand, &mut shutdown).await {
+                        break;
+                    }
                 }
                 news = news_rx.recv(), if watching => match news {
                     Some(news) => self.on_watch(news),
@@ -214,6 +244,81 @@ impl<K: LockObject> Driver<K> {
             watcher.abort();
         }
         self.shut_down().await;
+    }
+
+    /// Stands for election (`may_stand`) or withdraws; a leader withdrawn steps down, publishes
+    /// it, and releases as at shutdown (gate, delay, timeout). Returns false if `shutdown` came
+    /// first (the shutdown then finishes the release).
+    async fn stand(&mut self, may_stand: bool, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> bool {
+        let was = self.election.standing();
+        let stepped_down = Instant::now();
+        let withdrawal = self.election.set_standing(may_stand, stepped_down);
+        self.carry_out();
+        if was != self.election.standing() {
+            if may_stand {
+                tracing::info!(identity = %self.settings.identity, "standing for election");
+            } else {
+                tracing::info!(identity = %self.settings.identity, "not standing for election");
+            }
+        }
+        match withdrawal {
+            Withdrawal::Nothing => true,
+            Withdrawal::KeepUntilExpiry => {
+                tracing::info!(
+                    identity = %self.settings.identity,
+                    "withdrawn while holding a lock taken with no past, not led on yet; not releasing \
+                     (others take it over when its lease runs out)"
+                );
+                true
+            }
+            Withdrawal::Release if !self.settings.release_on_shutdown => true,
+            Withdrawal::Release => {
+                self.release_pending = true;
+                let gate = self.settings.step_down_gate.clone();
+                tokio::select! {
+                    biased;
+                    () = shutdown => return false,
+                    _ = self.settle_and_release(stepped_down, gate, true) => {}
+                }
+                self.release_pending = false;
+                true
+            }
+        }
+    }
+
+    /// Waits for `gate` and the release delay, counted from `stepped_down`, then writes the
+    /// release; all within the shutdown timeout. Returns false if the gate did not open in time
+    /// (nothing was written).
+    async fn settle_and_release(&mut self, stepped_down: Instant, gate: ReleaseGate, held: bool) -> bool {
+        let deadline = later(stepped_down, self.settings.shutdown_timeout);
+        let release_at = later(stepped_down, self.settings.release_delay);
+        let settled = tokio::time::timeout_at(deadline, async {
+            gate.opened().await;
+            tokio::time::sleep_until(release_at).await;
+        })
+        .await;
+        if settled.is_err() {
+            tracing::warn!(
+                timeout = ?self.settings.shutdown_timeout,
+                "the leader file and pod label did not settle within the shutdown timeout; not \
+                 releasing, others take over when the lease expires"
+            );
+            return false;
+        }
+        match tokio::time::timeout_at(deadline, self.release(held)).await {
+            Ok(Ok(true)) => tracing::info!(identity = %self.settings.identity, "released the lock"),
+            Ok(Ok(false)) => {
+                tracing::info!(identity = %self.settings.identity, "the lock is not ours; nothing to release")
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "could not release the lock; others take over when it expires")
+            }
+            Err(_) => tracing::warn!(
+                timeout = ?self.settings.shutdown_timeout,
+                "releasing the lock timed out; others take over when it expires"
+            ),
+        }
+        true
     }
 
     /// One round of client-go's `tryAcquireOrRenew`: the I/O, with [`Election`] deciding.
@@ -490,6 +595,7 @@ impl<K: LockObject> Driver<K> {
         state.last_renew = election.last_renew();
         state.incarnation = election.me().incarnation.clone();
         state.identity_conflict = election.conflict().map(str::to_owned);
+        state.candidate = election.standing();
         if let Some(claim) = election.leading_claim().filter(|_| !stepped_down) {
             state.lead(
                 claim.fencing_token,
@@ -524,37 +630,14 @@ impl<K: LockObject> Driver<K> {
                 identity = %self.settings.identity,
                 "held the lock without leading on it yet; not releasing (others take it over when its lease runs out)"
             );
-        } else if self.settings.release_on_shutdown && (held || self.write_in_flight) {
-            let release_at = later(stepped_down, self.settings.release_delay);
+        } else if self.settings.release_on_shutdown && (held || self.write_in_flight || self.release_pending)
+        {
             let gate = self.settings.release_gate.clone();
-            let settled = tokio::time::timeout_at(deadline, async {
-                gate.opened().await;
-                tokio::time::sleep_until(release_at).await;
-            })
-            .await;
-            if settled.is_err() {
-                tracing::warn!(
-                    timeout = ?self.settings.shutdown_timeout,
-                    "the leader file and pod label did not settle within the shutdown timeout; not \
-                     releasing, others take over when the lease expires"
-                );
+            if !self.settle_and_release(stepped_down, gate, held).await {
                 if let Some(event) = self.last_event.take() {
                     event.abort();
                 }
                 return;
-            }
-            match tokio::time::timeout_at(deadline, self.release(held)).await {
-                Ok(Ok(true)) => tracing::info!(identity = %self.settings.identity, "released the lock"),
-                Ok(Ok(false)) => {
-                    tracing::info!(identity = %self.settings.identity, "the lock is not ours; nothing to release")
-                }
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "could not release the lock; others take over when it expires")
-                }
-                Err(_) => tracing::warn!(
-                    timeout = ?self.settings.shutdown_timeout,
-                    "releasing the lock timed out; others take over when it expires"
-                ),
             }
         }
         if let Some(event) = self.last_event.take() {

@@ -3,6 +3,7 @@
 //! - `timing`: client-go's lease duration / renew deadline / retry period, validated.
 //! - [`record`]: the leader record a lock object holds, read leniently and totally.
 //! - [`incarnation`]: who this process is beyond its identity, and when a record is its own.
+//! - [`candidacy`]: whether this process may stand for election now (an input set from outside).
 //! - [`decide`]: what to do next, as a pure function of (observed record, when, now).
 //! - [`lock`]: the three lock kinds behind one trait, and the API calls on them.
 //! - [`pacing`]: backoff after failures, `Retry-After`, the time one call may take.
@@ -11,6 +12,7 @@
 //! - [`watch`]: the watch on the lock, and why it is not kube-runtime's `watch_object`.
 //! - [`events`]: "became leader" / "stopped leading" Kubernetes Events.
 
+pub mod candidacy;
 pub mod decide;
 pub mod driver;
 pub mod events;
@@ -25,6 +27,7 @@ pub mod watch;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints};
 
+pub use candidacy::{Candidacy, CandidacySender};
 pub use driver::{Driver, GateOpener, ReleaseGate, Settings};
 pub use timing::{Error as TimingError, JITTER_FACTOR, Timing};
 

@@ -35,6 +35,10 @@ use super::record::{Holding, LeaderRecord};
 use super::{FollowMode, Timing};
 use crate::clock::{Reading, later};
 
+/// How long a withdrawn follower with its watch up sleeps between wake-ups it has no use for
+/// (the loop wakes on any news anyway).
+const NOT_STANDING_WAKE: Duration = Duration::from_secs(3600);
+
 /// Why this process stopped claiming the lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StepDown {
@@ -54,6 +58,8 @@ pub enum StepDown {
     ForeignRecord,
     /// The process is shutting down.
     ShuttingDown,
+    /// This process may no longer stand for election (see [`super::candidacy`]).
+    Withdrawn,
 }
 
 impl StepDown {
@@ -68,6 +74,7 @@ impl StepDown {
             StepDown::OtherHolderNamed => "the lock now names another holder",
             StepDown::ForeignRecord => "the lock holds a record this process did not write",
             StepDown::ShuttingDown => "shutting down",
+            StepDown::Withdrawn => "this process may no longer stand for election",
         }
     }
 }
@@ -174,6 +181,19 @@ pub enum Effect<O> {
     },
 }
 
+/// What a withdrawal from candidacy leaves the shell to do ([`Election::set_standing`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Withdrawal {
+    /// Nothing: no lock was held (or the process still stands).
+    Nothing,
+    /// The process led: release the lock once the outputs are follower, as at shutdown.
+    Release,
+    /// The lock was taken with no past and not led on yet: it is not released (others take a
+    /// released lock at once, and the hazard its wait covers may still be there); others take
+    /// it over when its lease runs out.
+    KeepUntilExpiry,
+}
+
 /// What the shell does next in an attempt.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step<O> {
@@ -219,6 +239,8 @@ pub struct Election<O> {
     conflicted: bool,
     last_error: Option<String>,
     last_renew: Option<Timestamp>,
+    /// Whether this process may stand for election (see [`super::candidacy`]).
+    standing: bool,
     effects: Vec<Effect<O>>,
 }
 
@@ -243,6 +265,7 @@ impl<O: Clone> Election<O> {
             conflicted: false,
             last_error: None,
             last_renew: None,
+            standing: true,
             effects: Vec::new(),
         }
     }
@@ -292,6 +315,31 @@ impl<O: Clone> Election<O> {
         self.conflict.as_deref()
     }
 
+    /// Whether this process stands for election (see [`Self::set_standing`]).
+    pub fn standing(&self) -> bool {
+        self.standing
+    }
+
+    /// This process may stand (`true`) or may not (`false`) from `now` on. Withdrawn, it makes
+    /// no acquire or takeover attempt and steps down at once if it holds the lock; it keeps
+    /// following the lock. Standing again, it competes like a fresh follower. A withdrawal never
+    /// touches another holder's record: what it leaves to release is this process's own lead.
+    pub fn set_standing(&mut self, may_stand: bool, now: Instant) -> Withdrawal {
+        if may_stand || !self.standing {
+            self.standing = may_stand;
+            return Withdrawal::Nothing;
+        }
+        self.standing = false;
+        let held = self.claim.is_some();
+        let waiting = self.waiting_to_lead(now);
+        self.step_down(StepDown::Withdrawn, now);
+        match (held, waiting) {
+            (true, false) => Withdrawal::Release,
+            (true, true) => Withdrawal::KeepUntilExpiry,
+            (false, _) => Withdrawal::Nothing,
+        }
+    }
+
     /// When the claim lapses unless renewed.
     pub fn lapse(&self) -> Option<Instant> {
         self.claim.as_ref().map(|c| c.valid_until)
@@ -308,6 +356,12 @@ impl<O: Clone> Election<O> {
     pub fn next_attempt(&self, now: Instant, wall: Timestamp) -> Instant {
         let due = if let Some(claim) = &self.claim {
             claim.renew_due(&self.timing)
+        } else if !self.standing {
+            // Not standing: nothing to take; only a poll (polling, or the watch down) is due.
+            match self.follow {
+                FollowMode::Watch if self.watch_up => later(now, NOT_STANDING_WAKE),
+                FollowMode::Poll | FollowMode::Watch => self.poll_due,
+            }
         } else {
             let by_decision = match decide(self.known.as_ref(), &self.me, now, wall, &self.timing) {
                 Decision::WaitUntil(expiry) => expiry,
@@ -354,6 +408,16 @@ impl<O: Clone> Election<O> {
         {
             self.step_down(StepDown::DeadlinePassed, now.monotonic);
             return Step::Done;
+        }
+        if !self.standing && self.claim.is_none() {
+            // Withdrawn: follow the lock, never write it.
+            return match decide(self.known.as_ref(), &self.me, now.monotonic, wall, &self.timing) {
+                Decision::Read => Step::Read,
+                Decision::WaitUntil(_) | Decision::Create(_) | Decision::Claim(_) => {
+                    self.succeeded();
+                    Step::Done
+                }
+            };
         }
         match decide(self.known.as_ref(), &self.me, now.monotonic, wall, &self.timing) {
             Decision::Read => Step::Read,
@@ -1235,5 +1299,101 @@ mod tests {
         // A stale deletion (older than what is known) changes nothing.
         election.absorb_deleted(rv(4), Some(20), Instant::now());
         assert_eq!(election.known().unwrap().highest_token, Some(8));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_withdrawn_follower_never_writes_but_keeps_following() {
+        let boot = BootClock::manual();
+        for follow in [FollowMode::Watch, FollowMode::Poll] {
+            let mut election = election(follow);
+            election.watch_connected();
+            assert_eq!(election.set_standing(false, Instant::now()), Withdrawal::Nothing);
+            // A released lock, which a standing follower takes at once.
+            election.absorb(Some("object@1".into()), Some(released()), rv(1), Instant::now());
+            election.begin_attempt(Instant::now(), 0.0);
+            let step = election.next_step(boot.read(), wall());
+            assert_eq!(
+                step,
+                Step::Done,
+                "{follow}: a released lock is not taken while withdrawn"
+            );
+            // It still follows: a new holder is noticed.
+            election.absorb(
+                Some("object@2".into()),
+                Some(held("other", "o/1/aa", 5, 0)),
+                rv(2),
+                Instant::now(),
+            );
+            assert_eq!(election.leader(), Some("other"));
+            // Its expiry is not a reason to wake a withdrawn watcher; a poller still polls.
+            let now = Instant::now();
+            let next = election.next_attempt(now, wall());
+            match follow {
+                FollowMode::Watch => assert!(next >= now + Duration::from_secs(60), "{next:?}"),
+                FollowMode::Poll => assert_eq!(next, now + timing().jittered_retry(0.0)),
+            }
+            advance(Duration::from_secs(10)).await;
+            election.begin_attempt(Instant::now(), 0.0);
+            assert_eq!(
+                election.next_step(boot.read(), wall()),
+                Step::Done,
+                "an expired lease is not taken over while withdrawn"
+            );
+            // Standing again, it competes like a fresh follower: the expired lease is taken.
+            assert_eq!(election.set_standing(true, Instant::now()), Withdrawal::Nothing);
+            election.begin_attempt(Instant::now(), 0.0);
+            assert!(
+                matches!(election.next_step(boot.read(), wall()), Step::Update(..)),
+                "standing again, the expired lease is taken over"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_withdrawn_leader_steps_down_at_once_and_is_to_release() {
+        let boot = BootClock::manual();
+        let mut election = leader(&boot).await;
+        assert!(election.standing());
+        assert_eq!(election.set_standing(false, Instant::now()), Withdrawal::Release);
+        assert!(
+            election.leading_claim().is_none(),
+            "no claim from the moment of withdrawal"
+        );
+        assert_eq!(
+            step_downs(&election.take_effects()),
+            vec![(StepDown::Withdrawn, true)]
+        );
+        assert!(
+            election.own_record().is_some(),
+            "the lock still names this process: its own record is what the release writes"
+        );
+        assert_eq!(
+            election.set_standing(false, Instant::now()),
+            Withdrawal::Nothing,
+            "withdrawing again does nothing"
+        );
+        // While withdrawn it does not renew, even though the lock still names it.
+        election.begin_attempt(Instant::now(), 0.0);
+        assert_eq!(election.next_step(boot.read(), wall()), Step::Done);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_withdrawal_before_leading_on_a_lock_with_no_past_does_not_release() {
+        let boot = BootClock::manual();
+        let mut election = election(FollowMode::Watch);
+        election.watch_connected();
+        election.absorb(None, None, None, Instant::now());
+        write_through(&mut election, &boot, 1, Duration::from_millis(10)).await;
+        assert!(election.claim().is_some() && election.leading_claim().is_none());
+        assert_eq!(
+            election.set_standing(false, Instant::now()),
+            Withdrawal::KeepUntilExpiry,
+            "a lock taken with no past is waited out by others, never released early"
+        );
+        assert!(election.claim().is_none());
+        assert_eq!(
+            step_downs(&election.take_effects()),
+            vec![(StepDown::Withdrawn, false)]
+        );
     }
 }
