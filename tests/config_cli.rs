@@ -305,6 +305,45 @@ fn each_layer_beats_the_one_below_for_every_field() {
             expected: owned(["info", "debug", "warn", "error"]),
             get: |c| c.log_level.clone(),
         },
+        Case {
+            key: "app-health",
+            values: ["http://127.0.0.1:1/a", "http://127.0.0.1:2/b", "http://[::1]:3/c"],
+            expected: owned([
+                "<none>",
+                "http://127.0.0.1:1/a",
+                "http://127.0.0.1:2/b",
+                "http://[::1]:3/c",
+            ]),
+            get: |c| {
+                c.app_health
+                    .as_ref()
+                    .map_or("<none>".to_owned(), ToString::to_string)
+            },
+        },
+        Case {
+            key: "app-health-period",
+            values: ["2s", "3s", "4s"],
+            expected: owned(["1000ms", "2000ms", "3000ms", "4000ms"]),
+            get: |c| format!("{}ms", c.app_health_period.as_millis()),
+        },
+        Case {
+            key: "app-health-timeout",
+            values: ["200ms", "300ms", "900ms"],
+            expected: owned(["1000ms", "200ms", "300ms", "900ms"]),
+            get: |c| format!("{}ms", c.app_health_timeout.as_millis()),
+        },
+        Case {
+            key: "app-health-failure-threshold",
+            values: ["4", "5", "6"],
+            expected: owned(["3", "4", "5", "6"]),
+            get: |c| c.app_health_failure_threshold.to_string(),
+        },
+        Case {
+            key: "app-health-success-threshold",
+            values: ["2", "3", "4"],
+            expected: owned(["1", "2", "3", "4"]),
+            get: |c| c.app_health_success_threshold.to_string(),
+        },
     ];
     // Every field --print-config renders (each one a config-file key, a flag and a variable) has a
     // case; --ttl, which sets three of them, is tested on its own.
@@ -331,6 +370,13 @@ fn each_layer_beats_the_one_below_for_every_field() {
         }
         if case.key == "pod-label" {
             base.extend(["--pod-name".to_owned(), "pod-base".to_owned()]);
+        }
+        // The health check's tuning needs the check.
+        if case.key.starts_with("app-health-") {
+            base.extend([
+                "--app-health".to_owned(),
+                "http://127.0.0.1:8081/healthz".to_owned(),
+            ]);
         }
         let file = dir.file(
             &format!("{}.yaml", case.key),
@@ -1095,4 +1141,89 @@ async fn the_binary_exits_2_on_out_of_bounds_durations() {
         );
         assert!(!stderr.contains("panicked"), "{args:?}: no panic: {stderr}");
     }
+}
+
+#[test]
+fn the_application_health_check_is_validated_naming_the_field_and_the_fix() {
+    let url = "http://127.0.0.1:8081/healthz";
+    let config = load(&["--election", "e", "--app-health", url], &[]).unwrap();
+    assert_eq!(
+        config.app_health.as_ref().map(ToString::to_string).as_deref(),
+        Some(url)
+    );
+    assert_eq!(
+        (config.app_health_period, config.app_health_timeout),
+        (secs(1), secs(1))
+    );
+    assert_eq!(
+        (
+            config.app_health_failure_threshold,
+            config.app_health_success_threshold
+        ),
+        (3, 1)
+    );
+    refused(
+        &[
+            "--election",
+            "e",
+            "--app-health",
+            "https://127.0.0.1:8443/healthz",
+        ],
+        &[],
+        &[
+            "app-health",
+            "https://127.0.0.1:8443/healthz",
+            "must start with http://",
+        ],
+    );
+    refused(
+        &[
+            "--election",
+            "e",
+            "--app-health",
+            url,
+            "--app-health-timeout",
+            "2s",
+        ],
+        &[],
+        &[
+            "app-health-timeout",
+            "app-health-period",
+            "at most",
+            "lower --app-health-timeout",
+        ],
+    );
+    refused(
+        &[
+            "--election",
+            "e",
+            "--app-health",
+            url,
+            "--app-health-failure-threshold",
+            "0",
+        ],
+        &[],
+        &["app-health-failure-threshold", "\"0\"", "from 1 to 1000"],
+    );
+    refused(
+        &[
+            "--election",
+            "e",
+            "--app-health",
+            url,
+            "--app-health-period",
+            "10ms",
+        ],
+        &[],
+        &["app-health-period", "100ms to 1h"],
+    );
+    refused(
+        &["--election", "e"],
+        &[("ELECTOR_APP_HEALTH_FAILURE_THRESHOLD", "5")],
+        &[
+            "app-health-failure-threshold",
+            "ELECTOR_APP_HEALTH_FAILURE_THRESHOLD",
+            "pass --app-health URL",
+        ],
+    );
 }

@@ -396,7 +396,8 @@ impl Resolved<'_> {
     }
 
     /// The application health check's settings hold together: the timeout fits in the period
-    /// (checks never overlap), and none is given without `app-health` (it would be ignored).
+    /// (checks never overlap), and none is set to other than its default without `app-health`
+    /// (it would be ignored; a default written back by `--print-config` is accepted).
     fn check_app_health(&self, config: &Config) -> Result<(), Error> {
         let url = setting::app_health.meta.name;
         let tuning = [
@@ -405,11 +406,17 @@ impl Resolved<'_> {
             setting::app_health_failure_threshold.meta.name,
             setting::app_health_success_threshold.meta.name,
         ];
+        let host = self.host;
+        let changed = [
+            (setting::app_health_period.default)(host) != Some(config.app_health_period),
+            (setting::app_health_timeout.default)(host) != Some(config.app_health_timeout),
+            (setting::app_health_failure_threshold.default)(host)
+                != Some(config.app_health_failure_threshold),
+            (setting::app_health_success_threshold.default)(host)
+                != Some(config.app_health_success_threshold),
+        ];
         if config.app_health.is_none() {
-            if let Some(name) = tuning
-                .into_iter()
-                .find(|name| self.origin(name) != Origin::Default)
-            {
+            if let Some((name, _)) = tuning.into_iter().zip(changed).find(|(_, changed)| *changed) {
                 return Err(Error::Conflict {
                     first: name,
                     first_origin: self.origin(name),
