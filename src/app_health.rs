@@ -210,15 +210,22 @@ async fn get(url: &HealthUrl) -> Result<u16, String> {
         .header(USER_AGENT, concat!("kube-elector/", env!("CARGO_PKG_VERSION")))
         .body(Empty::<Bytes>::new())
         .map_err(|error| format!("cannot build the request: {error}"))?;
-    let mut connection = std::pin::pin!(connection);
-    tokio::select! {
-        response = sender.send_request(request) => response
-            .map(|response| response.status().as_u16())
-            .map_err(|error| format!("request failed: {error}")),
-        closed = &mut connection => Err(match closed {
-            Ok(()) => "the connection closed before an answer".to_owned(),
-            Err(error) => format!("the connection failed: {error}"),
-        }),
+    // The connection is driven on its own task (it may finish, the answer read, before the
+    // answer is taken); it ends with this check, whatever the outcome.
+    let connection = AbortOnDrop(tokio::spawn(connection));
+    let response = sender.send_request(request).await;
+    drop(connection);
+    response
+        .map(|response| response.status().as_u16())
+        .map_err(|error| format!("request failed: {error}"))
+}
+
+/// Aborts the task when dropped (a check that timed out leaves no connection behind).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

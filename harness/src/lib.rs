@@ -1,6 +1,7 @@
 //! Runs real `kube-elector` processes against `kube-sim`, for the end-to-end tests, the chaos
 //! suite, the benchmarks, the demo and the live proofs of `scripts/check-ship.sh`.
 //!
+//! - [`app`]: a stand-in application whose health endpoint a test flips (`--app-health`).
 //! - [`elector`]: the one launcher: one process, its logs, its HTTP surface, signals.
 //! - [`events`]: the leadership transitions of a group of processes, on one channel.
 //! - [`fleet`]: the simulator as a child process, `/proc` samples, statistics.
@@ -12,6 +13,7 @@
 //! where an environment variable says.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod elector;
 pub mod events;
 pub mod fleet;
