@@ -73,6 +73,18 @@ def timeseries(pid, title, desc, pos, targets, unit=None, draw="line", stack=Fal
         "tooltip": {"mode": "multi", "sort": "desc"}})
 
 
+def add_app_health_panels(add):
+    """Health-gated candidacy (--app-health): each pod's application health and how many
+    candidates stand. elector_app_healthy is exported only with --app-health."""
+    add(timeseries(30, "Application health and candidacy",
+                   "A: 1 while a pod's application passes its --app-health check (absent without "
+                   "--app-health). B: electors standing for election; 0 means no healthy candidate "
+                   "(KubeElectorNoHealthyCandidate).", (0, 54, 24, 8),
+                   [target(f"max by (pod) (elector_app_healthy{{{S}}})", "{{pod}} application healthy", "A"),
+                    target(f"sum by (namespace, election) (elector_candidate{{{S}}})",
+                           "{{election}} candidates standing", "B")], decimals=0))
+
+
 def dashboard():
     panels = []
     add = panels.append
@@ -191,6 +203,8 @@ def dashboard():
              "the lock again (for example after a conflict).", (8, 50, 8, 4),
              [target(f'sum by (name) (increase(leader_election_slowpath_total{{namespace=~"$namespace", name=~"$election"}}[{RI}]))',
                      "{{name}}", instant=True)]))
+
+    add_app_health_panels(add)
 
     def var(name, label, query):
         return {"name": name, "label": label, "type": "query", "datasource": DS,

@@ -127,7 +127,7 @@ class Fleet:
     `kill ID` and `start ID` on stdin with one JSON line each; closing stdin stops everything."""
 
     def __init__(self, a, workdir: pathlib.Path, clients, *, plain_http: bool, sim_only=False,
-                 election="test", pod_env=False, flags=()):
+                 election="test", pod_env=False, flags=(), stand_in_app=False):
         cmd = [a.fleet, "--sim", a.sim, "--workdir", str(workdir), "--clients", ",".join(clients),
                "--election", election]
         if getattr(a, "elector", None):
@@ -138,6 +138,8 @@ class Fleet:
             cmd.append("--sim-only")
         if pod_env:
             cmd.append("--pod-env")
+        if stand_in_app:
+            cmd.append("--stand-in-app")
         cmd += ["--", *flags]
         self.log_path = workdir / "fleet.log"
         try:
@@ -384,8 +386,11 @@ def cmd_prometheus(a) -> None:
     election, ns = "ship-live", "default"
     idents = ["elector-0", "elector-1", "elector-2"]
     t_start = time.time()
+    # Each elector checks a healthy stand-in application (--app-health), so the application
+    # health series and their dashboard panel are proven here too.
     fleet = Fleet(a, workdir, idents, plain_http=True, election=election, pod_env=True,
-                  flags=["--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "500ms"])
+                  flags=["--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "500ms"],
+                  stand_in_app=True)
     url = fleet.url
     log(f"kube-sim (plain HTTP) at {url} and {len(idents)} electors, started by the harness's fleet binary")
     electors = [Elector(fleet, workdir, info) for info in fleet.ready["electors"]]
@@ -532,10 +537,11 @@ def cmd_prometheus(a) -> None:
     # Every alert is silent in steady state after this run: one leader (NoLeader, SplitBrain,
     # LeaderStale), three acquisitions in all, not more than 3 (Flapping), local renewals far
     # under 1 s (RenewLatencyHigh), no failed renewal (RenewFailures), and no API error other
-    # than 404/409 (APIErrors).
+    # than 404/409 (APIErrors). Every stand-in application is healthy and every elector stands
+    # (LeaderAppUnhealthy, NoHealthyCandidate).
     must_be_empty = {r["alert"] for g in rules["groups"] for r in g["rules"]}
-    if len(must_be_empty) != 7:
-        raise Failure(f"expected the 7 shipped alerts, found {sorted(must_be_empty)}: update this check")
+    if len(must_be_empty) != 9:
+        raise Failure(f"expected the 9 shipped alerts, found {sorted(must_be_empty)}: update this check")
     for g in rules["groups"]:
         for r in g["rules"]:
             res = prom.query(r["expr"])
@@ -676,6 +682,14 @@ def expect_panel(q, res, vals, leader, idents, prom, sel, t_start, t_end, lease_
         # The slow path is a renewal that had to re-read the lock after a conflict; only the
         # leader writes the Lease in steady state, so none occurs.
         return None if all(v == 0 for v in vals) else f"expected no slow-path renewals, got {vals}"
+    if title == "Application health and candidacy":
+        # Every stand-in application is healthy: each pod's elector_app_healthy is 1 (A), and all
+        # three electors stand (B).
+        if q["ref"] == "A":
+            if sorted(by_pod) != idents:
+                return f"expected one series per pod {idents}, got {sorted(by_pod)}"
+            return None if all(v == 1 for v in vals) else f"expected every application healthy (1), got {by_pod}"
+        return None if vals == [3.0] else f"expected 3 candidates standing, got {vals}"
     return "no expectation written for this panel; add one to live.py expect_panel()"
 
 

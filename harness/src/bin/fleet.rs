@@ -75,9 +75,16 @@ struct Args {
     /// How long a process may take to start, and to exit after SIGTERM before it is killed.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     grace: Duration,
+    /// Give each elector a healthy stand-in application to check (`--app-health`, every 500ms),
+    /// so the application health series are exported.
+    #[arg(long)]
+    stand_in_app: bool,
     /// Further kube-elector flags, after `--` (timings, --follow, ...).
     #[arg(last = true)]
     elector_flags: Vec<String>,
+    /// Each elector's stand-in application URL, with `--stand-in-app`.
+    #[arg(skip)]
+    app_urls: std::collections::HashMap<String, String>,
 }
 
 #[tokio::main]
@@ -89,7 +96,7 @@ async fn main() -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn run(args: Args) -> Result<()> {
+async fn run(mut args: Args) -> Result<()> {
     let elector = args.elector.clone().unwrap_or_else(elector_binary);
     let sim_bin = args.sim.clone().unwrap_or_else(sim_binary);
     let ids = match (&args.electors, args.sim_only) {
@@ -121,6 +128,17 @@ async fn run(args: Args) -> Result<()> {
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
 
+    // Kept for the fleet's lifetime: a restarted elector checks the same application.
+    let mut apps = Vec::new();
+    if args.stand_in_app {
+        for id in &ids {
+            let app = kube_elector_harness::app::StandInApp::start(true)
+                .await
+                .context("starting a stand-in application")?;
+            args.app_urls.insert(id.clone(), app.url());
+            apps.push(app);
+        }
+    }
     let flags: &[&str] = if args.plain_http { &["--plain-http"] } else { &[] };
     let mut sim = SimProcess::start_with(&sim_bin, &args.clients, &kubeconfig_dir, flags, args.grace).await?;
     let base = Launch {
@@ -237,6 +255,19 @@ fn launch_of(base: &Launch, args: &Args, id: &str, addr: Option<std::net::Socket
             ("POD_NAME".into(), id.into()),
             ("POD_NAMESPACE".into(), args.namespace.clone()),
         ];
+    }
+    if let Some(url) = args.app_urls.get(id) {
+        launch.args.extend(
+            [
+                "--app-health",
+                url,
+                "--app-health-period",
+                "500ms",
+                "--app-health-timeout",
+                "500ms",
+            ]
+            .map(String::from),
+        );
     }
     launch.log_file = Some(args.workdir.join(format!("{id}.log")));
     launch
