@@ -994,6 +994,53 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn status_shows_candidacy_and_the_application_health_only_when_checked() {
+        let f = fixture();
+        let text = body(f.context.respond(&Method::GET, "/status", Instant::now())).await;
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["candidate"], true, "{text}");
+        assert!(
+            json.get("app_health").is_none(),
+            "no app_health without a check: {text}"
+        );
+
+        let (health_tx, health_rx) = tokio::sync::watch::channel(crate::app_health::Health::new(2, 1));
+        let context = fixture().context.with_app_health(health_rx);
+        health_tx.send_modify(|health| health.record(Err("GET http://127.0.0.1:1/ answered 503".into())));
+        let text = body(context.respond(&Method::GET, "/status", Instant::now())).await;
+        let full: StatusBody = serde_json::from_str(&text).unwrap();
+        let health = full.app_health.expect("app_health with a check");
+        assert_eq!(
+            (
+                health.state.as_str(),
+                health.consecutive_failures,
+                health.consecutive_successes
+            ),
+            ("starting", 1, 0)
+        );
+        assert_eq!(
+            health.last_error.as_deref(),
+            Some("GET http://127.0.0.1:1/ answered 503")
+        );
+
+        f.tx.send_modify(|state| state.candidate = false);
+        let text = body(f.context.respond(&Method::GET, "/status", Instant::now())).await;
+        let full: StatusBody = serde_json::from_str(&text).unwrap();
+        assert!(!full.candidate, "{text}");
+        let metrics = body(f.context.respond(&Method::GET, "/metrics", Instant::now())).await;
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("elector_candidate{") && l.ends_with(" 0")),
+            "{metrics}"
+        );
+        assert!(
+            !metrics.contains("elector_app_healthy"),
+            "absent without --app-health: {metrics}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn metrics_are_openmetrics_and_mirror_the_state_at_scrape_time() {
         let f = fixture();
         let now = Instant::now();
