@@ -136,6 +136,7 @@ async fn a_leader_whose_application_fails_releases_to_a_healthy_replica_which_le
     let other = 1 - first;
     let old = electors[first].id.clone();
 
+    let flipped_ns = monotonic_now_ns();
     apps[first].set_healthy(false);
     let status = wait_app_state(&electors[first], "unhealthy", false).await;
     assert!(
@@ -159,6 +160,20 @@ async fn a_leader_whose_application_fails_releases_to_a_healthy_replica_which_le
         .last()
         .expect("a 'stopped leading' log line");
     assert_eq!(stopped["reason"], "this process may no longer stand for election");
+    // Figures, not assertions (timing claims are printed): from the application turning
+    // unhealthy to the release (failure threshold x period, then the release delay) and from
+    // the release to the takeover.
+    let writes = lock_writes(&sim, "leases");
+    let release = writes
+        .iter()
+        .rfind(|w| w.client == old && w.holder.is_empty())
+        .expect("the release");
+    eprintln!(
+        "figure: app unhealthy -> release {} ms (3 failures x 200ms + release delay 200ms); \
+         release -> takeover {} ms",
+        release.monotonic_ns.saturating_sub(flipped_ns) / 1_000_000,
+        takeover.monotonic_ns.saturating_sub(release.monotonic_ns) / 1_000_000
+    );
 
     // Recovered, it stands again: when the current leader goes, it takes over.
     apps[first].set_healthy(true);
