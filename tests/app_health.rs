@@ -215,3 +215,73 @@ async fn with_no_healthy_candidate_the_lock_is_left_unheld() {
     let health = app_health(&only).await.expect("status");
     assert_eq!(health["state"], "unhealthy");
 }
+
+/// The release after a withdrawal waits for the pod label to say follower, as at shutdown: with
+/// the label's patch slowed down and no release delay, the release still comes after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_leader_releases_only_after_its_pod_label_says_follower() {
+    let sim = sim(&["a"]).await;
+    let app = StandInApp::start(true).await.expect("stand-in app");
+    let url = app.url();
+    let a = elector(
+        &sim,
+        "a",
+        &[
+            "--app-health",
+            &url,
+            "--app-health-period",
+            PERIOD,
+            "--app-health-timeout",
+            PERIOD,
+            "--pod-label",
+            "--pod-name",
+            "a",
+            "--release-delay",
+            "0s",
+            "--shutdown-timeout",
+            "8s",
+        ],
+    )
+    .await;
+    one_leader(std::slice::from_ref(&a), WITHIN).await;
+    eventually(WITHIN, "the leader label", || async {
+        sim.writes()
+            .iter()
+            .any(|w| w.resource == "pods" && w.object["metadata"]["labels"]["kube-elector/role"] == "leader")
+            .then_some(())
+    })
+    .await;
+    let before = sim.writes().last().map_or(0, |w| w.seq);
+    sim.set_fault(
+        "a",
+        kube_sim::Fault {
+            latency_ms: 1_500,
+            verbs: Some(vec!["patch".into()]),
+            ..Default::default()
+        },
+    );
+    app.set_healthy(false);
+    let release = eventually(WITHIN, "the release", || async {
+        sim.writes_since(before).into_iter().find(|w| {
+            w.resource == "leases"
+                && w.verb == "update"
+                && w.object["spec"]["holderIdentity"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .is_empty()
+        })
+    })
+    .await;
+    let writes = sim.writes_since(before);
+    let label = writes
+        .iter()
+        .find(|w| w.resource == "pods" && w.object["metadata"]["labels"]["kube-elector/role"] == "follower")
+        .unwrap_or_else(|| panic!("no 'follower' label patch before the release: {writes:#?}"));
+    assert!(
+        label.seq < release.seq,
+        "the pod label is reset (write {}) before the release (write {})",
+        label.seq,
+        release.seq
+    );
+    assert!(!a.is_leader().await);
+}
