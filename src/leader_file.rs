@@ -208,9 +208,22 @@ pub async fn run(path: PathBuf, state: StateReceiver, shutdown: impl Future<Outp
 /// [`run`] with the wall clock that dates `valid_until` given (tests fix it).
 pub async fn run_with_clock(
     path: PathBuf,
+    state: StateReceiver,
+    wall: WallClock,
+    shutdown: impl Future<Output = ()>,
+) {
+    run_reporting(path, state, wall, shutdown, None).await
+}
+
+/// [`run_with_clock`] that also publishes on `may_say_leader` whether the file may still name
+/// this process (written, or not known to be absent): false only once it is known to be gone.
+/// A release after a step-down waits for it (see `election::Settings::step_down_gate`).
+pub async fn run_reporting(
+    path: PathBuf,
     mut state: StateReceiver,
     wall: WallClock,
     shutdown: impl Future<Output = ()>,
+    may_say_leader: Option<tokio::sync::watch::Sender<bool>>,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
     let mut on_disk = OnDisk::Unknown;
@@ -219,6 +232,12 @@ pub async fn run_with_clock(
         let want = wanted(&state.borrow_and_update(), now);
         let deadline = want.as_ref().map(|entry| entry.valid_until);
         let settled = reconcile(&path, &mut on_disk, want.as_ref(), &wall);
+        if let Some(flag) = &may_say_leader {
+            flag.send_if_modified(|value| {
+                let now = on_disk != OnDisk::Absent;
+                std::mem::replace(value, now) != now
+            });
+        }
         let retry = (!settled).then(|| later(now, RETRY_AFTER));
         let wake = match (deadline, retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -357,6 +376,37 @@ mod tests {
             Vec::<String>::new(),
             "no temporary files left behind"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_report_says_leader_until_the_file_is_known_to_be_gone() {
+        let dir = TempDir::new("reporting");
+        let path = dir.0.join("leader_status");
+        // A file left by a previous process: until it is removed it may still say leader.
+        std::fs::write(&path, "pod-a\n").unwrap();
+        let (tx, rx) = crate::status::channel("pod-a");
+        let (flag_tx, flag) = tokio::sync::watch::channel(true);
+        let _task = tokio::spawn(run_reporting(
+            path.clone(),
+            rx,
+            WallClock::system(),
+            std::future::pending(),
+            Some(flag_tx),
+        ));
+        until("the stale file removed and the report false", || {
+            !path.exists() && !*flag.borrow()
+        })
+        .await;
+        lead(&tx, Duration::from_secs(10));
+        until("the file written and the report true", || {
+            path.exists() && *flag.borrow()
+        })
+        .await;
+        follow(&tx);
+        until("the file removed and the report false", || {
+            !path.exists() && !*flag.borrow()
+        })
+        .await;
     }
 
     #[tokio::test(start_paused = true)]

@@ -128,6 +128,9 @@ fn run(config: Config) -> Result<(), Failure> {
         .map_err(Failure::Config)?;
     tracing::info!(address = %server.local_addr(), "serving /readyz, /livez, /metrics and status");
     let (label_status_tx, label_status_rx) = pod_label::status_channel();
+    // Whether the leader file may still name this process; a withdrawn leader's release waits
+    // until it does not.
+    let (file_status_tx, file_status_rx) = watch::channel(false);
     // With --app-health this process stands only while its application is healthy.
     let probe = config.app_health.clone().map(|url| app_health::Probe {
         url,
@@ -151,18 +154,25 @@ fn run(config: Config) -> Result<(), Failure> {
         }
         _ => (Candidacy::always(), None),
     };
-    // A leader withdrawn from candidacy releases once the pod label says follower.
-    let step_down_gate = ReleaseGate::while_false(label_status_rx.clone());
+    // A leader withdrawn from candidacy releases once the pod label and the leader file say
+    // follower.
+    let step_down_gate =
+        ReleaseGate::while_false(label_status_rx.clone()).and(ReleaseGate::while_false(file_status_rx));
     let mut context = http::Context::new(state_rx.clone(), registry, metrics.clone(), &config)
         .with_pod_label(label_status_rx);
     if let Some(health) = app_health_rx {
         context = context.with_app_health(health);
     }
     let http_task = http_runtime.spawn(server.serve(context, stopped(election_done_rx)));
-    let leader_file_task = config
-        .leader_file
-        .clone()
-        .map(|path| http_runtime.spawn(leader_file::run(path, state_rx.clone(), stopped(stop_rx.clone()))));
+    let leader_file_task = config.leader_file.clone().map(|path| {
+        http_runtime.spawn(leader_file::run_reporting(
+            path,
+            state_rx.clone(),
+            kube_elector::clock::WallClock::system(),
+            stopped(stop_rx.clone()),
+            Some(file_status_tx),
+        ))
+    });
     let signals = http_runtime.spawn(async move {
         let signal = signals.recv().await;
         tracing::info!(signal, "shutting down");

@@ -70,15 +70,9 @@ pub struct Settings {
 
 /// A gate the release waits for: open by default; [`ReleaseGate::pair`] makes one that opens
 /// when its [`GateOpener`] is told to, or dropped; [`ReleaseGate::while_false`] one that is open
-/// while a flag is false.
-#[derive(Clone, Debug)]
-pub struct ReleaseGate(Option<tokio::sync::watch::Receiver<bool>>, bool);
-
-impl Default for ReleaseGate {
-    fn default() -> Self {
-        Self(None, true)
-    }
-}
+/// while a flag is false; [`ReleaseGate::and`] one open when both are.
+#[derive(Clone, Debug, Default)]
+pub struct ReleaseGate(Vec<(tokio::sync::watch::Receiver<bool>, bool)>);
 
 /// Opens a [`ReleaseGate`].
 #[derive(Debug)]
@@ -88,20 +82,28 @@ impl ReleaseGate {
     /// A closed gate and its opener.
     pub fn pair() -> (GateOpener, ReleaseGate) {
         let (tx, rx) = tokio::sync::watch::channel(false);
-        (GateOpener(tx), ReleaseGate(Some(rx), true))
+        (GateOpener(tx), ReleaseGate(vec![(rx, true)]))
     }
 
-    /// A gate open while `flag` is false (such as "the pod label may still say leader").
+    /// A gate open while `flag` is false (such as "the pod label may still say leader"), or
+    /// once its sender is gone.
     pub fn while_false(flag: tokio::sync::watch::Receiver<bool>) -> Self {
-        Self(Some(flag), false)
+        Self(vec![(flag, false)])
+    }
+
+    /// A gate open when both `self` and `other` are.
+    pub fn and(mut self, other: ReleaseGate) -> Self {
+        self.0.extend(other.0);
+        self
     }
 
     /// Completes once the gate is open (or its opener is gone).
     pub async fn opened(&self) {
-        if let Some(rx) = &self.0 {
+        // Each in turn: one that opens meanwhile is seen open when its turn comes; a flag that
+        // is open now is not re-checked (outputs do not go back to leader after a step-down).
+        for (rx, open) in &self.0 {
             let mut rx = rx.clone();
-            let open = self.1;
-            let _ = rx.wait_for(|value| *value == open).await;
+            let _ = rx.wait_for(|value| value == open).await;
         }
     }
 }
@@ -682,4 +684,26 @@ impl<K: LockObject> Driver<K> {
 /// A duration in whole milliseconds, for log fields.
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_combined_gate_opens_only_when_every_part_is_open() {
+        let (label_tx, label) = tokio::sync::watch::channel(true);
+        let (file_tx, file) = tokio::sync::watch::channel(true);
+        let gate = ReleaseGate::while_false(label).and(ReleaseGate::while_false(file));
+        let opened = tokio::spawn(async move { gate.opened().await });
+        file_tx.send_replace(false);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!opened.is_finished(), "the label may still say leader");
+        label_tx.send_replace(false);
+        tokio::time::timeout(Duration::from_secs(1), opened)
+            .await
+            .expect("open once both say follower")
+            .unwrap();
+        ReleaseGate::default().opened().await;
+    }
 }
