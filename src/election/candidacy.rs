@@ -3,7 +3,7 @@
 //!
 //! While a [`Candidacy`] says no, a follower makes no acquire or takeover attempt (it keeps
 //! following the lock, so it still knows the holder), and a leader steps down at once and
-//! releases the lock (see [`super::state::Election::withdraw`] for what is released and when).
+//! releases the lock (see [`super::state::Election::set_standing`] for what is released and when).
 //! When it says yes again the process stands like a fresh follower. A process given no candidacy
 //! ([`Candidacy::always`]) always stands.
 
