@@ -160,6 +160,49 @@ async fn create_from_a_manifest_then_get_prints_the_servers_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_configmap_sends_protobuf_and_is_stored() {
+    if !have_kubectl() {
+        return;
+    }
+    let k = Kubectl::start().await;
+    // kubectl's typed generators post `application/vnd.kubernetes.protobuf` bodies.
+    let out = k
+        .ok(&[
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=mode=fast",
+            "--from-literal=size=3",
+        ])
+        .await;
+    assert_eq!(out.trim(), "configmap/settings created");
+    let stored = k.stored("ConfigMap", "settings").expect("stored");
+    assert_eq!(
+        stored["data"],
+        serde_json::json!({"mode": "fast", "size": "3"}),
+        "{stored}"
+    );
+    assert_eq!(stored["metadata"]["namespace"], "default");
+    let out = k.ok(&["get", "cm", "settings", "--no-headers"]).await;
+    assert_eq!(
+        columns(&out)[..2],
+        ["settings", "2"],
+        "the Data column counts the keys: {out}"
+    );
+    // A server-side dry run is refused, not carried out for real.
+    let out = k.run(&["delete", "cm", "settings", "--dry-run=server"]).await;
+    assert!(
+        !out.ok && out.stderr.contains("kube-sim does not serve dry runs"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        k.stored("ConfigMap", "settings").is_some(),
+        "a dry run deleted the ConfigMap"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_validation_rejects_an_unknown_field() {
     if !have_kubectl() {
         return;

@@ -22,6 +22,7 @@ use crate::faults::WatchMode;
 use crate::field_validation::{self, Directive};
 use crate::negotiate::{self, ObjectForm};
 use crate::patch::{self, PatchType};
+use crate::protobuf;
 use crate::resource::Kind;
 use crate::router::{Query, Target, Verb, flag};
 use crate::selectors::Selector;
@@ -39,7 +40,15 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
 const ENDPOINTS_WARNING: &str =
     "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"";
-const BODY_MEDIA_TYPES: [&str; 2] = ["application/json", "application/yaml"];
+
+/// The media types a create/update body of `kind` may have.
+fn body_media_types(kind: Kind) -> Vec<&'static str> {
+    let mut types = vec!["application/json", "application/yaml"];
+    if protobuf::decodes(kind) {
+        types.push(protobuf::MEDIA_TYPE);
+    }
+    types
+}
 
 /// A JSON response.
 pub fn json_response(code: u16, value: &Value) -> Response<Body> {
@@ -84,7 +93,9 @@ pub struct Request {
 /// Serves one API request.
 pub fn handle(shared: &Arc<Shared>, req: Request) -> Response<Body> {
     let kind = req.target.kind;
+    let write = matches!(req.verb, Verb::Create | Verb::Update | Verb::Patch | Verb::Delete);
     let result = match req.verb {
+        _ if write && req.query.get("dryRun").is_some_and(|d| !d.is_empty()) => Err(no_dry_run()),
         Verb::Get => get(shared, &req),
         Verb::List => list(shared, &req),
         Verb::Watch => watch(shared, &req),
@@ -260,7 +271,14 @@ fn decode_body(
             serde_json::from_slice(body).map_err(|e| unrecognized(go_json_error(body, &e)))?
         }
         "application/yaml" => serde_yaml_ng::from_slice(body).map_err(|e| unrecognized(e.to_string()))?,
-        _ => return Err(ApiError::unsupported_media_type(&BODY_MEDIA_TYPES)),
+        protobuf::MEDIA_TYPE if protobuf::decodes(kind) => {
+            protobuf::decode_object(kind, body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the object provided is unrecognized (must be of type {expected}): {e}"
+                ))
+            })?
+        }
+        _ => return Err(ApiError::unsupported_media_type(&body_media_types(kind))),
     };
     if !raw.is_object() {
         return Err(unrecognized(
@@ -601,15 +619,55 @@ fn patch(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
     Ok(with_warnings(outcome_response(kind, outcome), &warnings))
 }
 
+/// `ValidateDeleteOptions`: the propagation policy must be one the server knows. Deletion here
+/// is immediate and there is no garbage collector, so every valid policy deletes the same way;
+/// `gracePeriodSeconds` is accepted for the same reason (the served kinds delete at once).
+fn check_delete_options(opts: &Value) -> Result<(), ApiError> {
+    match opts.get("propagationPolicy").and_then(Value::as_str) {
+        None | Some("Foreground" | "Background" | "Orphan") => {}
+        Some(other) => {
+            return Err(ApiError::unprocessable(format!(
+                "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: {}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"",
+                crate::status::quote(other)
+            )));
+        }
+    }
+    if opts
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|d| !d.is_empty())
+    {
+        return Err(no_dry_run());
+    }
+    Ok(())
+}
+
+/// kube-sim performs no dry runs: refused rather than carried out for real.
+fn no_dry_run() -> ApiError {
+    ApiError::bad_request("dryRun: kube-sim does not serve dry runs; send the request without dryRun")
+}
+
 fn delete(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
     let kind = req.target.kind;
     let name = name(req);
+    let media = req
+        .content_type
+        .as_deref()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
     let opts: Value = if req.body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
+    } else if media == protobuf::MEDIA_TYPE {
+        protobuf::decode_delete_options(&req.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
     } else {
         serde_json::from_slice(&req.body)
             .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
     };
+    check_delete_options(&opts)?;
     let want_uid = opts
         .pointer("/preconditions/uid")
         .and_then(Value::as_str)

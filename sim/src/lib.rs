@@ -32,7 +32,7 @@
 //! history, watch fan-out), [`validation`], [`status`] (Status bodies and messages), [`patch`],
 //! [`selectors`], [`resource`] (per-type rules), [`discovery`] (generated from the kind table),
 //! [`negotiate`] (`Accept` → JSON, `Table` or aggregated discovery), [`table`] (server-side
-//! printing for `kubectl get`), [`openapi`] (what kubectl's validation reads), [`field_validation`], [`faults`], [`accounting`], [`tls`] (CA and
+//! printing for `kubectl get`), [`openapi`] (what kubectl's validation reads), [`field_validation`], [`protobuf`] (request bodies), [`faults`], [`accounting`], [`tls`] (CA and
 //! kubeconfigs), [`admin`] (the `/sim/` admin API). See `sim/README.md` for the binary, the admin
 //! API and the list of what is faithful and what is simplified.
 
@@ -47,6 +47,7 @@ pub mod field_validation;
 pub mod negotiate;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod resource;
 pub mod router;
 pub mod selectors;
