@@ -123,39 +123,65 @@ fn name(req: &Request) -> &str {
     req.target.name.as_deref().unwrap_or("")
 }
 
-/// `Some(include)` when the client asked for a `Table`, `None` for the object itself; 406 when
-/// it accepts neither.
-fn table_form(req: &Request) -> Result<Option<table::Include>, ApiError> {
+/// What a get, list or watch answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// The object or list itself.
+    Object,
+    /// A `Table`, each row carrying what `includeObject` asks.
+    Table(table::Include),
+    /// `PartialObjectMetadata` (`PartialObjectMetadataList` for a list).
+    Metadata,
+}
+
+/// The form the `Accept` header asks for; 406 when it accepts none that is served.
+fn output(req: &Request) -> Result<Output, ApiError> {
     match negotiate::object_form(req.accept.as_deref()) {
-        Some(ObjectForm::Object) => Ok(None),
+        Some(ObjectForm::Object) => Ok(Output::Object),
         Some(ObjectForm::Table) => {
-            table::Include::parse(req.query.get("includeObject").map(String::as_str)).map(Some)
+            table::Include::parse(req.query.get("includeObject").map(String::as_str)).map(Output::Table)
         }
+        Some(ObjectForm::Metadata) => Ok(Output::Metadata),
         None => Err(ApiError::not_acceptable(&[
             "application/json",
             negotiate::TABLE_CONTENT_TYPE,
+            negotiate::METADATA_CONTENT_TYPE,
         ])),
     }
 }
 
-fn table_response(value: &Value) -> Response<Body> {
+/// `PartialObjectMetadata` of an object.
+fn partial(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+fn typed_response(value: &Value, content_type: &'static str) -> Response<Body> {
     let mut resp = json_response(200, value);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static(negotiate::TABLE_CONTENT_TYPE),
+        header::HeaderValue::from_static(content_type),
     );
     resp
 }
 
+fn table_response(value: &Value) -> Response<Body> {
+    typed_response(value, negotiate::TABLE_CONTENT_TYPE)
+}
+
 fn get(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
-    let form = table_form(req)?;
+    let form = output(req)?;
     let obj = shared
         .store
         .get(req.target.kind, ns(req), name(req))
         .ok_or_else(|| ApiError::not_found(req.target.kind, name(req)))?;
     Ok(match form {
-        None => json_response(200, &obj),
-        Some(include) => table_response(&table::table(
+        Output::Object => json_response(200, &obj),
+        Output::Metadata => typed_response(&partial(&obj), negotiate::METADATA_CONTENT_TYPE),
+        Output::Table(include) => table_response(&table::table(
             req.target.kind,
             [&*obj],
             None,
@@ -176,9 +202,25 @@ fn selector(req: &Request) -> Result<Selector, ApiError> {
 fn list(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
     let kind = req.target.kind;
     let sel = selector(req)?;
-    let form = table_form(req)?;
+    let form = output(req)?;
     let (rv, items) = shared.store.list(kind, req.target.namespace.as_deref());
-    if let Some(include) = form {
+    if form == Output::Metadata {
+        let items: Vec<Value> = items
+            .iter()
+            .filter(|o| sel.matches(kind, o))
+            .map(|o| partial(o))
+            .collect();
+        return Ok(typed_response(
+            &json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": {"resourceVersion": rv.to_string()},
+                "items": items,
+            }),
+            negotiate::METADATA_LIST_CONTENT_TYPE,
+        ));
+    }
+    if let Output::Table(include) = form {
         let matching = items.iter().filter(|o| sel.matches(kind, o)).map(|o| &**o);
         return Ok(table_response(&table::table(
             kind,
@@ -735,7 +777,7 @@ fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
 fn watch(shared: &Arc<Shared>, req: &Request) -> Result<Response<Body>, ApiError> {
     let kind = req.target.kind;
     let sel = selector(req)?;
-    let table = table_form(req)?;
+    let form = output(req)?;
     let rv = req.query.get("resourceVersion").map(String::as_str).unwrap_or("");
     let send_initial = flag(&req.query, "sendInitialEvents");
     let from = match rv {
@@ -767,7 +809,7 @@ fn watch(shared: &Arc<Shared>, req: &Request) -> Result<Response<Body>, ApiError
                 selector: sel,
                 bookmarks: flag(&req.query, "allowWatchBookmarks"),
                 initial_end: send_initial,
-                table,
+                form,
                 timeout,
                 tx,
             };
@@ -785,8 +827,8 @@ struct WatchTask {
     selector: Selector,
     bookmarks: bool,
     initial_end: bool,
-    /// Events carry one-row `Table`s instead of objects (`kubectl get -w`).
-    table: Option<table::Include>,
+    /// Events carry objects, one-row `Table`s (`kubectl get -w`) or `PartialObjectMetadata`.
+    form: Output,
     timeout: Duration,
     tx: mpsc::Sender<Bytes>,
 }
@@ -806,11 +848,12 @@ impl WatchTask {
         self.tx.send(b).await.is_ok()
     }
 
-    /// An event line for `obj`, as a one-row `Table` when the client asked for tables.
+    /// An event line for `obj`, in the form the client asked for.
     fn event(&self, event_type: &str, obj: &Value) -> Bytes {
-        match self.table {
-            None => event_line(event_type, obj),
-            Some(include) => event_line(
+        match self.form {
+            Output::Object => event_line(event_type, obj),
+            Output::Metadata => event_line(event_type, &partial(obj)),
+            Output::Table(include) => event_line(
                 event_type,
                 &table::table(self.kind, [obj], None, include, jiff::Timestamp::now()),
             ),
@@ -819,9 +862,16 @@ impl WatchTask {
 
     /// A bookmark line; for tables, a `Table` without rows carrying the resourceVersion.
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
-        match self.table {
-            None => bookmark(self.kind, rv, initial_end),
-            Some(include) => {
+        match self.form {
+            Output::Object => bookmark(self.kind, rv, initial_end),
+            Output::Metadata => {
+                let mut m = json!({"metadata": {"resourceVersion": rv.to_string()}});
+                if initial_end {
+                    m["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+                }
+                event_line("BOOKMARK", &partial(&m))
+            }
+            Output::Table(include) => {
                 let mut t = table::table(self.kind, [], Some(rv), include, jiff::Timestamp::now());
                 if initial_end {
                     t["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});

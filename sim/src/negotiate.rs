@@ -5,8 +5,8 @@
 //! client built on client-go (kubectl included) lists `application/json` after its preferred
 //! type, so answering JSON is what the real server's negotiation would also pick when protobuf is
 //! unavailable. Besides plain JSON, two `as=` forms are served: `APIGroupDiscoveryList`
-//! (`apidiscovery.k8s.io/v2`, aggregated discovery) and `Table` (`meta.k8s.io/v1`, the server-side
-//! printing `kubectl get` asks for). An `Accept` naming none of these is answered 406, as the
+//! (`apidiscovery.k8s.io/v2`, aggregated discovery), `Table` (`meta.k8s.io/v1`, the server-side
+//! printing `kubectl get` asks for) and `PartialObjectMetadata[List]` (metadata-only clients). An `Accept` naming none of these is answered 406, as the
 //! real server answers a media type it does not serve.
 
 use std::collections::BTreeMap;
@@ -79,6 +79,13 @@ pub enum DiscoveryForm {
 pub const AGGREGATED_CONTENT_TYPE: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
+/// The content type of a `PartialObjectMetadata` answer.
+pub const METADATA_CONTENT_TYPE: &str = "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io";
+
+/// The content type of a `PartialObjectMetadataList` answer.
+pub const METADATA_LIST_CONTENT_TYPE: &str =
+    "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io";
+
 /// The content type of a `Table` answer.
 pub const TABLE_CONTENT_TYPE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
 
@@ -106,6 +113,8 @@ pub enum ObjectForm {
     Object,
     /// A `meta.k8s.io/v1` `Table` of it.
     Table,
+    /// `meta.k8s.io/v1` `PartialObjectMetadata` (or `PartialObjectMetadataList`): metadata only.
+    Metadata,
 }
 
 /// What a get, list or watch gets: the first entry of `accept` that is served; no header means
@@ -117,6 +126,10 @@ pub fn object_form(accept: Option<&str>) -> Option<ObjectForm> {
     parse_accept(accept).iter().find_map(|m| {
         if m.is("Table", "meta.k8s.io", "v1") {
             Some(ObjectForm::Table)
+        } else if m.is("PartialObjectMetadata", "meta.k8s.io", "v1")
+            || m.is("PartialObjectMetadataList", "meta.k8s.io", "v1")
+        {
+            Some(ObjectForm::Metadata)
         } else if m.is("", "", "") {
             Some(ObjectForm::Object)
         } else {
@@ -169,7 +182,14 @@ mod tests {
             object_form(Some(
                 "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"
             )),
-            None
+            Some(ObjectForm::Metadata)
+        );
+        assert_eq!(
+            object_form(Some(
+                "application/json;as=APIGroupDiscoveryList;v=v2;g=apidiscovery.k8s.io"
+            )),
+            None,
+            "discovery's form is not an object's"
         );
         assert_eq!(object_form(Some("")), Some(ObjectForm::Object));
     }
