@@ -51,6 +51,14 @@ if ! have_cmd kubectl; then
   $SUDO apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null 2>&1 \
     || log "WARNING: kubectl not installable from apt here; check-ship's render step will fail"
 fi
+# tests/kubectl.rs runs kubectl against kube-sim and needs 1.27+ (server-side field validation);
+# Debian bookworm's kubernetes-client is 1.20: say so here, before the test fails on it under CI.
+if have_cmd kubectl; then
+  kubectl_minor=$(kubectl version --client -o json 2>/dev/null | sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' | head -1)
+  if [ -n "$kubectl_minor" ] && [ "$kubectl_minor" -lt 27 ]; then
+    log "WARNING: kubectl 1.$kubectl_minor is older than 1.27: tests/kubectl.rs will fail under CI=true"
+  fi
+fi
 
 # ---- Python packages ---------------------------------------------------------------------------
 PY=${PYTHON:-python3}

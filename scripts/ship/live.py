@@ -473,6 +473,8 @@ def cmd_prometheus(a) -> None:
     t0 = time.monotonic()
     events.append((time.time(), f"SIGKILL {victim.ident}"))
     victim.stop("kill")
+    # A killed process logs no `stopped leading`: its leadership ended by this moment at the latest.
+    killed = {victim.ident: time.time()}
     taker = wait_for("a new leader after SIGKILL", lambda: leader_of(electors), 30, 0.05)
     took = time.monotonic() - t0
     figure("takeover after SIGKILL (s, lease 3s)", round(took, 2))
@@ -568,8 +570,20 @@ def cmd_prometheus(a) -> None:
     api = values(prom.query(f"sum(rate(elector_api_requests_total{{{sel}}}[{rate_interval}]))"))
     figure("API requests/s, all electors", [round(v, 1) for v in api])
 
+    own = own_intervals(workdir, idents, killed, t_start, t_end)
+    overlap = max_overlap(own)
+    figure("overlap of the electors' own leadership intervals (s)", round(overlap, 3))
+    if overlap > 0:
+        raise Failure(f"two electors' own leadership intervals overlap by {overlap:.3f}s: {own}")
+    # Prometheus' view: a pod's last sample stands until its next scrape, so around a handover the
+    # old leader's last `1` and the new leader's first `1` can coincide for up to a scrape interval.
+    step = 0.1
+    total = prom.query_range(f"sum(max by (pod) (elector_is_leader{{{sel}}}))", t_prom, t_end, "100ms")
+    doubled = sum(step for r in total for _, v in r["values"] if float(v) > 1)
+    figure("time Prometheus shows 2 pods at elector_is_leader 1 (s, 1s scrapes)", round(doubled, 1))
+
     if a.png:
-        plot(prom, sel, t_prom, t_end, events, a.png)
+        plot(prom, sel, t_prom, t_end, events, own, a.png)
 
     if problems:
         raise Failure(f"{len(problems)} of {len(queries)} dashboard queries gave no or implausible data (above)")
@@ -693,7 +707,52 @@ def expect_panel(q, res, vals, leader, idents, prom, sel, t_start, t_end, lease_
     return "no expectation written for this panel; add one to live.py expect_panel()"
 
 
-def plot(prom: Prom, sel: str, t0: float, t1: float, events, out: str) -> None:
+def own_intervals(workdir: pathlib.Path, idents, killed: dict, t_start: float, t_end: float) -> dict:
+    """Each elector's leadership as it logged it: `became leader` to `stopped leading` (or, for a
+    SIGKILLed one, the moment the kill was confirmed), on CLOCK_MONOTONIC, mapped to wall-clock
+    seconds (one offset for the whole machine: the electors and this script read the same clock)."""
+    offset = time.time() - time.monotonic()
+    out = {}
+    for ident in idents:
+        spans, start = [], None
+        for line in (workdir / f"{ident}.log").read_text(errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            msg = rec.get("message") or rec.get("fields", {}).get("message")
+            if msg not in ("became leader", "stopped leading") or "monotonic_ns" not in rec:
+                continue
+            t = int(rec["monotonic_ns"]) / 1e9 + offset
+            if t < t_start:  # an earlier run's log in the same workdir
+                continue
+            if msg == "became leader":
+                if start is not None:  # the process died leading (SIGKILL) and was started again
+                    k = killed.get(ident)
+                    spans.append((start, k if k is not None and start < k <= t else t, "SIGKILL"))
+                start = t
+            elif start is not None:
+                spans.append((start, t, "stopped leading"))
+                start = None
+        if start is not None:
+            k = killed.get(ident)
+            spans.append((start, k, "SIGKILL") if k is not None and k > start else (start, t_end, "still leading"))
+        out[ident] = spans
+    return out
+
+
+def max_overlap(own: dict) -> float:
+    """The longest time two electors' own leadership intervals share (0: never two at once)."""
+    spans = [(s, e, ident) for ident, ss in own.items() for s, e, _ in ss]
+    worst = 0.0
+    for i, (s1, e1, a) in enumerate(spans):
+        for s2, e2, b in spans[i + 1:]:
+            if a != b:
+                worst = max(worst, min(e1, e2) - max(s1, s2))
+    return worst
+
+
+def plot(prom: Prom, sel: str, t0: float, t1: float, events, own: dict, out: str) -> None:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -704,7 +763,18 @@ def plot(prom: Prom, sel: str, t0: float, t1: float, events, out: str) -> None:
     lead = sorted(prom.query_range(f"max by (pod) (elector_is_leader{{{sel}}})", t0, t1, "500ms"),
                   key=lambda r: r["metric"].get("pod", ""))
     tok = prom.query_range(f"max(elector_fencing_token{{{sel}}})", t0, t1, "500ms")
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 4.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    fig, (ax0, ax1, ax2) = plt.subplots(3, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [2, 2, 1]})
+    names = [r["metric"].get("pod", "") for r in lead] or sorted(own)
+    for i, ident in enumerate(names):
+        for s, e, how in own.get(ident, []):
+            ax0.broken_barh([(s - t0, e - s)], (i, 0.8), color="tab:blue", alpha=0.8)
+            if how == "SIGKILL":
+                ax0.annotate("killed", (e - t0, i + 0.4), xytext=(3, 0), textcoords="offset points", fontsize=7, va="center")
+        ax0.plot([0, t1 - t0], [i, i], color="lightgray", lw=0.5)
+    ax0.set_yticks([i + 0.4 for i in range(len(names))])
+    ax0.set_yticklabels(names)
+    ax0.set_ylim(-0.2, len(names) + 0.45)
+    ax0.set_title("each elector's own leadership ('became leader' → 'stopped leading' or SIGKILL, CLOCK_MONOTONIC)", fontsize=10)
     # a missing sample means the process was down (stale series): draw it as "not leader"
     grid = sorted({float(t) for r in lead + tok for t, _ in r["values"]})
     for i, r in enumerate(lead):
@@ -716,15 +786,20 @@ def plot(prom: Prom, sel: str, t0: float, t1: float, events, out: str) -> None:
     ax1.set_yticks([i + 0.4 for i in range(len(lead))])
     ax1.set_yticklabels([r["metric"].get("pod", "") for r in lead])
     ax1.set_ylim(-0.2, len(lead) + 0.45)
-    ax1.set_title("leader per pod (elector_is_leader == 1)")
+    # where Prometheus has two pods at 1: the old leader's last sample standing until its next scrape
+    both = [sum(1 for r in lead if {float(t): float(v) for t, v in r["values"]}.get(t, 0.0) >= 1) > 1 for t in grid]
+    ax1.fill_between([t - t0 for t in grid], -0.2, len(lead) + 0.45, where=both, step="post",
+                     color="tab:orange", alpha=0.25, lw=0)
+    ax1.set_title("Prometheus' view, scraped every 1s: elector_is_leader == 1 per pod; orange: 2 pods at 1,\n"
+                  "each pod's last sample standing until its next scrape (not two leaders: see above)", fontsize=10)
     for r in tok:
         ax2.step([float(t) - t0 for t, _ in r["values"]], [float(v) for _, v in r["values"]], where="post")
     ax2.set_title("elector_fencing_token, max over pods (-1: nobody leads)")
-    for ax in (ax1, ax2):
+    for ax in (ax0, ax1, ax2):
         for t, label in events:
             ax.axvline(t - t0, color="tab:red", ls="--", lw=1)
     for k, (t, label) in enumerate(events):
-        ax1.annotate(label, (t - t0, len(lead) + 0.35 - 0.3 * k), xytext=(3, 0), textcoords="offset points",
+        ax0.annotate(label, (t - t0, len(names) + 0.35 - 0.3 * k), xytext=(3, 0), textcoords="offset points",
                      color="tab:red", fontsize=8, va="top")
     ax2.set_xlabel("seconds (Prometheus scraping 3 electors every 1s; lease 3s, retry 500ms)")
     fig.tight_layout()

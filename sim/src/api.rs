@@ -19,13 +19,17 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::faults::WatchMode;
+use crate::field_validation::{self, Directive};
+use crate::negotiate::{self, ObjectForm};
 use crate::patch::{self, PatchType};
+use crate::protobuf;
 use crate::resource::Kind;
 use crate::router::{Query, Target, Verb, flag};
 use crate::selectors::Selector;
 use crate::server::Shared;
 use crate::status::ApiError;
 use crate::store::{Outcome, Plan, WatchFrom, WatchStart};
+use crate::table;
 use crate::validation;
 
 /// The response body type of the whole server.
@@ -36,7 +40,15 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
 const ENDPOINTS_WARNING: &str =
     "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"";
-const BODY_MEDIA_TYPES: [&str; 2] = ["application/json", "application/yaml"];
+
+/// The media types a create/update body of `kind` may have.
+fn body_media_types(kind: Kind) -> Vec<&'static str> {
+    let mut types = vec!["application/json", "application/yaml"];
+    if protobuf::decodes(kind) {
+        types.push(protobuf::MEDIA_TYPE);
+    }
+    types
+}
 
 /// A JSON response.
 pub fn json_response(code: u16, value: &Value) -> Response<Body> {
@@ -72,6 +84,8 @@ pub struct Request {
     pub verb: Verb,
     pub query: Query,
     pub content_type: Option<String>,
+    /// The `Accept` header: the object itself or a `Table` of it.
+    pub accept: Option<String>,
     pub body: Bytes,
     pub client: String,
 }
@@ -79,7 +93,9 @@ pub struct Request {
 /// Serves one API request.
 pub fn handle(shared: &Arc<Shared>, req: Request) -> Response<Body> {
     let kind = req.target.kind;
+    let write = matches!(req.verb, Verb::Create | Verb::Update | Verb::Patch | Verb::Delete);
     let result = match req.verb {
+        _ if write && req.query.get("dryRun").is_some_and(|d| !d.is_empty()) => Err(no_dry_run()),
         Verb::Get => get(shared, &req),
         Verb::List => list(shared, &req),
         Verb::Watch => watch(shared, &req),
@@ -91,7 +107,7 @@ pub fn handle(shared: &Arc<Shared>, req: Request) -> Response<Body> {
     };
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
     if kind == Kind::Endpoints {
-        resp.headers_mut().insert(
+        resp.headers_mut().append(
             header::WARNING,
             header::HeaderValue::from_static(ENDPOINTS_WARNING),
         );
@@ -107,12 +123,72 @@ fn name(req: &Request) -> &str {
     req.target.name.as_deref().unwrap_or("")
 }
 
+/// What a get, list or watch answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// The object or list itself.
+    Object,
+    /// A `Table`, each row carrying what `includeObject` asks.
+    Table(table::Include),
+    /// `PartialObjectMetadata` (`PartialObjectMetadataList` for a list).
+    Metadata,
+}
+
+/// The form the `Accept` header asks for; 406 when it accepts none that is served.
+fn output(req: &Request) -> Result<Output, ApiError> {
+    match negotiate::object_form(req.accept.as_deref()) {
+        Some(ObjectForm::Object) => Ok(Output::Object),
+        Some(ObjectForm::Table) => {
+            table::Include::parse(req.query.get("includeObject").map(String::as_str)).map(Output::Table)
+        }
+        Some(ObjectForm::Metadata) => Ok(Output::Metadata),
+        None => Err(ApiError::not_acceptable(&[
+            "application/json",
+            negotiate::TABLE_CONTENT_TYPE,
+            negotiate::METADATA_CONTENT_TYPE,
+        ])),
+    }
+}
+
+/// `PartialObjectMetadata` of an object.
+fn partial(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+fn typed_response(value: &Value, content_type: &'static str) -> Response<Body> {
+    let mut resp = json_response(200, value);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    resp
+}
+
+fn table_response(value: &Value) -> Response<Body> {
+    typed_response(value, negotiate::TABLE_CONTENT_TYPE)
+}
+
 fn get(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
-    shared
+    let form = output(req)?;
+    let obj = shared
         .store
         .get(req.target.kind, ns(req), name(req))
-        .map(|obj| json_response(200, &obj))
-        .ok_or_else(|| ApiError::not_found(req.target.kind, name(req)))
+        .ok_or_else(|| ApiError::not_found(req.target.kind, name(req)))?;
+    Ok(match form {
+        Output::Object => json_response(200, &obj),
+        Output::Metadata => typed_response(&partial(&obj), negotiate::METADATA_CONTENT_TYPE),
+        Output::Table(include) => table_response(&table::table(
+            req.target.kind,
+            [&*obj],
+            None,
+            include,
+            jiff::Timestamp::now(),
+        )),
+    })
 }
 
 fn selector(req: &Request) -> Result<Selector, ApiError> {
@@ -126,7 +202,34 @@ fn selector(req: &Request) -> Result<Selector, ApiError> {
 fn list(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
     let kind = req.target.kind;
     let sel = selector(req)?;
+    let form = output(req)?;
     let (rv, items) = shared.store.list(kind, req.target.namespace.as_deref());
+    if form == Output::Metadata {
+        let items: Vec<Value> = items
+            .iter()
+            .filter(|o| sel.matches(kind, o))
+            .map(|o| partial(o))
+            .collect();
+        return Ok(typed_response(
+            &json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": {"resourceVersion": rv.to_string()},
+                "items": items,
+            }),
+            negotiate::METADATA_LIST_CONTENT_TYPE,
+        ));
+    }
+    if let Output::Table(include) = form {
+        let matching = items.iter().filter(|o| sel.matches(kind, o)).map(|o| &**o);
+        return Ok(table_response(&table::table(
+            kind,
+            matching,
+            Some(rv),
+            include,
+            jiff::Timestamp::now(),
+        )));
+    }
     let items: Vec<Value> = items
         .iter()
         .filter(|o| sel.matches(kind, o))
@@ -184,8 +287,13 @@ fn summarize(body: &[u8]) -> String {
     }
 }
 
-/// Decodes a create/update body into the stored shape of `kind`.
-fn decode_body(kind: Kind, content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
+/// Decodes a create/update body into the stored shape of `kind`, with the unknown-field warnings.
+fn decode_body(
+    kind: Kind,
+    content_type: Option<&str>,
+    body: &[u8],
+    directive: Directive,
+) -> Result<(Value, Vec<String>), ApiError> {
     let media = content_type
         .unwrap_or("")
         .split(';')
@@ -205,7 +313,14 @@ fn decode_body(kind: Kind, content_type: Option<&str>, body: &[u8]) -> Result<Va
             serde_json::from_slice(body).map_err(|e| unrecognized(go_json_error(body, &e)))?
         }
         "application/yaml" => serde_yaml_ng::from_slice(body).map_err(|e| unrecognized(e.to_string()))?,
-        _ => return Err(ApiError::unsupported_media_type(&BODY_MEDIA_TYPES)),
+        protobuf::MEDIA_TYPE if protobuf::decodes(kind) => {
+            protobuf::decode_object(kind, body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the object provided is unrecognized (must be of type {expected}): {e}"
+                ))
+            })?
+        }
+        _ => return Err(ApiError::unsupported_media_type(&body_media_types(kind))),
     };
     if !raw.is_object() {
         return Err(unrecognized(
@@ -213,7 +328,7 @@ fn decode_body(kind: Kind, content_type: Option<&str>, body: &[u8]) -> Result<Va
         ));
     }
     check_type_meta(kind, &raw)?;
-    typed(kind, raw)
+    typed(kind, raw, directive)
 }
 
 /// The data's `apiVersion`/`kind` must be the URL's (empty means "the URL's").
@@ -249,8 +364,9 @@ fn check_type_meta(kind: Kind, raw: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Strict typed decode (exact MicroTime layout, field types) and type meta.
-fn typed(kind: Kind, raw: Value) -> Result<Value, ApiError> {
+/// Strict typed decode (exact MicroTime layout, field types) and type meta; unknown fields as
+/// `directive` says: an error, or dropped with the `Warning` header values returned.
+fn typed(kind: Kind, raw: Value, directive: Directive) -> Result<(Value, Vec<String>), ApiError> {
     let expected = kind.info().kind;
     let cannot = |msg: String| {
         ApiError::bad_request(format!(
@@ -259,7 +375,21 @@ fn typed(kind: Kind, raw: Value) -> Result<Value, ApiError> {
         ))
     };
     validation::check_micro_times(kind, &raw).map_err(cannot)?;
-    let mut v = kind.normalize(raw).map_err(|e| cannot(e.to_string()))?;
+    let mut v = kind.normalize(raw.clone()).map_err(|e| cannot(e.to_string()))?;
+    let mut unknown = field_validation::unknown_fields(&raw, &v);
+    // Type meta is not part of the typed decode: never unknown.
+    unknown.retain(|f| f != "kind" && f != "apiVersion");
+    let warnings = match directive {
+        Directive::Strict if !unknown.is_empty() => {
+            let fields: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field {}", crate::status::quote(f)))
+                .collect();
+            return Err(cannot(format!("strict decoding error: {}", fields.join(", "))));
+        }
+        Directive::Warn => unknown.iter().map(|f| field_validation::warning(f)).collect(),
+        Directive::Strict | Directive::Ignore => Vec::new(),
+    };
     if let Some(m) = v.as_object_mut() {
         m.insert("kind".into(), expected.into());
         m.insert("apiVersion".into(), kind.api_version().into());
@@ -274,7 +404,17 @@ fn typed(kind: Kind, raw: Value) -> Result<Value, ApiError> {
             m.insert("metadata".into(), json!({}));
         }
     }
-    Ok(v)
+    Ok((v, warnings))
+}
+
+/// Adds one `Warning` header per value.
+fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        if let Ok(v) = header::HeaderValue::from_str(w) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
 }
 
 fn meta<'a>(obj: &'a Value, field: &str) -> &'a str {
@@ -358,7 +498,8 @@ fn outcome_response(kind: Kind, outcome: Outcome) -> Response<Body> {
 
 fn create(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
     let kind = req.target.kind;
-    let mut obj = decode_body(kind, req.content_type.as_deref(), &req.body)?;
+    let directive = Directive::from_query(&req.query)?;
+    let (mut obj, warnings) = decode_body(kind, req.content_type.as_deref(), &req.body, directive)?;
     check_namespace(req, &obj)?;
     if meta(&obj, "name").is_empty() && !meta(&obj, "generateName").is_empty() {
         let generated = generate_name(meta(&obj, "generateName"));
@@ -378,7 +519,7 @@ fn create(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
             }
             Ok(Plan::Put(obj))
         })?;
-    Ok(outcome_response(kind, outcome))
+    Ok(with_warnings(outcome_response(kind, outcome), &warnings))
 }
 
 /// The resourceVersion and uid preconditions an update body carries.
@@ -433,7 +574,8 @@ fn check_preconditions(
 fn update(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
     let kind = req.target.kind;
     let name = name(req);
-    let mut obj = decode_body(kind, req.content_type.as_deref(), &req.body)?;
+    let directive = Directive::from_query(&req.query)?;
+    let (mut obj, warnings) = decode_body(kind, req.content_type.as_deref(), &req.body, directive)?;
     let body_name = meta(&obj, "name");
     if body_name != name {
         return Err(ApiError::bad_request(format!(
@@ -476,7 +618,7 @@ fn update(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
             }
             Ok(Plan::Put(obj))
         })?;
-    Ok(outcome_response(kind, outcome))
+    Ok(with_warnings(outcome_response(kind, outcome), &warnings))
 }
 
 fn patch(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -486,6 +628,8 @@ fn patch(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
     let Some(patch_type) = PatchType::from_content_type(ct) else {
         return Err(ApiError::unsupported_media_type(&patch::ACCEPTED));
     };
+    let directive = Directive::from_query(&req.query)?;
+    let mut warnings = Vec::new();
     let outcome = shared
         .store
         .write(kind, ns(req), name, &req.client, "patch", |cur, _env| {
@@ -500,7 +644,8 @@ fn patch(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
                 return Err(ApiError::bad_request("the patched object is not a JSON object"));
             }
             check_type_meta(kind, &patched)?;
-            let mut obj = typed(kind, patched)?;
+            let (mut obj, w) = typed(kind, patched, directive)?;
+            warnings = w;
             let body_name = meta(&obj, "name");
             if body_name != name {
                 return Err(ApiError::bad_request(format!(
@@ -513,18 +658,58 @@ fn patch(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
             validate(kind, &obj)?;
             Ok(Plan::Put(obj))
         })?;
-    Ok(outcome_response(kind, outcome))
+    Ok(with_warnings(outcome_response(kind, outcome), &warnings))
+}
+
+/// `ValidateDeleteOptions`: the propagation policy must be one the server knows. Deletion here
+/// is immediate and there is no garbage collector, so every valid policy deletes the same way;
+/// `gracePeriodSeconds` is accepted for the same reason (the served kinds delete at once).
+fn check_delete_options(opts: &Value) -> Result<(), ApiError> {
+    match opts.get("propagationPolicy").and_then(Value::as_str) {
+        None | Some("Foreground" | "Background" | "Orphan") => {}
+        Some(other) => {
+            return Err(ApiError::unprocessable(format!(
+                "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: {}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"",
+                crate::status::quote(other)
+            )));
+        }
+    }
+    if opts
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|d| !d.is_empty())
+    {
+        return Err(no_dry_run());
+    }
+    Ok(())
+}
+
+/// kube-sim performs no dry runs: refused rather than carried out for real.
+fn no_dry_run() -> ApiError {
+    ApiError::bad_request("dryRun: kube-sim does not serve dry runs; send the request without dryRun")
 }
 
 fn delete(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
     let kind = req.target.kind;
     let name = name(req);
+    let media = req
+        .content_type
+        .as_deref()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
     let opts: Value = if req.body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
+    } else if media == protobuf::MEDIA_TYPE {
+        protobuf::decode_delete_options(&req.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
     } else {
         serde_json::from_slice(&req.body)
             .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
     };
+    check_delete_options(&opts)?;
     let want_uid = opts
         .pointer("/preconditions/uid")
         .and_then(Value::as_str)
@@ -592,6 +777,7 @@ fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
 fn watch(shared: &Arc<Shared>, req: &Request) -> Result<Response<Body>, ApiError> {
     let kind = req.target.kind;
     let sel = selector(req)?;
+    let form = output(req)?;
     let rv = req.query.get("resourceVersion").map(String::as_str).unwrap_or("");
     let send_initial = flag(&req.query, "sendInitialEvents");
     let from = match rv {
@@ -623,6 +809,7 @@ fn watch(shared: &Arc<Shared>, req: &Request) -> Result<Response<Body>, ApiError
                 selector: sel,
                 bookmarks: flag(&req.query, "allowWatchBookmarks"),
                 initial_end: send_initial,
+                form,
                 timeout,
                 tx,
             };
@@ -640,6 +827,8 @@ struct WatchTask {
     selector: Selector,
     bookmarks: bool,
     initial_end: bool,
+    /// Events carry objects, one-row `Table`s (`kubectl get -w`) or `PartialObjectMetadata`.
+    form: Output,
     timeout: Duration,
     tx: mpsc::Sender<Bytes>,
 }
@@ -659,6 +848,39 @@ impl WatchTask {
         self.tx.send(b).await.is_ok()
     }
 
+    /// An event line for `obj`, in the form the client asked for.
+    fn event(&self, event_type: &str, obj: &Value) -> Bytes {
+        match self.form {
+            Output::Object => event_line(event_type, obj),
+            Output::Metadata => event_line(event_type, &partial(obj)),
+            Output::Table(include) => event_line(
+                event_type,
+                &table::table(self.kind, [obj], None, include, jiff::Timestamp::now()),
+            ),
+        }
+    }
+
+    /// A bookmark line; for tables, a `Table` without rows carrying the resourceVersion.
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
+        match self.form {
+            Output::Object => bookmark(self.kind, rv, initial_end),
+            Output::Metadata => {
+                let mut m = json!({"metadata": {"resourceVersion": rv.to_string()}});
+                if initial_end {
+                    m["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+                }
+                event_line("BOOKMARK", &partial(&m))
+            }
+            Output::Table(include) => {
+                let mut t = table::table(self.kind, [], Some(rv), include, jiff::Timestamp::now());
+                if initial_end {
+                    t["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+                }
+                event_line("BOOKMARK", &t)
+            }
+        }
+    }
+
     async fn run(self, start: WatchStart) {
         let WatchStart {
             initial,
@@ -671,16 +893,13 @@ impl WatchTask {
         for (t, obj) in initial {
             if mode == WatchMode::Normal
                 && self.selector.matches(self.kind, &obj)
-                && !self.send(event_line(t.as_str(), &obj)).await
+                && !self.send(self.event(t.as_str(), &obj)).await
             {
                 return;
             }
         }
         let mut last_rv = rv;
-        if self.initial_end
-            && mode == WatchMode::Normal
-            && !self.send(bookmark(self.kind, last_rv, true)).await
-        {
+        if self.initial_end && mode == WatchMode::Normal && !self.send(self.bookmark(last_rv, true)).await {
             return;
         }
         let deadline = tokio::time::sleep(self.timeout);
@@ -703,7 +922,7 @@ impl WatchTask {
                         let in_ns = self.ns_matches(&change.namespace);
                         if change.kind == self.kind && in_ns && mode == WatchMode::Normal
                             && self.selector.matches(self.kind, &change.object)
-                            && !self.send(event_line(change.event_type.as_str(), &change.object)).await
+                            && !self.send(self.event(change.event_type.as_str(), &change.object)).await
                         {
                             return;
                         }
@@ -712,7 +931,7 @@ impl WatchTask {
                     Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => return,
                 },
                 _ = ticker.tick(), if self.bookmarks => {
-                    if mode == WatchMode::Normal && !self.send(bookmark(self.kind, last_rv, false)).await {
+                    if mode == WatchMode::Normal && !self.send(self.bookmark(last_rv, false)).await {
                         return;
                     }
                 }

@@ -30,7 +30,9 @@
 //! Modules, one responsibility each: [`server`] (listener, TLS, auth, faults at connection level),
 //! [`router`] (paths and verbs), [`api`] (the verbs), [`store`] (objects, resourceVersion,
 //! history, watch fan-out), [`validation`], [`status`] (Status bodies and messages), [`patch`],
-//! [`selectors`], [`resource`] (per-type rules), [`faults`], [`accounting`], [`tls`] (CA and
+//! [`selectors`], [`resource`] (per-type rules), [`discovery`] (generated from the kind table),
+//! [`negotiate`] (`Accept` → JSON, `Table` or aggregated discovery), [`table`] (server-side
+//! printing for `kubectl get`), [`openapi`] (what kubectl's validation reads), [`field_validation`], [`protobuf`] (request bodies), [`faults`], [`accounting`], [`tls`] (CA and
 //! kubeconfigs), [`admin`] (the `/sim/` admin API). See `sim/README.md` for the binary, the admin
 //! API and the list of what is faithful and what is simplified.
 
@@ -39,14 +41,20 @@
 pub mod accounting;
 pub mod admin;
 pub mod api;
+pub mod discovery;
 pub mod faults;
+pub mod field_validation;
+pub mod negotiate;
+pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod resource;
 pub mod router;
 pub mod selectors;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod table;
 pub mod tls;
 pub mod validation;
 

@@ -3,13 +3,15 @@
 //! Served paths: `/api/v1/namespaces/{ns}/{plural}[/{name}]`,
 //! `/apis/{group}/{version}/namespaces/{ns}/{plural}[/{name}]`, the all-namespaces collections
 //! `/api/v1/{plural}` and `/apis/{group}/{version}/{plural}` (list and watch only), the admin API
-//! under `/sim/`, and `/version`, `/healthz`, `/livez`, `/readyz`. Anything else is a 404 with a
+//! under `/sim/`, discovery (`/api`, `/apis`, `/apis/{group}`, `/api/v1`, `/apis/{group}/{version}`),
+//! and `/version`, `/healthz`, `/livez`, `/readyz`. Anything else is a 404 with a
 //! `Status` body.
 
 use std::collections::BTreeMap;
 
 use hyper::Method;
 
+use crate::discovery::Path as DiscoveryPath;
 use crate::resource::Kind;
 
 /// Where a request goes.
@@ -21,6 +23,10 @@ pub enum Route {
     Api(Target),
     /// `/version`.
     Version,
+    /// Discovery: `/api`, `/apis`, `/apis/{group}`, `/api/{version}`, `/apis/{group}/{version}`.
+    Discovery(crate::discovery::Path),
+    /// `/openapi/v3` (`None`) or `/openapi/v3/{group version path}`.
+    OpenApi(Option<String>),
     /// `/healthz`, `/livez`, `/readyz`.
     Health,
     /// Nothing is served here.
@@ -121,6 +127,23 @@ pub fn route(path: &str) -> Route {
     let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
         ["version"] => return Route::Version,
         ["healthz" | "livez" | "readyz"] => return Route::Health,
+        ["openapi", "v3"] => return Route::OpenApi(None),
+        ["openapi", "v3", gv @ ..] => return Route::OpenApi(Some(gv.join("/"))),
+        ["api"] => return Route::Discovery(DiscoveryPath::Core),
+        ["apis"] => return Route::Discovery(DiscoveryPath::Groups),
+        ["apis", group] => return Route::Discovery(DiscoveryPath::Group((*group).to_owned())),
+        ["api", version] => {
+            return Route::Discovery(DiscoveryPath::Resources {
+                group: String::new(),
+                version: (*version).to_owned(),
+            });
+        }
+        ["apis", group, version] => {
+            return Route::Discovery(DiscoveryPath::Resources {
+                group: (*group).to_owned(),
+                version: (*version).to_owned(),
+            });
+        }
         ["api", version, rest @ ..] => ("", *version, rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         _ => return Route::NotFound,
@@ -185,6 +208,15 @@ mod tests {
         assert_eq!(route("/api/v1/namespaces/default/pods/p/status"), Route::NotFound);
         assert_eq!(route("/sim/faults/a"), Route::Admin("faults/a".into()));
         assert_eq!(route("/"), Route::NotFound);
+        assert_eq!(route("/api"), Route::Discovery(DiscoveryPath::Core));
+        assert_eq!(route("/apis/"), Route::Discovery(DiscoveryPath::Groups));
+        assert_eq!(
+            route("/apis/coordination.k8s.io/v1"),
+            Route::Discovery(DiscoveryPath::Resources {
+                group: "coordination.k8s.io".into(),
+                version: "v1".into()
+            })
+        );
     }
 
     #[test]

@@ -171,6 +171,39 @@ async fn read_body(req: Request<Incoming>) -> Result<hyper::body::Bytes, ApiErro
     }
 }
 
+/// A discovery document, in the form the `Accept` header asks for.
+fn discovery(req: &Request<Incoming>, path: &crate::discovery::Path) -> Response<Body> {
+    use crate::negotiate::{AGGREGATED_CONTENT_TYPE, DiscoveryForm, discovery_form};
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return error_response(&ApiError::method_not_allowed());
+    }
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let Some(form) = discovery_form(accept) else {
+        return error_response(&ApiError::not_acceptable(&[
+            "application/json",
+            AGGREGATED_CONTENT_TYPE,
+        ]));
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match crate::discovery::document(path, form, host) {
+        None => error_response(&ApiError::no_route()),
+        Some(doc) => {
+            let mut resp = json_response(200, &doc);
+            if form == DiscoveryForm::Aggregated {
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(AGGREGATED_CONTENT_TYPE),
+                );
+            }
+            resp
+        }
+    }
+}
+
 async fn handle(
     shared: Arc<Shared>,
     peer: SocketAddr,
@@ -180,7 +213,10 @@ async fn handle(
     let query = router::parse_query(req.uri().query());
     let client = bearer(&req).and_then(|t| shared.tokens.get(t)).cloned();
     let route = router::route(&path);
-    if matches!(route, Route::Health | Route::Version | Route::NotFound) {
+    if matches!(
+        route,
+        Route::Health | Route::Version | Route::NotFound | Route::Discovery(_) | Route::OpenApi(_)
+    ) {
         // Outside the API: counted by method and path, under the client or as anonymous.
         let who = client.as_deref().unwrap_or(ANONYMOUS);
         shared.accounting.count(who, req.method().as_str(), &path);
@@ -206,6 +242,20 @@ async fn handle(
                 200,
                 &json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-kube-sim", "platform": "linux/amd64"}),
             ));
+        }
+        // Discovery is for authenticated users (the `system:discovery` role), as on the real server.
+        Route::Discovery(_) if client.is_none() => return Ok(error_response(&ApiError::unauthorized())),
+        Route::Discovery(path) => return Ok(discovery(&req, &path)),
+        Route::OpenApi(_) if client.is_none() => return Ok(error_response(&ApiError::unauthorized())),
+        Route::OpenApi(gv) => {
+            let doc = match gv {
+                None => Some(crate::openapi::index()),
+                Some(gv) => crate::openapi::document(&gv),
+            };
+            return Ok(match doc {
+                Some(doc) => json_response(200, &doc),
+                None => error_response(&ApiError::no_route()),
+            });
         }
         Route::NotFound if client.is_none() => return Ok(error_response(&ApiError::unauthorized())),
         Route::NotFound => return Ok(error_response(&ApiError::no_route())),
@@ -266,6 +316,11 @@ async fn handle(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let is_head = req.method() == Method::HEAD;
     let body = match read_body(req).await {
         Ok(b) => b,
@@ -278,6 +333,7 @@ async fn handle(
             verb,
             query,
             content_type,
+            accept,
             body,
             client,
         },

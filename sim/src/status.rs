@@ -305,6 +305,18 @@ impl ApiError {
         )
     }
 
+    /// 406 for an `Accept` header naming no form this server answers.
+    pub fn not_acceptable(accepted: &[&str]) -> Self {
+        Self::new(
+            406,
+            "NotAcceptable",
+            format!(
+                "only the following media types are accepted: {}",
+                accepted.join(", ")
+            ),
+        )
+    }
+
     /// 410 Expired, sent inside a watch `ERROR` event.
     pub fn expired(message: String) -> Self {
         Self::new(410, "Expired", message)

@@ -302,3 +302,123 @@ async fn admin_api_round_trip() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn discovery_needs_a_token_and_version_does_not() {
+    let sim = plain_sim(&["a"]).await;
+    for path in [
+        "/api",
+        "/apis",
+        "/api/v1",
+        "/apis/coordination.k8s.io/v1",
+        "/openapi/v3",
+    ] {
+        let r = raw(&sim, "GET", path, None, None, b"").await.expect("answers");
+        assert_eq!(r.status, 401, "{path} without a token");
+        let r = raw(&sim, "GET", path, sim.token("a"), None, b"")
+            .await
+            .expect("answers");
+        assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+    }
+    let r = raw(&sim, "GET", "/api", sim.token("a"), None, b"")
+        .await
+        .expect("answers");
+    assert_eq!(r.json()["kind"], "APIVersions", "no Accept: the legacy form");
+    let r = raw(&sim, "GET", "/apis/apps/v1", sim.token("a"), None, b"")
+        .await
+        .expect("answers");
+    assert_eq!(r.status, 404, "a group kube-sim does not serve");
+    let r = raw(&sim, "GET", "/version", None, None, b"")
+        .await
+        .expect("answers");
+    assert_eq!(r.status, 200);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn field_validation_directives_and_dry_run() {
+    let sim = plain_sim(&["a"]).await;
+    let body = br#"{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"x"},"spec":{"holderIdentity":"a","bogus":1}}"#;
+    let post = |query: &'static str| {
+        let sim = &sim;
+        async move {
+            raw(
+                sim,
+                "POST",
+                &format!("{LEASES}{query}"),
+                sim.token("a"),
+                Some("application/json"),
+                body,
+            )
+            .await
+            .expect("answers")
+        }
+    };
+    let r = post("?fieldValidation=Strict").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        r#"Lease in version "v1" cannot be handled as a Lease: strict decoding error: unknown field "spec.bogus""#
+    );
+    let r = post("?fieldValidation=strict").await;
+    assert_eq!(r.status, 400, "directives are case-sensitive");
+    let r = post("?dryRun=All").await;
+    assert_eq!(r.status, 400);
+    assert!(
+        sim.objects().iter().all(|o| o["kind"] != "Lease"),
+        "nothing written by a refused dry run"
+    );
+    let r = post("").await;
+    assert_eq!(r.status, 201, "Warn is the default: created");
+    assert_eq!(
+        r.header("warning"),
+        Some(r#"299 - "unknown field \"spec.bogus\"""#)
+    );
+    let r = raw(
+        &sim,
+        "DELETE",
+        &format!("{LEASES}/x"),
+        sim.token("a"),
+        Some("application/json"),
+        br#"{"propagationPolicy":"Sometimes"}"#,
+    )
+    .await
+    .expect("answers");
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["message"],
+        r#"DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "Sometimes": supported values: "Foreground", "Background", "Orphan", "nil""#
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn protobuf_bodies_bad_or_of_kinds_not_decoded() {
+    let sim = plain_sim(&["a"]).await;
+    let pb = Some("application/vnd.kubernetes.protobuf");
+    let r = raw(&sim, "POST", LEASES, sim.token("a"), pb, b"{}")
+        .await
+        .expect("answers");
+    assert_eq!(r.status, 400);
+    let msg = r.json()["message"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        msg.starts_with("the object provided is unrecognized (must be of type Lease): "),
+        "{msg}"
+    );
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        sim.token("a"),
+        pb,
+        b"k8s\0",
+    )
+    .await
+    .expect("answers");
+    assert_eq!(r.status, 415);
+    assert_eq!(
+        r.json()["message"],
+        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"
+    );
+    sim.shutdown().await;
+}

@@ -337,3 +337,32 @@ async fn a_lease_update_carrying_the_uid_of_a_deleted_lease_conflicts_instead_of
     assert!(api.get("l").await.is_ok());
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn metadata_only_get_and_list_as_kube_asks_for_them() {
+    let sim = common::sim(&["a"]).await;
+    let c = common::client(&sim, "a").await;
+    let api = common::leases(&c);
+    let created = api
+        .create(&Default::default(), &common::lease("meta", "a"))
+        .await
+        .expect("created");
+    // kube sends `Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`.
+    let got = api.get_metadata("meta").await.expect("metadata answered");
+    assert_eq!(got.metadata.uid, created.metadata.uid);
+    assert_eq!(
+        got.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
+    let list = api
+        .list_metadata(&ListParams::default())
+        .await
+        .expect("metadata list answered");
+    let names: Vec<_> = list
+        .items
+        .iter()
+        .filter_map(|m| m.metadata.name.clone())
+        .collect();
+    assert_eq!(names, ["meta"]);
+    sim.shutdown().await;
+}

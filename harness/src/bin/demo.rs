@@ -236,6 +236,7 @@ fn print_header(args: &Args, sim: &SimProcess, slots: &[Slot]) {
         "  kubeconfigs         {}/<id>.kubeconfig",
         sim.kubeconfig_dir.display()
     );
+    println!("{}", kubectl_line(&sim.kubeconfig_dir));
     println!();
     println!("elector  /status (JSON)                  /readyz (200 = leader)           /metrics");
     for slot in slots {
@@ -254,6 +255,16 @@ fn print_header(args: &Args, sim: &SimProcess, slots: &[Slot]) {
         seconds(args.duration)
     );
     println!();
+}
+
+/// The ready-to-paste line that watches the election's Lease with kubectl (as elector `a`, whose
+/// kubeconfig outlives its restarts).
+fn kubectl_line(kubeconfig_dir: &Path) -> String {
+    format!(
+        "  watch it            kubectl --kubeconfig {}/{}.kubeconfig get lease {ELECTION} -w",
+        kubeconfig_dir.display(),
+        IDS[0]
+    )
 }
 
 fn seconds(d: Duration) -> String {
