@@ -8,6 +8,9 @@
 #         (default ~/.cache/kube-elector-tools/checkov)
 #   npm:  scripts/ship/package.json via `npm ci` (committed lockfile): typescript, @grafana/schema,
 #         kubernetes-models, @kubernetes-models/prometheus-operator, js-yaml
+#   cargo: cargo-deny (dependency policy) and cargo-auditable (dependency list built into the
+#         binary), pinned, `cargo install --locked` into $KUBE_ELECTOR_TOOLS/cargo
+#         (default ~/.cache/kube-elector-tools/cargo); check-ship.sh looks there
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -93,5 +96,21 @@ if [ ! -d scripts/ship/node_modules ] \
 else
   log "npm packages present"
 fi
+
+# ---- cargo tools (pinned, built from crates.io) ---------------------------------------------------
+# cargo-deny: `cargo deny check licenses bans sources` against deny.toml (about 2m15s to build on
+# 2 cores; it has no optional features to leave out). cargo-auditable: check-ship's static release
+# build embeds the dependency list in the binary (about 16s to build).
+CARGO_TOOLS=${KUBE_ELECTOR_TOOLS:-$HOME/.cache/kube-elector-tools}/cargo
+cargo_tool() {  # crate version: installed unless cargo's install record names this version
+  if ! { [ -x "$CARGO_TOOLS/bin/$1" ] && grep -q "^\"$1 $2 " "$CARGO_TOOLS/.crates.toml" 2>/dev/null; }; then
+    log "cargo install --locked $1@$2 into $CARGO_TOOLS"
+    cargo install --quiet --locked --root "$CARGO_TOOLS" "$1@$2"
+  else
+    log "$1 $2 present"
+  fi
+}
+cargo_tool cargo-deny 0.20.2
+cargo_tool cargo-auditable 0.7.7
 
 log "done"

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Check the dependency list `cargo auditable` embeds in a binary (its software bill of materials).
+
+    sbom_check.py BINARY [--json OUT]
+
+Reads the ELF section `.dep-v0` with objcopy, inflates it (zlib) and parses the JSON
+(`{"packages": [{"name", "version", "source", "kind", "dependencies", "root"}]}`), then compares
+it with what cargo resolves for the shipped binary from Cargo.lock
+(`cargo tree -p kube-elector -e normal --target x86_64-unknown-linux-gnu`): the root must be
+kube-elector at the workspace's version, and every runtime dependency must be listed at its
+locked version. Fails, naming the difference, otherwise. --json writes the embedded list as is.
+
+The same list is what `cargo audit bin BINARY`, `rust-audit-info BINARY`, syft and trivy read
+from the binary (or from the image, where it is the only file).
+"""
+import argparse
+import json
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import zlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TRIPLE = "x86_64-unknown-linux-gnu"
+
+
+def embedded(binary: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = pathlib.Path(tmp) / "dep-v0"
+        res = subprocess.run(["objcopy", "--dump-section", f".dep-v0={out}", binary, str(pathlib.Path(tmp) / "copy")],
+                             capture_output=True, text=True)
+        if res.returncode != 0 or not out.exists():
+            sys.exit(f"{binary}: no .dep-v0 section ({res.stderr.strip() or 'objcopy wrote nothing'}); "
+                     "build it with `cargo auditable build` (scripts/install-tools.sh installs cargo-auditable)")
+        try:
+            return json.loads(zlib.decompress(out.read_bytes()))
+        except (zlib.error, json.JSONDecodeError) as e:
+            sys.exit(f"{binary}: .dep-v0 is not zlib-compressed JSON: {e}")
+
+
+def locked_runtime_deps() -> set:
+    res = subprocess.run(["cargo", "tree", "--locked", "-p", "kube-elector", "-e", "normal", "--target", TRIPLE,
+                          "--prefix", "none", "--format", "{p}"], capture_output=True, text=True, cwd=ROOT)
+    if res.returncode != 0:
+        sys.exit(f"cargo tree failed: {res.stderr.strip()}")
+    deps = set()
+    for line in res.stdout.splitlines():
+        m = re.match(r"(\S+) v(\S+)", line)
+        if m:
+            deps.add((m.group(1), m.group(2)))
+    return deps
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("binary")
+    ap.add_argument("--json", help="write the embedded dependency list here")
+    a = ap.parse_args()
+    data = embedded(a.binary)
+    pkgs = data.get("packages") or []
+    if a.json:
+        pathlib.Path(a.json).write_text(json.dumps(data, indent=1))
+    roots = [p for p in pkgs if p.get("root")]
+    meta = json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps", "--locked"],
+                                     capture_output=True, text=True, cwd=ROOT, check=True).stdout)
+    version = next(p["version"] for p in meta["packages"] if p["name"] == "kube-elector")
+    if [(r.get("name"), r.get("version")) for r in roots] != [("kube-elector", version)]:
+        sys.exit(f"{a.binary}: expected the root package kube-elector {version}, got "
+                 f"{[(r.get('name'), r.get('version')) for r in roots]}")
+    listed = {(p["name"], p["version"]) for p in pkgs}
+    runtime = {(p["name"], p["version"]) for p in pkgs if p.get("kind", "runtime") == "runtime"}
+    want = locked_runtime_deps()
+    missing = sorted(want - listed)
+    extra = sorted(runtime - want)
+    if missing or extra:
+        sys.exit(f"{a.binary}: embedded dependency list differs from Cargo.lock's runtime graph: "
+                 f"missing {missing[:10]}{' ...' if len(missing) > 10 else ''}, extra {extra[:10]}")
+    sources = sorted({p.get("source", "?") for p in pkgs})
+    key = {n: v for n, v in listed if n in ("kube-client", "tokio", "rustls", "ring", "hyper")}
+    print(f"  SBOM (.dep-v0): {len(pkgs)} packages ({len(runtime)} runtime) embedded in the binary, "
+          f"root kube-elector {version}, equal to Cargo.lock's runtime graph; sources {sources}; e.g. {key}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
