@@ -495,12 +495,18 @@ def cmd_prometheus(a) -> None:
     log(f"steady: {leader.ident} leads; run took {elapsed:.0f}s; $__rate_interval := {rate_interval}")
 
     # ---- every dashboard query ----
-    dq = subprocess.run([sys.executable, str(ROOT / "scripts/ship/dashboard-queries.py"), a.dashboard,
-                         "--var", f"namespace={ns}", "--var", f"election={election}",
-                         "--rate-interval", rate_interval, "--json"], capture_output=True, text=True)
-    if dq.returncode != 0:
-        raise Failure(f"dashboard-queries.py: {dq.stderr.strip()}")
-    queries = json.loads(dq.stdout)
+    # $__interval is 1s, the scrape interval here (Grafana's step is never finer than it is useful
+    # to draw): the per-step panels are also checked over the whole run at that step.
+    def dashboard_queries(election_value):
+        dq = subprocess.run([sys.executable, str(ROOT / "scripts/ship/dashboard-queries.py"), a.dashboard,
+                             "--var", f"namespace={ns}", "--var", f"election={election_value}",
+                             "--rate-interval", rate_interval, "--interval", "1s", "--json"],
+                            capture_output=True, text=True)
+        if dq.returncode != 0:
+            raise Failure(f"dashboard-queries.py: {dq.stderr.strip()}")
+        return json.loads(dq.stdout)
+    queries = dashboard_queries(election)
+    dash_panels = {pn["id"]: pn for pn in json.loads(pathlib.Path(a.dashboard).read_text())["panels"]}
     lease = find_lease(url, election) or {}
     lease_transitions = (lease.get("spec") or {}).get("leaseTransitions")
     problems = []
@@ -508,6 +514,14 @@ def cmd_prometheus(a) -> None:
         res = prom.query(q["expr"])
         what = f"{q['panel']} [{q['ref']}]"
         vals = values(res)
+        if q["kind"] == "panel" and q["panel"].endswith(("(kube-state-metrics only)", "(cAdvisor only)")):
+            msg = expect_external(q, res, prom, sel, idents)
+            if msg:
+                problems.append(f"{what}: {msg}")
+            else:
+                log(f"ok {what}: parsed and evaluated (empty: no {q['panel'].rsplit('(', 1)[1][:-6]} here); "
+                    f"its join to the elector pods returns all {len(idents)} pods")
+            continue
         if not res:
             problems.append(f"{what}: empty result for {q['expr']}")
             continue
@@ -521,6 +535,7 @@ def cmd_prometheus(a) -> None:
             shown = ", ".join(f"{json.dumps({k: v for k, v in r['metric'].items() if k != '__name__'})}={float(r['value'][1]):.4g}"
                               for r in res[:4])
             log(f"ok {what}: {shown}{' ...' if len(res) > 4 else ''}")
+    problems += check_nothing_scraped(prom, dashboard_queries("no-such-election"), dash_panels)
     if problems:
         # keep going: the alert and figure checks below still say something; fail at the end
         print("FAIL dashboard queries against the live Prometheus:\n    " + "\n    ".join(problems), file=sys.stderr)
@@ -593,6 +608,53 @@ def lint_real_scrapes(electors, leader) -> None:
     log("promtool check metrics: clean on the leader's and a follower's real /metrics")
 
 
+def expect_external(q, res, prom, sel, idents):
+    """A panel on kube-state-metrics or cAdvisor series, which this run has none of: the query must
+    evaluate (empty), and the part that ties those series to the elector pods must find them all."""
+    if res:
+        return f"expected no data without kube-state-metrics/cAdvisor, got {res[:2]}"
+    if "lease_holder" in q["expr"]:
+        return None  # keyed by the Lease's name, which is the election: no join to pods
+    pods = prom.query(f"group by (namespace, pod) (elector_build_info{{{sel}}})")
+    got = sorted(r["metric"].get("pod") for r in pods)
+    return None if got == idents else f"the join to the elector pods finds {got}, expected {idents}"
+
+
+def threshold_colour(panel, value):
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    colour = steps[0]["color"]
+    for st in steps[1:]:
+        if value >= st["value"]:
+            colour = st["color"]
+    return colour
+
+
+def check_nothing_scraped(prom, queries, panels):
+    """The stat panels for an election nothing is scraped for: red, not Grafana's grey "No data".
+    Either the query returns values that the panel's thresholds colour red (`or on () vector(0)`),
+    or nothing, and the panel sets a noValue text shown in its base colour, red."""
+    problems, checked = [], []
+    for q in queries:
+        panel = panels.get(q["panel_id"])
+        if q["kind"] != "panel" or panel["type"] != "stat" or \
+                q["panel"] in ("client-go slow path", "Lock holder per the API (kube-state-metrics only)"):
+            continue
+        res = prom.query(q["expr"])
+        if res:
+            colours = {threshold_colour(panel, v) for v in values(res)}
+            if colours != {"red"}:
+                problems.append(f"{q['panel']}: with nothing scraped it shows {values(res)} in {colours}, not red")
+        else:
+            d = panel["fieldConfig"]["defaults"]
+            if not d.get("noValue") or d["thresholds"]["steps"][0]["color"] != "red":
+                problems.append(f"{q['panel']}: with nothing scraped it is empty and would show a grey "
+                                "\"No data\": set noValue and a red base threshold, or return 0")
+        checked.append(q["panel"])
+    if not problems:
+        log(f"ok nothing scraped: {len(checked)} stat panels show red ({', '.join(checked)})")
+    return problems
+
+
 def expect_panel(q, res, vals, leader, idents, prom, sel, t_start, t_end, lease_transitions):
     """Per-panel expectations for the live run; returns an error message or None."""
     title = q["panel"]
@@ -623,11 +685,28 @@ def expect_panel(q, res, vals, leader, idents, prom, sel, t_start, t_end, lease_
         rng = prom.query_range(q["expr"], t_start, t_end)
         led = sorted({r["metric"].get("pod") for r in rng if any(float(v) == 1 for _, v in r["values"])})
         return None if len(led) >= 2 else f"expected >= 2 pods to have led over the run, got {led}"
-    if title == "Leadership transitions":
-        acquired = sum(float(r["value"][1]) for r in res if r["metric"].get("direction") == "acquired")
-        return None if acquired > 0 else f"expected acquisitions > 0 over the run, got {res}"
-    if title == "Observed leader changes":
-        return None if sum(vals) > 0 else f"expected observed changes > 0, got {vals}"
+    if title in ("Leadership transitions", "Observed leader changes"):
+        # Summed over every 1s step of the run, each event counts once: at least the SIGTERM
+        # handover's acquisition, at most the run's three (first leader, handover, takeover);
+        # observed changes: at most 4 per pod. A window wider than a step would count each event
+        # in several steps.
+        rng = prom.query_range(q["expr"], t_start, t_end, "1s")
+        if title == "Leadership transitions":
+            total = sum(float(v) for r in rng if r["metric"].get("direction") == "acquired" for _, v in r["values"])
+            lo, hi = 1, 3
+        else:
+            total = sum(float(v) for r in rng for _, v in r["values"])
+            lo, hi = 1, 4 * len(idents)
+        return None if lo <= total <= hi else \
+            f"expected {lo}..{hi} events summed over the run's 1s steps (each counted once), got {total}"
+    if title == "Fencing token history":
+        if vals != [2.0]:
+            return f"expected the token 2 at the end, got {vals}"
+        rng = prom.query_range(q["expr"], t_start, t_end, "1s")
+        seen = [float(v) for r in rng for _, v in r["values"]]
+        if any(b < a for a, b in zip(seen, seen[1:])) or not {1.0, 2.0} <= set(seen):
+            return f"expected a history rising through 1 to 2 without a step down, got {sorted(set(seen))}"
+        return None
     if title == "Renew latency":
         # Renewals happened (a quantile of no data is NaN, caught above), against a local
         # simulator with no faults: well under the 1 s the KubeElectorRenewLatencyHigh alert uses.
