@@ -7,8 +7,8 @@
 Panels are declared here once (title, type, queries, unit) so the queries stay consistent: every
 query filters on the `namespace` and `election` template variables and uses the `${datasource}`
 variable. Panels on series kube-elector does not serve (kube-state-metrics, cAdvisor) say so in
-their title and description ("kube-state-metrics only", "cAdvisor only"); the live check parses
-them and proves their join to the electors, but cannot fill them. scripts/ship/dashboard-queries.py reads the generated JSON back, so the live check in
+their title and description ("kube-state-metrics only", "cAdvisor only"); the live check runs
+them against fixture series with those exporters' names and labels (scripts/ship/live.py). scripts/ship/dashboard-queries.py reads the generated JSON back, so the live check in
 scripts/check-ship.sh runs exactly what Grafana would.
 """
 import argparse
@@ -241,10 +241,10 @@ def dashboard():
                    "OOM kill (kube_pod_container_status_restarts_total, "
                    "kube_pod_container_status_last_terminated_reason; needs kube-state-metrics).",
                    (12, 58, 12, 8),
-                   [target(f"sum by (pod) ((kube_pod_container_status_restarts_total{{{ksm}}} - "
+                   [target(f"sum by (namespace, pod) ((kube_pod_container_status_restarts_total{{{ksm}}} - "
                            f"kube_pod_container_status_restarts_total{{{ksm}}} offset $__interval) >= 0) * {pods}",
                            "{{pod}} restarts"),
-                    target(f'max by (pod) (kube_pod_container_status_last_terminated_reason{{{ksm}, reason="OOMKilled"}}) * {pods}',
+                    target(f'max by (namespace, pod) (kube_pod_container_status_last_terminated_reason{{{ksm}, reason="OOMKilled"}}) * {pods}',
                            "{{pod}} last exit OOMKilled", "B")],
                    draw="bars", decimals=0))
     add(timeseries(26, "CPU throttling (cAdvisor only)",

@@ -14,7 +14,8 @@ container:  kube-sim over HTTPS; the image runs with the kubeconfig mounted (pod
             (size, user, entrypoint, port, OCI labels, no shell inside).
 prometheus: kube-sim over plain HTTP, three electors with short timings, Prometheus scraping them
             every second through k8s/monitoring/prometheus.yml's relabelling (Kubernetes SD swapped
-            for static targets carrying the same __meta labels, plus decoys it must drop), a
+            for static targets carrying the same __meta labels, plus decoys it must drop; and a
+            fixture target with kube-state-metrics- and cAdvisor-shaped series), a
             graceful (SIGTERM) and a crash (SIGKILL) failover, then every dashboard query and every
             alert expression through Prometheus's HTTP API with per-panel expectations.
 Everything waits by polling with generous deadlines; nothing sleeps in place of an event.
@@ -416,10 +417,14 @@ def cmd_prometheus(a) -> None:
                 {"targets": [f"127.0.0.1:{p0}"], "labels": meta("decoy-succeeded", phase="Succeeded")}]
     job["static_configs"] = statics
     job["scrape_interval"], job["scrape_timeout"] = "1s", "900ms"
+    fixture = ClusterFixture(ns, election, idents)
+    fixture.holder = first.ident
+    fixture_job = {"job_name": "cluster-fixture", "honor_labels": True, "scrape_interval": "1s",
+                   "scrape_timeout": "900ms", "static_configs": [{"targets": [f"127.0.0.1:{fixture.port}"]}]}
     rules_copy = workdir / "kube-elector.rules.yml"
     rules_copy.write_text((ROOT / "k8s/monitoring/kube-elector.rules.yml").read_text())
     cfg = {"global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
-           "rule_files": [str(rules_copy)], "scrape_configs": [job]}
+           "rule_files": [str(rules_copy)], "scrape_configs": [job, fixture_job]}
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     pport = free_port()
     spawn(["prometheus", f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'tsdb'}",
@@ -433,7 +438,8 @@ def cmd_prometheus(a) -> None:
              lambda: (lambda r: len(r) == 3 and sum(values(r)) == 1)(prom.query(f"elector_is_leader{{{sel}}}")),
              60, 0.25)
     targets = prom.api("/api/v1/targets")
-    active = sorted(t["labels"].get("pod") for t in targets["activeTargets"])
+    active = sorted(t["labels"].get("pod") for t in targets["activeTargets"]
+                    if t["labels"].get("job") == "kube-elector")
     if active != idents:
         raise Failure(f"prometheus.yml relabelling: expected active targets {idents}, got {active}")
     dropped = len(targets.get("droppedTargets", []))
@@ -459,9 +465,17 @@ def cmd_prometheus(a) -> None:
     if new is old:
         raise Failure("the terminated elector still leads")
     log(f"SIGTERM {old.ident}: exit 0, {new.ident} leads")
+    fixture.holder = new.ident
     events = [(t_term, f"SIGTERM {old.ident}")]
     wait_for(f"Prometheus to record {new.ident} leading for 3 scrapes", lambda: recorded_leading(new.ident), 30, 0.25)
     old.start()
+    # The restart is counted once Prometheus has the restarted elector's series again, as
+    # kube-state-metrics would count it with the pod running (the panels join on them).
+    def rejoined(ident):
+        wait_for(f"Prometheus to scrape the restarted {ident}",
+                 lambda: prom.query(f'elector_build_info{{{sel}, pod="{ident}"}}'), 30, 0.25)
+    rejoined(old.ident)
+    fixture.restarts[old.ident] += 1
 
     # Failover 2: SIGKILL the leader (no release: the others wait out the lease), restart it.
     victim = wait_for("a single leader before SIGKILL", lambda: leader_of(electors), 15)
@@ -474,10 +488,15 @@ def cmd_prometheus(a) -> None:
     if taker is victim:
         raise Failure("the killed elector still leads")
     log(f"SIGKILL {victim.ident}: {taker.ident} took over after {took:.1f}s")
+    fixture.holder = taker.ident
     victim.start()
+    rejoined(victim.ident)
+    fixture.restarts[victim.ident] += 1
+    fixture.oom[victim.ident] = 1
 
     # Steady state: one leader by /readyz, and Prometheus has caught up with it.
     leader = wait_for("a single leader after restarts", lambda: leader_of(electors), 30)
+    fixture.holder = leader.ident
     def caught_up():
         r = prom.query(f"max by (pod) (elector_is_leader{{{sel}}}) == 1")
         ups = prom.query('up{job="kube-elector"} == 1')
@@ -515,12 +534,14 @@ def cmd_prometheus(a) -> None:
         what = f"{q['panel']} [{q['ref']}]"
         vals = values(res)
         if q["kind"] == "panel" and q["panel"].endswith(("(kube-state-metrics only)", "(cAdvisor only)")):
-            msg = expect_external(q, res, prom, sel, idents)
+            msg = expect_external(q, res, prom, sel, idents, fixture, t_start, t_end) if res else \
+                f"empty result for {q['expr']}"
             if msg:
                 problems.append(f"{what}: {msg}")
             else:
-                log(f"ok {what}: parsed and evaluated (empty: no {q['panel'].rsplit('(', 1)[1][:-6]} here); "
-                    f"its join to the elector pods returns all {len(idents)} pods")
+                log(f"ok {what} (fixture series shaped like {q['panel'].rsplit('(', 1)[1][:-6]}): "
+                    + ", ".join(f"{r['metric'].get('pod') or r['metric'].get('lease_holder')}="
+                                f"{float(r['value'][1]):.3g}" for r in res))
             continue
         if not res:
             problems.append(f"{what}: empty result for {q['expr']}")
@@ -608,16 +629,88 @@ def lint_real_scrapes(electors, leader) -> None:
     log("promtool check metrics: clean on the leader's and a follower's real /metrics")
 
 
-def expect_external(q, res, prom, sel, idents):
-    """A panel on kube-state-metrics or cAdvisor series, which this run has none of: the query must
-    evaluate (empty), and the part that ties those series to the elector pods must find them all."""
-    if res:
-        return f"expected no data without kube-state-metrics/cAdvisor, got {res[:2]}"
-    if "lease_holder" in q["expr"]:
-        return None  # keyed by the Lease's name, which is the election: no join to pods
-    pods = prom.query(f"group by (namespace, pod) (elector_build_info{{{sel}}})")
-    got = sorted(r["metric"].get("pod") for r in pods)
-    return None if got == idents else f"the join to the elector pods finds {got}, expected {idents}"
+class ClusterFixture:
+    """Series shaped like kube-state-metrics' and cAdvisor's, for the panels built on them (neither
+    runs here): served on a local port for Prometheus to scrape, with values the scenario sets:
+    the Lease holder, a restart counted for each elector this run restarts (the SIGKILLed one's
+    last termination marked OOMKilled), CFS periods with elector-0 throttled in a tenth of them.
+    It also serves the same series for a pod that runs no elector, which the panels' join to the
+    elector pods must leave out. Metric names and labels follow the two projects' documentation
+    (kube_lease_owner, kube_pod_container_status_restarts_total,
+    kube_pod_container_status_last_terminated_reason, container_cpu_cfs_*_periods_total)."""
+
+    def __init__(self, ns: str, election: str, pods):
+        import http.server
+        self.ns, self.election, self.pods = ns, election, list(pods) + ["unrelated-0"]
+        self.holder = ""
+        self.restarts = {pod: 0 for pod in self.pods}
+        self.oom = {pod: 0 for pod in self.pods}
+        self.t0 = time.monotonic()
+        fixture = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = fixture.exposition().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def exposition(self) -> str:
+        ns, el = self.ns, self.election
+        periods = int((time.monotonic() - self.t0) * 10)  # a 100 ms CFS period
+        lines = [f'kube_lease_owner{{namespace="{ns}",lease="{el}",owner_kind="",owner_name="",'
+                 f'lease_holder="{self.holder}"}} 1',
+                 f'kube_lease_owner{{namespace="{ns}",lease="another-lease",owner_kind="",owner_name="",'
+                 f'lease_holder="someone-else"}} 1']
+        for pod in self.pods:
+            c = f'namespace="{ns}",pod="{pod}",container="elector"'
+            lines.append(f"kube_pod_container_status_restarts_total{{{c}}} {self.restarts[pod]}")
+            lines.append(f'kube_pod_container_status_last_terminated_reason{{{c},reason="OOMKilled"}} {self.oom[pod]}')
+            lines.append(f"container_cpu_cfs_periods_total{{{c}}} {periods}")
+            throttled = periods // 10 if pod in ("elector-0", "unrelated-0") else 0
+            lines.append(f"container_cpu_cfs_throttled_periods_total{{{c}}} {throttled}")
+        return "\n".join(lines) + "\n"
+
+    def close(self):
+        self.server.shutdown()
+
+
+def expect_external(q, res, prom, sel, idents, fixture, t_start, t_end):
+    """A panel on kube-state-metrics or cAdvisor series, against the fixture's series: the values
+    the scenario set, for the elector pods only (the unrelated pod left out by the join)."""
+    pods = sorted({r["metric"].get("pod") for r in res if "pod" in r["metric"]})
+    if "unrelated-0" in pods:
+        return f"the join to the elector pods let a pod without an elector through: {pods}"
+    if q["panel"].startswith("Lock holder"):
+        got = [(r["metric"].get("lease"), r["metric"].get("lease_holder")) for r in res]
+        return None if got == [(fixture.election, fixture.holder)] else \
+            f"expected the Lease {fixture.election} held by {fixture.holder!r}, got {got}"
+    if q["panel"].startswith("Container restarts") and q["ref"] == "A":
+        rng = prom.query_range(q["expr"], t_start, t_end, "1s")
+        per_pod = {r["metric"].get("pod"): sum(float(v) for _, v in r["values"]) for r in rng}
+        want = {pod: float(n) for pod, n in fixture.restarts.items() if pod in idents}
+        return None if per_pod == want else \
+            f"expected restarts per pod summed over the run's 1s steps {want} (each once), got {per_pod}"
+    if q["panel"].startswith("Container restarts") and q["ref"] == "B":
+        got = {r["metric"].get("pod"): float(r["value"][1]) for r in res}
+        want = {pod: float(n) for pod, n in fixture.oom.items() if pod in idents}
+        return None if got == want else f"expected OOMKilled as last termination {want}, got {got}"
+    if q["panel"].startswith("CPU throttling"):
+        got = {r["metric"].get("pod"): float(r["value"][1]) for r in res}
+        if sorted(got) != idents:
+            return f"expected one series per elector pod {idents}, got {sorted(got)}"
+        ok = 0.05 < got["elector-0"] < 0.2 and all(v == 0 for p, v in got.items() if p != "elector-0")
+        return None if ok else f"expected elector-0 throttled in ~10% of periods and the others 0, got {got}"
+    return "no expectation written for this external panel"
 
 
 def threshold_colour(panel, value):
