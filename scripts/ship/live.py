@@ -14,7 +14,8 @@ container:  kube-sim over HTTPS; the image runs with the kubeconfig mounted (pod
             (size, user, entrypoint, port, OCI labels, no shell inside).
 prometheus: kube-sim over plain HTTP, three electors with short timings, Prometheus scraping them
             every second through k8s/monitoring/prometheus.yml's relabelling (Kubernetes SD swapped
-            for static targets carrying the same __meta labels, plus decoys it must drop), a
+            for static targets carrying the same __meta labels, plus decoys it must drop; and a
+            fixture target with kube-state-metrics- and cAdvisor-shaped series), a
             graceful (SIGTERM) and a crash (SIGKILL) failover, then every dashboard query and every
             alert expression through Prometheus's HTTP API with per-panel expectations.
 Everything waits by polling with generous deadlines; nothing sleeps in place of an event.
@@ -421,10 +422,14 @@ def cmd_prometheus(a) -> None:
                 {"targets": [f"127.0.0.1:{p0}"], "labels": meta("decoy-succeeded", phase="Succeeded")}]
     job["static_configs"] = statics
     job["scrape_interval"], job["scrape_timeout"] = "1s", "900ms"
+    fixture = ClusterFixture(ns, election, idents)
+    fixture.holder = first.ident
+    fixture_job = {"job_name": "cluster-fixture", "honor_labels": True, "scrape_interval": "1s",
+                   "scrape_timeout": "900ms", "static_configs": [{"targets": [f"127.0.0.1:{fixture.port}"]}]}
     rules_copy = workdir / "kube-elector.rules.yml"
     rules_copy.write_text((ROOT / "k8s/monitoring/kube-elector.rules.yml").read_text())
     cfg = {"global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
-           "rule_files": [str(rules_copy)], "scrape_configs": [job]}
+           "rule_files": [str(rules_copy)], "scrape_configs": [job, fixture_job]}
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     pport = free_port()
     spawn(["prometheus", f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'tsdb'}",
@@ -438,7 +443,8 @@ def cmd_prometheus(a) -> None:
              lambda: (lambda r: len(r) == 3 and sum(values(r)) == 1)(prom.query(f"elector_is_leader{{{sel}}}")),
              60, 0.25)
     targets = prom.api("/api/v1/targets")
-    active = sorted(t["labels"].get("pod") for t in targets["activeTargets"])
+    active = sorted(t["labels"].get("pod") for t in targets["activeTargets"]
+                    if t["labels"].get("job") == "kube-elector")
     if active != idents:
         raise Failure(f"prometheus.yml relabelling: expected active targets {idents}, got {active}")
     dropped = len(targets.get("droppedTargets", []))
@@ -464,9 +470,17 @@ def cmd_prometheus(a) -> None:
     if new is old:
         raise Failure("the terminated elector still leads")
     log(f"SIGTERM {old.ident}: exit 0, {new.ident} leads")
+    fixture.holder = new.ident
     events = [(t_term, f"SIGTERM {old.ident}")]
     wait_for(f"Prometheus to record {new.ident} leading for 3 scrapes", lambda: recorded_leading(new.ident), 30, 0.25)
     old.start()
+    # The restart is counted once Prometheus has the restarted elector's series again, as
+    # kube-state-metrics would count it with the pod running (the panels join on them).
+    def rejoined(ident):
+        wait_for(f"Prometheus to scrape the restarted {ident}",
+                 lambda: prom.query(f'elector_build_info{{{sel}, pod="{ident}"}}'), 30, 0.25)
+    rejoined(old.ident)
+    fixture.restarts[old.ident] += 1
 
     # Failover 2: SIGKILL the leader (no release: the others wait out the lease), restart it.
     victim = wait_for("a single leader before SIGKILL", lambda: leader_of(electors), 15)
@@ -481,10 +495,15 @@ def cmd_prometheus(a) -> None:
     if taker is victim:
         raise Failure("the killed elector still leads")
     log(f"SIGKILL {victim.ident}: {taker.ident} took over after {took:.1f}s")
+    fixture.holder = taker.ident
     victim.start()
+    rejoined(victim.ident)
+    fixture.restarts[victim.ident] += 1
+    fixture.oom[victim.ident] = 1
 
     # Steady state: one leader by /readyz, and Prometheus has caught up with it.
     leader = wait_for("a single leader after restarts", lambda: leader_of(electors), 30)
+    fixture.holder = leader.ident
     def caught_up():
         r = prom.query(f"max by (pod) (elector_is_leader{{{sel}}}) == 1")
         ups = prom.query('up{job="kube-elector"} == 1')
@@ -502,12 +521,18 @@ def cmd_prometheus(a) -> None:
     log(f"steady: {leader.ident} leads; run took {elapsed:.0f}s; $__rate_interval := {rate_interval}")
 
     # ---- every dashboard query ----
-    dq = subprocess.run([sys.executable, str(ROOT / "scripts/ship/dashboard-queries.py"), a.dashboard,
-                         "--var", f"namespace={ns}", "--var", f"election={election}",
-                         "--rate-interval", rate_interval, "--json"], capture_output=True, text=True)
-    if dq.returncode != 0:
-        raise Failure(f"dashboard-queries.py: {dq.stderr.strip()}")
-    queries = json.loads(dq.stdout)
+    # $__interval is 1s, the scrape interval here (Grafana's step is never finer than it is useful
+    # to draw): the per-step panels are also checked over the whole run at that step.
+    def dashboard_queries(election_value):
+        dq = subprocess.run([sys.executable, str(ROOT / "scripts/ship/dashboard-queries.py"), a.dashboard,
+                             "--var", f"namespace={ns}", "--var", f"election={election_value}",
+                             "--rate-interval", rate_interval, "--interval", "1s", "--json"],
+                            capture_output=True, text=True)
+        if dq.returncode != 0:
+            raise Failure(f"dashboard-queries.py: {dq.stderr.strip()}")
+        return json.loads(dq.stdout)
+    queries = dashboard_queries(election)
+    dash_panels = {pn["id"]: pn for pn in json.loads(pathlib.Path(a.dashboard).read_text())["panels"]}
     lease = find_lease(url, election) or {}
     lease_transitions = (lease.get("spec") or {}).get("leaseTransitions")
     problems = []
@@ -515,6 +540,16 @@ def cmd_prometheus(a) -> None:
         res = prom.query(q["expr"])
         what = f"{q['panel']} [{q['ref']}]"
         vals = values(res)
+        if q["kind"] == "panel" and q["panel"].endswith(("(kube-state-metrics only)", "(cAdvisor only)")):
+            msg = expect_external(q, res, prom, sel, idents, fixture, t_start, t_end) if res else \
+                f"empty result for {q['expr']}"
+            if msg:
+                problems.append(f"{what}: {msg}")
+            else:
+                log(f"ok {what} (fixture series shaped like {q['panel'].rsplit('(', 1)[1][:-6]}): "
+                    + ", ".join(f"{r['metric'].get('pod') or r['metric'].get('lease_holder')}="
+                                f"{float(r['value'][1]):.3g}" for r in res))
+            continue
         if not res:
             problems.append(f"{what}: empty result for {q['expr']}")
             continue
@@ -528,6 +563,7 @@ def cmd_prometheus(a) -> None:
             shown = ", ".join(f"{json.dumps({k: v for k, v in r['metric'].items() if k != '__name__'})}={float(r['value'][1]):.4g}"
                               for r in res[:4])
             log(f"ok {what}: {shown}{' ...' if len(res) > 4 else ''}")
+    problems += check_nothing_scraped(prom, dashboard_queries("no-such-election"), dash_panels)
     if problems:
         # keep going: the alert and figure checks below still say something; fail at the end
         print("FAIL dashboard queries against the live Prometheus:\n    " + "\n    ".join(problems), file=sys.stderr)
@@ -537,13 +573,13 @@ def cmd_prometheus(a) -> None:
     # ---- every alert expression, in steady state ----
     rules = yaml.safe_load(rules_copy.read_text())
     # Every alert is silent in steady state after this run: one leader (NoLeader, SplitBrain,
-    # LeaderStale), three acquisitions in all, not more than 3 (Flapping), local renewals far
-    # under 1 s (RenewLatencyHigh), no failed renewal (RenewFailures), and no API error other
-    # than 404/409 (APIErrors). Every stand-in application is healthy and every elector stands
-    # (LeaderAppUnhealthy, NoHealthyCandidate).
+    # LeaderStale), every candidate scraped (Absent), three acquisitions in all, not more than 3
+    # (Flapping), local renewals far under 1 s (RenewLatencyHigh), no failed renewal
+    # (RenewFailures), and no API error other than 404/409 (APIErrors). Every stand-in
+    # application is healthy and every elector stands (LeaderAppUnhealthy, NoHealthyCandidate).
     must_be_empty = {r["alert"] for g in rules["groups"] for r in g["rules"]}
-    if len(must_be_empty) != 9:
-        raise Failure(f"expected the 9 shipped alerts, found {sorted(must_be_empty)}: update this check")
+    if len(must_be_empty) != 10:
+        raise Failure(f"expected the 10 shipped alerts, found {sorted(must_be_empty)}: update this check")
     for g in rules["groups"]:
         for r in g["rules"]:
             res = prom.query(r["expr"])
@@ -613,6 +649,125 @@ def lint_real_scrapes(electors, leader) -> None:
     log("promtool check metrics: clean on the leader's and a follower's real /metrics")
 
 
+class ClusterFixture:
+    """Series shaped like kube-state-metrics' and cAdvisor's, for the panels built on them (neither
+    runs here): served on a local port for Prometheus to scrape, with values the scenario sets:
+    the Lease holder, a restart counted for each elector this run restarts (the SIGKILLed one's
+    last termination marked OOMKilled), CFS periods with elector-0 throttled in a tenth of them.
+    It also serves the same series for a pod that runs no elector, which the panels' join to the
+    elector pods must leave out. Metric names and labels follow the two projects' documentation
+    (kube_lease_owner, kube_pod_container_status_restarts_total,
+    kube_pod_container_status_last_terminated_reason, container_cpu_cfs_*_periods_total)."""
+
+    def __init__(self, ns: str, election: str, pods):
+        import http.server
+        self.ns, self.election, self.pods = ns, election, list(pods) + ["unrelated-0"]
+        self.holder = ""
+        self.restarts = {pod: 0 for pod in self.pods}
+        self.oom = {pod: 0 for pod in self.pods}
+        self.t0 = time.monotonic()
+        fixture = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = fixture.exposition().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def exposition(self) -> str:
+        ns, el = self.ns, self.election
+        periods = int((time.monotonic() - self.t0) * 10)  # a 100 ms CFS period
+        lines = [f'kube_lease_owner{{namespace="{ns}",lease="{el}",owner_kind="",owner_name="",'
+                 f'lease_holder="{self.holder}"}} 1',
+                 f'kube_lease_owner{{namespace="{ns}",lease="another-lease",owner_kind="",owner_name="",'
+                 f'lease_holder="someone-else"}} 1']
+        for pod in self.pods:
+            c = f'namespace="{ns}",pod="{pod}",container="elector"'
+            lines.append(f"kube_pod_container_status_restarts_total{{{c}}} {self.restarts[pod]}")
+            lines.append(f'kube_pod_container_status_last_terminated_reason{{{c},reason="OOMKilled"}} {self.oom[pod]}')
+            lines.append(f"container_cpu_cfs_periods_total{{{c}}} {periods}")
+            throttled = periods // 10 if pod in ("elector-0", "unrelated-0") else 0
+            lines.append(f"container_cpu_cfs_throttled_periods_total{{{c}}} {throttled}")
+        return "\n".join(lines) + "\n"
+
+    def close(self):
+        self.server.shutdown()
+
+
+def expect_external(q, res, prom, sel, idents, fixture, t_start, t_end):
+    """A panel on kube-state-metrics or cAdvisor series, against the fixture's series: the values
+    the scenario set, for the elector pods only (the unrelated pod left out by the join)."""
+    pods = sorted({r["metric"].get("pod") for r in res if "pod" in r["metric"]})
+    if "unrelated-0" in pods:
+        return f"the join to the elector pods let a pod without an elector through: {pods}"
+    if q["panel"].startswith("Lock holder"):
+        got = [(r["metric"].get("lease"), r["metric"].get("lease_holder")) for r in res]
+        return None if got == [(fixture.election, fixture.holder)] else \
+            f"expected the Lease {fixture.election} held by {fixture.holder!r}, got {got}"
+    if q["panel"].startswith("Container restarts") and q["ref"] == "A":
+        rng = prom.query_range(q["expr"], t_start, t_end, "1s")
+        per_pod = {r["metric"].get("pod"): sum(float(v) for _, v in r["values"]) for r in rng}
+        want = {pod: float(n) for pod, n in fixture.restarts.items() if pod in idents}
+        return None if per_pod == want else \
+            f"expected restarts per pod summed over the run's 1s steps {want} (each once), got {per_pod}"
+    if q["panel"].startswith("Container restarts") and q["ref"] == "B":
+        got = {r["metric"].get("pod"): float(r["value"][1]) for r in res}
+        want = {pod: float(n) for pod, n in fixture.oom.items() if pod in idents}
+        return None if got == want else f"expected OOMKilled as last termination {want}, got {got}"
+    if q["panel"].startswith("CPU throttling"):
+        got = {r["metric"].get("pod"): float(r["value"][1]) for r in res}
+        if sorted(got) != idents:
+            return f"expected one series per elector pod {idents}, got {sorted(got)}"
+        ok = 0.05 < got["elector-0"] < 0.2 and all(v == 0 for p, v in got.items() if p != "elector-0")
+        return None if ok else f"expected elector-0 throttled in ~10% of periods and the others 0, got {got}"
+    return "no expectation written for this external panel"
+
+
+def threshold_colour(panel, value):
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    colour = steps[0]["color"]
+    for st in steps[1:]:
+        if value >= st["value"]:
+            colour = st["color"]
+    return colour
+
+
+def check_nothing_scraped(prom, queries, panels):
+    """The stat panels for an election nothing is scraped for: red, not Grafana's grey "No data".
+    Either the query returns values that the panel's thresholds colour red (`or on () vector(0)`),
+    or nothing, and the panel sets a noValue text shown in its base colour, red."""
+    problems, checked = [], []
+    for q in queries:
+        panel = panels.get(q["panel_id"])
+        if q["kind"] != "panel" or panel["type"] != "stat" or \
+                q["panel"] in ("client-go slow path", "Lock holder per the API (kube-state-metrics only)"):
+            continue
+        res = prom.query(q["expr"])
+        if res:
+            colours = {threshold_colour(panel, v) for v in values(res)}
+            if colours != {"red"}:
+                problems.append(f"{q['panel']}: with nothing scraped it shows {values(res)} in {colours}, not red")
+        else:
+            d = panel["fieldConfig"]["defaults"]
+            if not d.get("noValue") or d["thresholds"]["steps"][0]["color"] != "red":
+                problems.append(f"{q['panel']}: with nothing scraped it is empty and would show a grey "
+                                "\"No data\": set noValue and a red base threshold, or return 0")
+        checked.append(q["panel"])
+    if not problems:
+        log(f"ok nothing scraped: {len(checked)} stat panels show red ({', '.join(checked)})")
+    return problems
+
+
 def expect_panel(q, res, vals, leader, idents, prom, sel, t_start, t_end, lease_transitions):
     """Per-panel expectations for the live run; returns an error message or None."""
     title = q["panel"]
@@ -643,11 +798,28 @@ def expect_panel(q, res, vals, leader, idents, prom, sel, t_start, t_end, lease_
         rng = prom.query_range(q["expr"], t_start, t_end)
         led = sorted({r["metric"].get("pod") for r in rng if any(float(v) == 1 for _, v in r["values"])})
         return None if len(led) >= 2 else f"expected >= 2 pods to have led over the run, got {led}"
-    if title == "Leadership transitions":
-        acquired = sum(float(r["value"][1]) for r in res if r["metric"].get("direction") == "acquired")
-        return None if acquired > 0 else f"expected acquisitions > 0 over the run, got {res}"
-    if title == "Observed leader changes":
-        return None if sum(vals) > 0 else f"expected observed changes > 0, got {vals}"
+    if title in ("Leadership transitions", "Observed leader changes"):
+        # Summed over every 1s step of the run, each event counts once: at least the SIGTERM
+        # handover's acquisition, at most the run's three (first leader, handover, takeover);
+        # observed changes: at most 4 per pod. A window wider than a step would count each event
+        # in several steps.
+        rng = prom.query_range(q["expr"], t_start, t_end, "1s")
+        if title == "Leadership transitions":
+            total = sum(float(v) for r in rng if r["metric"].get("direction") == "acquired" for _, v in r["values"])
+            lo, hi = 1, 3
+        else:
+            total = sum(float(v) for r in rng for _, v in r["values"])
+            lo, hi = 1, 4 * len(idents)
+        return None if lo <= total <= hi else \
+            f"expected {lo}..{hi} events summed over the run's 1s steps (each counted once), got {total}"
+    if title == "Fencing token history":
+        if vals != [2.0]:
+            return f"expected the token 2 at the end, got {vals}"
+        rng = prom.query_range(q["expr"], t_start, t_end, "1s")
+        seen = [float(v) for r in rng for _, v in r["values"]]
+        if any(b < a for a, b in zip(seen, seen[1:])) or not {1.0, 2.0} <= set(seen):
+            return f"expected a history rising through 1 to 2 without a step down, got {sorted(set(seen))}"
+        return None
     if title == "Renew latency":
         # Renewals happened (a quantile of no data is NaN, caught above), against a local
         # simulator with no faults: well under the 1 s the KubeElectorRenewLatencyHigh alert uses.

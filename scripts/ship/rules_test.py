@@ -8,8 +8,11 @@
 2. Mutation check, per alert: replacing its expr by one that never fires must fail the tests
    (so a firing case exists), and by one that fires for every election must fail them too
    (so a silent case exists).
+3. Runbook: each alert's runbook_url points at docs/runbook.md, at the anchor of a section
+   titled with the alert's name (GitHub's anchor: the heading in lower case).
 """
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +24,26 @@ RULES = ROOT / "k8s/monitoring/kube-elector.rules.yml"
 TESTS = ROOT / "scripts/ship/rules.test.yml"
 NEVER = "vector(1) > 2"
 ALWAYS = 'count by (namespace, election) ({__name__=~"elector_.+"})'
+RUNBOOK = ROOT / "docs/runbook.md"
+RUNBOOK_URL = "https://github.com/kube-elector/kube-elector/blob/main/docs/runbook.md#"
+
+
+def runbook_problems(groups) -> list:
+    """Each alert's runbook_url is RUNBOOK_URL + the anchor of a `## <alert>` section."""
+    anchors = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-")
+               for h in re.findall(r"^#{2,3} (.+)$", RUNBOOK.read_text(), re.M)}
+    bad = []
+    for g in groups:
+        for r in g["rules"]:
+            if "alert" not in r:
+                continue
+            url = (r.get("annotations") or {}).get("runbook_url", "")
+            want = RUNBOOK_URL + r["alert"].lower()
+            if url != want:
+                bad.append(f"{r['alert']}: runbook_url should be {want}, is {url!r}")
+            elif r["alert"].lower() not in anchors:
+                bad.append(f"{r['alert']}: docs/runbook.md has no section '## {r['alert']}'")
+    return bad
 
 
 def write_rules(workdir: pathlib.Path, groups) -> None:
@@ -37,6 +60,12 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copy(TESTS, workdir / "rules.test.yml")
     groups = yaml.safe_load(RULES.read_text())["groups"]
+    bad = runbook_problems(groups)
+    if bad:
+        for b in bad:
+            print(f"FAIL {b}", file=sys.stderr)
+        return 1
+    print("  runbook: every alert's runbook_url names its own section of docs/runbook.md")
     for g in groups:
         for r in g["rules"]:
             r.pop("annotations", None)

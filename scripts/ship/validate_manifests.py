@@ -360,10 +360,21 @@ def check_monitoring(docs, base_dep):
     if eps and not eps[0].get("honorLabels"):
         fail(f"{where}: PodMonitor needs honorLabels: true (the elector's election/namespace labels)")
     alerts = [r.get("alert") for g in get(rule, "spec.groups", []) for r in g.get("rules", [])]
-    for want in ("KubeElectorNoLeader", "KubeElectorSplitBrain", "KubeElectorLeadershipFlapping",
-                 "KubeElectorRenewLatencyHigh", "KubeElectorRenewFailures"):
+    for want in ("KubeElectorNoLeader", "KubeElectorAbsent", "KubeElectorSplitBrain",
+                 "KubeElectorLeadershipFlapping", "KubeElectorRenewLatencyHigh", "KubeElectorRenewFailures",
+                 "KubeElectorLeaderStale", "KubeElectorAPIErrors", "KubeElectorLeaderAppUnhealthy",
+                 "KubeElectorNoHealthyCandidate"):
         if want not in alerts:
             fail(f"{where}: PrometheusRule lacks alert {want}")
+    # The leadership alerts count only samples younger than a bound; it must span at least three
+    # of the PodMonitor's scrape intervals, or a healthy leader's sample ages out between scrapes.
+    interval = eps[0].get("interval", "30s") if eps else "30s"
+    secs = int(interval[:-1]) * {"s": 1, "m": 60}[interval[-1]]
+    for r in (r for g in get(rule, "spec.groups", []) for r in g.get("rules", [])):
+        for bound in re.findall(r"time\(\) - timestamp\(elector_is_leader\) < (\d+)", r.get("expr", "")):
+            if int(bound) < 3 * secs:
+                fail(f"{where}: {r.get('alert')} counts samples younger than {bound}s, under three "
+                     f"PodMonitor scrape intervals ({interval}); raise it to at least {3 * secs}")
     return [d for d in docs if d.get("apiVersion", "").startswith("monitoring.coreos.com/")]
 
 
