@@ -105,6 +105,8 @@ pub struct Context {
     liveness_bound: Duration,
     wall_clock: WallClock,
     pod_label: Option<LabelStatus>,
+    /// Exec mode's command, for the `child` object of the status JSON.
+    child: Option<crate::exec::StatusReceiver>,
 }
 
 impl Context {
@@ -146,7 +148,14 @@ impl Context {
             liveness_bound,
             wall_clock: WallClock::system(),
             pod_label: None,
+            child: None,
         }
+    }
+
+    /// Adds exec mode's `child` object (state, pid, started, restarts, last exit) to `/status`.
+    pub fn with_child(mut self, status: crate::exec::StatusReceiver) -> Self {
+        self.child = Some(status);
+        self
     }
 
     /// Lets `/readyz/pod-label` follow what the pod label may say.
@@ -289,7 +298,14 @@ impl Context {
             &self.namespace,
             &self.lock_type,
         );
-        match serde_json::to_vec(&body) {
+        let encoded = match &self.child {
+            None => serde_json::to_vec(&body),
+            Some(child) => serde_json::to_value(&body).and_then(|mut value| {
+                value["child"] = serde_json::to_value(&*child.borrow())?;
+                serde_json::to_vec(&value)
+            }),
+        };
+        match encoded {
             Ok(mut json) => {
                 json.push(b'\n');
                 with_type(StatusCode::OK, JSON, json)

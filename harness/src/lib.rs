@@ -2,6 +2,7 @@
 //! suite, the benchmarks, the demo and the live proofs of `scripts/check-ship.sh`.
 //!
 //! - [`elector`]: the one launcher: one process, its logs, its HTTP surface, signals.
+//! - [`exec_child`]: exec mode's recording child and the no-overlap check of children.
 //! - [`events`]: the leadership transitions of a group of processes, on one channel.
 //! - [`fleet`]: the simulator as a child process, `/proc` samples, statistics.
 //! - [`flood`]: idle and slow-header connection floods against an elector's port.
@@ -14,6 +15,7 @@
 
 pub mod elector;
 pub mod events;
+pub mod exec_child;
 pub mod fleet;
 pub mod flood;
 pub mod timeline;
