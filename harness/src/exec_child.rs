@@ -15,8 +15,9 @@ const SCRIPT: &str = r#"
 import os, signal, sys, time
 log = sys.argv[1]
 def record(kind):
-    line = "%s %d %d %s %s\n" % (kind, time.monotonic_ns(), os.getpid(),
-        os.environ.get("ELECTOR_IDENTITY", "-"), os.environ.get("ELECTOR_FENCING_TOKEN", "-"))
+    line = "%s %d %d %s %s %d\n" % (kind, time.monotonic_ns(), os.getpid(),
+        os.environ.get("ELECTOR_IDENTITY", "-"), os.environ.get("ELECTOR_FENCING_TOKEN", "-"),
+        os.getppid())
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.write(fd, line.encode())
     os.close(fd)
@@ -50,12 +51,16 @@ pub struct ChildRecord {
     pub identity: String,
     /// `ELECTOR_FENCING_TOKEN` as the child saw it.
     pub token: u64,
+    /// Its parent's PID when it recorded: the elector that started it.
+    pub ppid: u32,
 }
 
 /// One child's life: its start and, if it recorded one, its exit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChildLife {
     pub pid: u32,
+    /// The elector that started it.
+    pub ppid: u32,
     pub identity: String,
     pub token: u64,
     pub start_ns: u64,
@@ -79,13 +84,25 @@ impl ChildRecorder {
         Ok(Self { script, log })
     }
 
-    /// The command to pass after `--`.
+    /// The command to pass after `--`: a shell that records `spawn PID` at once (a child
+    /// stopped before Python has started is still known), then becomes the Python program.
     pub fn command(&self) -> Vec<String> {
         vec![
-            "python3".to_owned(),
+            "sh".to_owned(),
+            "-c".to_owned(),
+            "echo \"spawn $$\" >> \"$2\"; exec python3 \"$1\" \"$2\"".to_owned(),
+            "recording-child".to_owned(),
             self.script.display().to_string(),
             self.log.display().to_string(),
         ]
+    }
+
+    /// The PIDs of every child spawned so far, including those that never got to record a start.
+    pub fn spawned(&self) -> Vec<u32> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| line.strip_prefix("spawn ")?.trim().parse().ok())
+            .collect()
     }
 
     /// Every line recorded so far, in file order.
@@ -100,6 +117,7 @@ impl ChildRecorder {
                     pid: words.next()?.parse().ok()?,
                     identity: words.next()?.to_owned(),
                     token: words.next()?.parse().ok()?,
+                    ppid: words.next()?.parse().ok()?,
                 })
             })
             .collect()
@@ -113,6 +131,7 @@ impl ChildRecorder {
             .filter(|r| r.kind == "start")
             .map(|start| ChildLife {
                 pid: start.pid,
+                ppid: start.ppid,
                 identity: start.identity.clone(),
                 token: start.token,
                 start_ns: start.monotonic_ns,
@@ -154,4 +173,102 @@ pub fn first_overlap(
         }
     }
     None
+}
+
+/// A child's process group frozen (SIGSTOP) from `from_ns` until `to_ns` (`None`: never
+/// resumed; it ended frozen).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Freeze {
+    pub pid: u32,
+    pub from_ns: u64,
+    pub to_ns: Option<u64>,
+}
+
+/// The times a child could run: from its start to `end_ns`, less the times it was frozen.
+pub fn running_segments(life: &ChildLife, end_ns: u64, freezes: &[Freeze]) -> Vec<(u64, u64)> {
+    let mut segments = Vec::new();
+    let mut from = life.start_ns;
+    let mut frozen: Vec<&Freeze> = freezes.iter().filter(|f| f.pid == life.pid).collect();
+    frozen.sort_by_key(|f| f.from_ns);
+    for freeze in frozen {
+        if freeze.from_ns > from {
+            segments.push((from, freeze.from_ns.min(end_ns)));
+        }
+        match freeze.to_ns {
+            Some(to) => from = from.max(to),
+            None => return segments,
+        }
+    }
+    if end_ns > from {
+        segments.push((from, end_ns));
+    }
+    segments
+}
+
+/// Pairs of children that could run at the same time, with how long, given each one's end
+/// (an upper bound of its death) and the freezes.
+pub fn running_overlaps(
+    lives: &[ChildLife],
+    end_ns: impl Fn(&ChildLife) -> u64,
+    freezes: &[Freeze],
+) -> Vec<(ChildLife, ChildLife, u64)> {
+    let segments: Vec<Vec<(u64, u64)>> = lives
+        .iter()
+        .map(|life| running_segments(life, end_ns(life), freezes))
+        .collect();
+    let mut out = Vec::new();
+    for i in 0..lives.len() {
+        for j in i + 1..lives.len() {
+            let mut overlap = 0;
+            for &(a0, a1) in &segments[i] {
+                for &(b0, b1) in &segments[j] {
+                    overlap += a1.min(b1).saturating_sub(a0.max(b0));
+                }
+            }
+            if overlap > 0 {
+                out.push((lives[i].clone(), lives[j].clone(), overlap));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn life(pid: u32, start_ns: u64) -> ChildLife {
+        ChildLife {
+            pid,
+            ppid: 1,
+            identity: "a".into(),
+            token: 1,
+            start_ns,
+            exit_ns: None,
+        }
+    }
+
+    #[test]
+    fn frozen_time_is_not_running_time() {
+        let old = life(1, 0);
+        let new = life(2, 50);
+        // Old ran 0..100, but was frozen from 40 and killed while frozen.
+        let frozen = [Freeze {
+            pid: 1,
+            from_ns: 40,
+            to_ns: None,
+        }];
+        assert_eq!(running_segments(&old, 100, &frozen), vec![(0, 40)]);
+        let ends = |l: &ChildLife| if l.pid == 1 { 100 } else { 200 };
+        assert!(running_overlaps(&[old.clone(), new.clone()], ends, &frozen).is_empty());
+        // Thawed at 60, before it ended at 100: 60..100 overlaps the new one's 50..200.
+        let thawed = [Freeze {
+            pid: 1,
+            from_ns: 40,
+            to_ns: Some(60),
+        }];
+        let overlaps = running_overlaps(&[old, new], ends, &thawed);
+        assert_eq!(overlaps.len(), 1);
+        assert_eq!(overlaps[0].2, 40);
+    }
 }

@@ -300,6 +300,8 @@ impl Supervisor {
                         tracing::info!(
                             pid = current.pid.as_raw_nonzero().get(),
                             kill_in_ms = kill_at.saturating_duration_since(now).as_millis() as u64,
+                            claim_deadline_monotonic_ns = ?claim_deadline.map(monotonic_ns),
+                            monotonic_ns = %monotonic_ns(now),
                             "stopping the command: SIGTERM to its process group"
                         );
                         if let Err(error) = process::signal_group(current.pid, Signal::TERM) {
@@ -322,6 +324,7 @@ impl Supervisor {
                     if let Some(current) = running {
                         tracing::warn!(
                             pid = current.pid.as_raw_nonzero().get(),
+                            monotonic_ns = %monotonic_ns(now),
                             "the command did not stop in time: SIGKILL to its process group"
                         );
                         if let Err(error) = process::signal_group(current.pid, Signal::KILL) {
