@@ -90,7 +90,7 @@ impl ChildRecorder {
         vec![
             "sh".to_owned(),
             "-c".to_owned(),
-            "echo \"spawn $$\" >> \"$2\"; exec python3 \"$1\" \"$2\"".to_owned(),
+            "echo \"spawn $$ $PPID\" >> \"$2\"; exec python3 \"$1\" \"$2\"".to_owned(),
             "recording-child".to_owned(),
             self.script.display().to_string(),
             self.log.display().to_string(),
@@ -99,9 +99,17 @@ impl ChildRecorder {
 
     /// The PIDs of every child spawned so far, including those that never got to record a start.
     pub fn spawned(&self) -> Vec<u32> {
+        self.spawned_by().into_iter().map(|(pid, _)| pid).collect()
+    }
+
+    /// (PID, parent PID) of every child spawned so far: the parent is the elector that started it.
+    pub fn spawned_by(&self) -> Vec<(u32, u32)> {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.lines()
-            .filter_map(|line| line.strip_prefix("spawn ")?.trim().parse().ok())
+            .filter_map(|line| {
+                let mut words = line.strip_prefix("spawn ")?.split_whitespace();
+                Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
+            })
             .collect()
     }
 
