@@ -84,13 +84,15 @@ impl ChildRecorder {
         Ok(Self { script, log })
     }
 
-    /// The command to pass after `--`: a shell that records `spawn PID` at once (a child
-    /// stopped before Python has started is still known), then becomes the Python program.
+    /// The command to pass after `--`: a shell that records `spawn PID PPID` at once (a child
+    /// stopped before Python has started is still known), then becomes the Python program,
+    /// without the libfaketime an elector may run under (it breaks Python's `time.sleep`).
     pub fn command(&self) -> Vec<String> {
         vec![
             "sh".to_owned(),
             "-c".to_owned(),
-            "echo \"spawn $$ $PPID\" >> \"$2\"; exec python3 \"$1\" \"$2\"".to_owned(),
+            "echo \"spawn $$ $PPID\" >> \"$2\"; unset LD_PRELOAD FAKETIME; exec python3 \"$1\" \"$2\""
+                .to_owned(),
             "recording-child".to_owned(),
             self.script.display().to_string(),
             self.log.display().to_string(),

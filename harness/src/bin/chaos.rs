@@ -1373,6 +1373,16 @@ impl ExecCheck {
             *reasons.entry(reason.as_str()).or_default() += 1;
         }
         let by_sampler_only = lives.iter().filter(|l| !reaped.contains_key(&l.pid)).count();
+        // The children's own stderr passes through their electors' (lines that are not JSON).
+        let child_errors: Vec<&str> = candidates
+            .iter()
+            .flat_map(|c| c.past_logs.iter())
+            .filter_map(|l| l.as_str())
+            .filter(|l| l.contains("Error") || l.contains("error"))
+            .collect();
+        if !child_errors.is_empty() {
+            println!("exec: the children's stderr said: {child_errors:?}");
+        }
         println!(
             "exec: {} children ({} recorded a start), reaped by their elector {reasons:?}, {by_sampler_only} \
              ended with their elector (parent-death signal); {} frozen with their elector ({} woken); \
