@@ -115,3 +115,52 @@ impl ChildMetrics {
         self.restarts.inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// The child families pass `promtool check metrics` (through scripts/check-metrics-lint.sh);
+    /// skipped with a note where promtool is not installed, except in CI.
+    #[tokio::test]
+    async fn child_families_are_served_and_promtool_clean() {
+        let mut registry = Registry::default();
+        let metrics = ChildMetrics::register(&mut registry, "demo", "ns");
+        metrics.started();
+        metrics.ended(ExitReason::Exited);
+        metrics.restarted();
+        metrics.started();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        for line in [
+            r#"elector_child_running{election="demo",namespace="ns"} 1"#,
+            r#"elector_child_restarts_total{election="demo",namespace="ns"} 1"#,
+            r#"elector_child_exits_total{election="demo",namespace="ns",reason="exited"} 1"#,
+            r#"elector_child_exits_total{election="demo",namespace="ns",reason="killed"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+        if !kube_elector_harness::tools::installed_or_skip("promtool", "apt-get install prometheus") {
+            return;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/check-metrics-lint.sh");
+        let mut child = tokio::process::Command::new(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the lint script runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(text.as_bytes()).await.expect("writes");
+        drop(stdin);
+        let output = child.wait_with_output().await.expect("finishes");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "promtool must accept the exposition; stdout:\n{}\nstderr:\n{}\nexposition:\n{text}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
