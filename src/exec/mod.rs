@@ -37,6 +37,10 @@ pub use process::Exit;
 
 /// How often the supervisor checks for its command's exit if no SIGCHLD arrives (a safety net).
 const REAP_POLL: Duration = Duration::from_secs(1);
+/// At shutdown, how long a SIGKILLed command may take to be reaped before the supervisor gives
+/// up waiting (a process in uninterruptible sleep): it can run no code of its own any more, so
+/// the release may go ahead; the parent-death signal still covers it when the elector exits.
+const KILLED_REAP_WAIT: Duration = Duration::from_secs(5);
 
 /// What to do when the command exits while this process leads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, clap::ValueEnum, serde::Serialize)]
@@ -196,6 +200,7 @@ impl Supervisor {
         );
         let mut child = Child::Idle { restart_at: None };
         let mut running: Option<Running> = None;
+        let mut killed_at: Option<Instant> = None;
         let mut claim_deadline: Option<Instant> = None;
         let mut last_delay: Option<Duration> = None;
         let mut outcome = Outcome::Shutdown;
@@ -207,6 +212,7 @@ impl Supervisor {
             let now = Instant::now();
             if let Some(exit) = process::reap(running.map(|r| r.pid), init) {
                 let Some(ended) = running.take() else { continue };
+                killed_at = None;
                 let reason = match child {
                     Child::Running {
                         stopping: Some(Stopping { killed: true, .. }),
@@ -331,6 +337,7 @@ impl Supervisor {
                             tracing::warn!(%error, "could not send SIGKILL to the command");
                         }
                     }
+                    killed_at = Some(now);
                     if let Child::Running {
                         token,
                         stopping: Some(stopping),
@@ -351,6 +358,20 @@ impl Supervisor {
                     return Ok(outcome);
                 }
                 Action::Wait { until } => {
+                    let give_up = killed_at
+                        .filter(|_| leadership.finishing)
+                        .map(|at| at + KILLED_REAP_WAIT);
+                    if give_up.is_some_and(|at| at <= now) {
+                        tracing::error!(
+                            pid = ?running.map(|r| r.pid.as_raw_nonzero().get()),
+                            "the command was not reaped within {KILLED_REAP_WAIT:?} of SIGKILL; releasing anyway"
+                        );
+                        return Ok(outcome);
+                    }
+                    let until = match (until, give_up) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
                     self.status.send_if_modified(|status| {
                         let state = match child {
                             Child::Running { stopping: None, .. } => "running",
