@@ -200,6 +200,59 @@ async fn after_a_graceful_handover_the_new_child_starts_only_after_the_old_one_e
     );
 }
 
+/// The monotonic stamp of the last log line of `elector` saying `message` (and its reason).
+fn logged_ns(elector: &Elector, message: &str) -> (u64, String) {
+    let line = elector
+        .log_messages(message)
+        .into_iter()
+        .last()
+        .unwrap_or_else(|| panic!("{} logged no {message:?}:\n{}", elector.id, elector.dump_logs()));
+    let at = line["monotonic_ns"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("monotonic_ns on {line}"));
+    (at, line["reason"].as_str().unwrap_or_default().to_owned())
+}
+
+/// A partitioned leader cannot release: its child, which ignores SIGTERM and has a 30 s grace,
+/// must still be killed before the other candidate can take the lock over (the last renewal's
+/// send time + lease duration), so the other's child starts only after it has ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_partition_the_child_is_killed_before_a_takeover_is_possible_whatever_the_grace() {
+    let dir = TempDir::new("partition");
+    let recorder = ChildRecorder::new(&dir.0).expect("recorder");
+    let sim = sim(&["a", "b"]).await;
+    let flags = ["--child-grace", "30s", "--shutdown-timeout", "40s"];
+    let stubborn = [("CHILD_IGNORE_TERM", "1")];
+    let electors = vec![
+        exec_elector(&sim, "a", &recorder, &flags, &stubborn).await,
+        exec_elector(&sim, "b", &recorder, &flags, &stubborn).await,
+    ];
+    let first = one_leader(&electors, WITHIN).await;
+    let old = wait_starts(&recorder, 1).await.remove(0);
+    let (old_leader, other) = (&electors[first], &electors[1 - first]);
+    sim.set_fault(
+        &old_leader.id,
+        kube_sim::Fault {
+            partition: true,
+            ..Default::default()
+        },
+    );
+    let new = wait_starts(&recorder, 2).await.remove(1);
+    assert_eq!(new.identity, other.id, "the other candidate's child: {new:?}");
+    assert!(new.token > old.token, "a new token: {old:?} then {new:?}");
+    let (ended_ns, reason) = logged_ns(old_leader, "the command ended");
+    assert_eq!(reason, "killed", "the stubborn child needs SIGKILL");
+    let (new_spawned_ns, _) = logged_ns(other, "started the command");
+    assert!(
+        ended_ns < new_spawned_ns,
+        "the old child was reaped at {ended_ns} ns, {} ms after the new one was spawned at \
+         {new_spawned_ns} ns",
+        (ended_ns - new_spawned_ns) / 1_000_000
+    );
+    assert!(process_ended(old.pid));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_the_elector_kills_its_child() {
     let dir = TempDir::new("kill");
