@@ -47,4 +47,6 @@ COPY --from=builder --chmod=0555 /kube-elector /kube-elector
 USER 65532:65532
 EXPOSE 8080
 # No init and no shell: the binary is PID 1 and handles SIGTERM itself (releases the lease, exits 0).
+# In exec mode (`-- COMMAND`, k8s/exec/) it stays PID 1: it reaps every orphaned process in the
+# container, and its command dies with it (parent-death signal), so no init is needed either.
 ENTRYPOINT ["/kube-elector"]

@@ -6,7 +6,8 @@
 # Without arguments: a random seed and a lock kind drawn from it, each candidate watching or
 # polling. In CI (CI=true, which .ci/run exports) the seed is pinned so a failure can be repeated,
 # and every lock kind is run: a full run on Leases, then shorter runs on ConfigMaps and
-# Endpoints. A failing run prints the exact command that repeats it.
+# Endpoints. A failing run prints the exact command that repeats it. The ConfigMap run is also in
+# exec mode (--exec): every elector runs a recording child, and no two children may run at once.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 cargo build --quiet -p kube-elector --bin kube-elector
@@ -22,5 +23,5 @@ fi
 # Sized so the three runs take about 4 minutes on two cores (CI's budget for all of `make test` is
 # 20): about 700 faults and 170 leader changes on Leases, about 120 and 35 on each of the others.
 "${chaos[@]}" --seed "$ci_seed" --lock-type leases --min-changes 150
-"${chaos[@]}" --seed "$ci_seed" --lock-type configmaps --min-seconds 20 --min-changes 30 --max-seconds 120
+"${chaos[@]}" --seed "$ci_seed" --lock-type configmaps --min-seconds 20 --min-changes 30 --max-seconds 120 --exec
 "${chaos[@]}" --seed "$ci_seed" --lock-type endpoints --min-seconds 20 --min-changes 30 --max-seconds 120

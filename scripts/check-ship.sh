@@ -61,20 +61,22 @@ START=$(date +%s)
 # ------------------------------------------------------------------------------------- static
 step "Dockerfile: hadolint"
 hadolint Dockerfile
-echo "  hadolint: clean"
+hadolint k8s/exec/Dockerfile.app
+echo "  hadolint: clean (Dockerfile, k8s/exec/Dockerfile.app)"
 
 step "k8s: kustomize renders"
 kubectl kustomize k8s/ > "$WORK/base.yaml"
 kubectl kustomize k8s/pod-label/ > "$WORK/pod-label.yaml"
 kubectl kustomize k8s/monitoring/ > "$WORK/monitoring.yaml"
-for f in base pod-label monitoring; do
+kubectl kustomize k8s/exec/ > "$WORK/exec.yaml"
+for f in base pod-label monitoring exec; do
   echo "  $f: $(grep -c '^kind:' "$WORK/$f.yaml") objects"
 done
 
 step "k8s: kubernetes-validate --strict (core kinds)"
 for v in 1.30.0 ""; do
-  kubernetes-validate --strict --quiet ${v:+-k "$v"} "$WORK/base.yaml" "$WORK/pod-label.yaml"
-  echo "  base and pod-label: valid against Kubernetes ${v:-latest known to kubernetes-validate}"
+  kubernetes-validate --strict --quiet ${v:+-k "$v"} "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/exec.yaml"
+  echo "  base, pod-label and exec: valid against Kubernetes ${v:-latest known to kubernetes-validate}"
 done
 
 step "k8s: invariants, rollout and PDB model"
@@ -89,7 +91,7 @@ python3 scripts/ship/admission_policy_test.py "$WORK/pod-label.yaml"
 
 step "security scan: checkov on every rendered kustomization and on the Dockerfile"
 mkdir -p "$WORK/checkov"
-cp "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/monitoring.yaml" "$WORK/checkov/"
+cp "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/monitoring.yaml" "$WORK/exec.yaml" "$WORK/checkov/"
 python3 scripts/ship/checkov_scan.py --checkov "$CHECKOV" --rendered "$WORK/checkov" --dockerfile Dockerfile
 
 step "alert rules: generated file up to date, promtool check"

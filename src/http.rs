@@ -106,6 +106,8 @@ pub struct Context {
     wall_clock: WallClock,
     pod_label: Option<LabelStatus>,
     app_health: Option<crate::app_health::HealthReceiver>,
+    /// Exec mode's command, for the `child` object of the status JSON.
+    child: Option<crate::exec::StatusReceiver>,
 }
 
 impl Context {
@@ -148,7 +150,14 @@ impl Context {
             wall_clock: WallClock::system(),
             pod_label: None,
             app_health: None,
+            child: None,
         }
+    }
+
+    /// Adds exec mode's `child` object (state, pid, started, restarts, last exit) to `/status`.
+    pub fn with_child(mut self, status: crate::exec::StatusReceiver) -> Self {
+        self.child = Some(status);
+        self
     }
 
     /// Lets `/readyz/pod-label` follow what the pod label may say.
@@ -298,7 +307,14 @@ impl Context {
             &self.lock_type,
         )
         .with_app_health(self.app_health.as_ref().map(|health| health.borrow().clone()));
-        match serde_json::to_vec(&body) {
+        let encoded = match &self.child {
+            None => serde_json::to_vec(&body),
+            Some(child) => serde_json::to_value(&body).and_then(|mut value| {
+                value["child"] = serde_json::to_value(&*child.borrow())?;
+                serde_json::to_vec(&value)
+            }),
+        };
+        match encoded {
             Ok(mut json) => {
                 json.push(b'\n');
                 with_type(StatusCode::OK, JSON, json)

@@ -19,7 +19,7 @@ use anyhow::Context;
 use kube_elector::config::{Config, LogFormat};
 use kube_elector::election::{self, Candidacy, ReleaseGate, Settings, Target};
 use kube_elector::metrics::{AppHealthMetrics, ElectionMetrics};
-use kube_elector::{app_health, http, leader_file, pod_label, process_metrics, status};
+use kube_elector::{app_health, exec, http, leader_file, pod_label, process_metrics, status};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
@@ -46,7 +46,9 @@ fn main() -> ExitCode {
     }
     init_tracing(&config);
     match run(config) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(None) => ExitCode::SUCCESS,
+        // Exec mode, `--on-child-exit exit`: the command's own code.
+        Ok(Some(code)) => ExitCode::from(code),
         Err(Failure::Config(error)) => {
             eprintln!("kube-elector: {error:#}");
             ExitCode::from(2)
@@ -80,7 +82,7 @@ fn init_tracing(config: &Config) {
     }
 }
 
-fn run(config: Config) -> Result<(), Failure> {
+fn run(config: Config) -> Result<Option<u8>, Failure> {
     let http_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("http")
@@ -113,9 +115,17 @@ fn run(config: Config) -> Result<(), Failure> {
         .app_health
         .is_some()
         .then(|| AppHealthMetrics::register(&mut registry, &config.election, &config.namespace));
+    let exec_parts = exec_parts(&config, &mut registry);
     let registry = Arc::new(registry);
 
     let (state_tx, state_rx) = status::channel(config.identity.clone());
+    let child = exec_parts.map(|(spec, metrics)| {
+        let (status_tx, status_rx) = exec::status_channel();
+        (
+            exec::Supervisor::new(spec, state_rx.clone(), metrics, status_tx),
+            status_rx,
+        )
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     // The HTTP surface outlives the election, so /readyz answers 503 (not a refused connection)
     // while the release waits.
@@ -155,14 +165,22 @@ fn run(config: Config) -> Result<(), Failure> {
         _ => (Candidacy::always(), None),
     };
     // A leader withdrawn from candidacy releases once the pod label and the leader file say
-    // follower.
-    let step_down_gate =
+    // follower, and (exec mode) its command has exited.
+    let mut step_down_gate =
         ReleaseGate::while_false(label_status_rx.clone()).and(ReleaseGate::while_false(file_status_rx));
+    if let Some((_, child_status_rx)) = &child {
+        let alive = http_runtime.block_on(async { exec::alive(child_status_rx.clone()) });
+        step_down_gate = step_down_gate.and(ReleaseGate::while_false(alive));
+    }
     let mut context = http::Context::new(state_rx.clone(), registry, metrics.clone(), &config)
         .with_pod_label(label_status_rx);
     if let Some(health) = app_health_rx {
         context = context.with_app_health(health);
     }
+    if let Some((_, child_status_rx)) = &child {
+        context = context.with_child(child_status_rx.clone());
+    }
+    let request_stop = stop_tx.clone();
     let http_task = http_runtime.spawn(server.serve(context, stopped(election_done_rx)));
     let leader_file_task = config.leader_file.clone().map(|path| {
         http_runtime.spawn(leader_file::run_reporting(
@@ -214,12 +232,24 @@ fn run(config: Config) -> Result<(), Failure> {
     };
     let retry = config.timing.retry_period;
     let events = config.events;
-    election_runtime.block_on(async {
+    let exec_outcome = election_runtime.block_on(async {
         let labeller =
             pod_label.map(|label| tokio::spawn(label.run(state_rx.clone(), retry, stopped(stop_rx.clone()))));
+        // Exec mode: the command is spawned from this runtime, which runs on the main thread
+        // (the parent-death signal follows the thread that forks; see `exec::process`).
+        let supervisor = child.map(|(supervisor, _)| {
+            tokio::spawn(supervisor.run(stopped(stop_rx.clone()), move || {
+                let _ = request_stop.send(true);
+            }))
+        });
         // The release waits until the leader file is gone and the label says follower: both
-        // tasks end only after their last update at shutdown.
+        // tasks end only after their last update at shutdown. In exec mode the release also
+        // waits until the command has exited.
         let outputs = async move {
+            let mut exec_outcome = None;
+            if let Some(supervisor) = supervisor {
+                exec_outcome = Some(supervisor.await);
+            }
             if let Some(task) = leader_file_task {
                 let _ = task.await;
             }
@@ -227,6 +257,7 @@ fn run(config: Config) -> Result<(), Failure> {
                 let _ = labeller.await;
             }
             gate_opener.open();
+            exec_outcome
         };
         let election = election::run(
             client,
@@ -237,15 +268,29 @@ fn run(config: Config) -> Result<(), Failure> {
             metrics,
             stopped(stop_rx.clone()),
         );
-        tokio::join!(election, outputs);
+        tokio::join!(election, outputs).1
     });
+    let exit_code = match exec_outcome {
+        Some(Ok(Ok(exec::Outcome::ChildExited(exit)))) => Some(exit.shell_code()),
+        Some(Ok(Ok(exec::Outcome::Shutdown))) | None => None,
+        Some(Ok(Err(error))) => {
+            return Err(Failure::Runtime(
+                anyhow::Error::new(error).context("supervising the command"),
+            ));
+        }
+        Some(Err(error)) => {
+            return Err(Failure::Runtime(
+                anyhow::Error::new(error).context("the command's supervisor failed"),
+            ));
+        }
+    };
 
     // The election has let go; stop serving.
     let _ = election_done_tx.send(true);
     http_runtime.block_on(async {
         signals.abort();
         match http_task.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => Ok(exit_code),
             Ok(Err(error)) => Err(Failure::Runtime(
                 anyhow::Error::new(error).context("serving HTTP"),
             )),
@@ -309,4 +354,23 @@ impl ShutdownSignals {
             _ = self.int.recv() => "SIGINT",
         }
     }
+}
+
+/// Exec mode's parts when a command is given: what to run, and its metrics (registered in
+/// `registry`).
+fn exec_parts(config: &Config, registry: &mut Registry) -> Option<(exec::ChildSpec, exec::ChildMetrics)> {
+    let (program, args) = config.command.split_first()?;
+    let spec = exec::ChildSpec {
+        program: program.clone(),
+        args: args.to_vec(),
+        identity: config.identity.clone(),
+        election: config.election.clone(),
+        namespace: config.namespace.clone(),
+        grace: config.child_grace,
+        lease_duration: config.timing.lease_duration,
+        renew_deadline: config.timing.renew_deadline,
+        on_exit: config.on_child_exit,
+    };
+    let metrics = exec::ChildMetrics::register(registry, &config.election, &config.namespace);
+    Some((spec, metrics))
 }

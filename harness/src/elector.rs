@@ -72,6 +72,8 @@ pub struct Launch {
     pub own_process_group: bool,
     /// How long it may take to report its HTTP address.
     pub within: Duration,
+    /// Exec mode: the command passed after `--`, last on the command line; empty for none.
+    pub command: Vec<String>,
 }
 
 impl Launch {
@@ -91,6 +93,7 @@ impl Launch {
             log_file: None,
             own_process_group: false,
             within: Duration::from_secs(30),
+            command: Vec::new(),
         }
     }
 
@@ -274,6 +277,12 @@ impl Elector {
             .args(["--log-format", "json", "--log-level", "info"])
             .arg("--kubeconfig")
             .arg(&launch.kubeconfig)
+            .args(if launch.command.is_empty() {
+                &[][..]
+            } else {
+                &["--"][..]
+            })
+            .args(&launch.command)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

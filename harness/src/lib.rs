@@ -3,6 +3,7 @@
 //!
 //! - [`app`]: a stand-in application whose health endpoint a test flips (`--app-health`).
 //! - [`elector`]: the one launcher: one process, its logs, its HTTP surface, signals.
+//! - [`exec_child`]: exec mode's recording child and the no-overlap check of children.
 //! - [`events`]: the leadership transitions of a group of processes, on one channel.
 //! - [`fleet`]: the simulator as a child process, `/proc` samples, statistics.
 //! - [`flood`]: idle and slow-header connection floods against an elector's port.
@@ -16,6 +17,7 @@
 pub mod app;
 pub mod elector;
 pub mod events;
+pub mod exec_child;
 pub mod fleet;
 pub mod flood;
 pub mod timeline;

@@ -54,6 +54,8 @@ pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// the shipped manifests, so the Service stops routing to this pod about when a successor can
 /// lead (see the README's "Shutdown" section).
 pub const DEFAULT_RELEASE_DELAY: Duration = Duration::from_secs(1);
+/// Default wait between SIGTERM and SIGKILL to the exec-mode command.
+pub const DEFAULT_CHILD_GRACE: Duration = Duration::from_secs(10);
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, clap::ValueEnum, serde::Serialize)]
@@ -291,7 +293,7 @@ impl Config {
             layers: [&file, &env_layer, &flags],
             host,
         };
-        resolved.build(matches.get_flag("print-config"))
+        resolved.build(matches.get_flag("print-config"), sources::command_of(&matches))
     }
 
     /// Effective configuration for `--print-config`: YAML with every field, readable back as a
@@ -299,7 +301,23 @@ impl Config {
     pub fn render(&self) -> String {
         let mut out = String::from("# kube-elector effective configuration\n");
         for (key, value) in self.printed() {
+            // Exec mode's settings apply only with a command (and are refused without one).
+            let exec_only = [setting::child_grace.meta.name, setting::on_child_exit.meta.name];
+            if self.command.is_empty() && exec_only.contains(&key) {
+                continue;
+            }
             out.push_str(&format!("{key}: {value}\n"));
+        }
+        if !self.command.is_empty() {
+            let words: Vec<String> = self
+                .command
+                .iter()
+                .map(|word| format!("{:?}", word.to_string_lossy()))
+                .collect();
+            out.push_str(&format!(
+                "# command (after --; the command line alone carries it): {}\n",
+                words.join(" ")
+            ));
         }
         out
     }
@@ -363,10 +381,11 @@ impl Resolved<'_> {
         })
     }
 
-    fn build(&self, print_config: bool) -> Result<Config, Error> {
+    fn build(&self, print_config: bool, command: Vec<std::ffi::OsString>) -> Result<Config, Error> {
         let identity = self.identity()?;
         let timing = self.timing()?;
-        let config = Config::assemble(self, identity, timing, print_config)?;
+        let mut config = Config::assemble(self, identity, timing, print_config, command)?;
+        self.exec_rules(&mut config)?;
         if let (Some(label), None) = (&config.pod_label, &config.pod_name) {
             return Err(Error::Missing {
                 field: setting::pod_name.meta.name,
@@ -442,6 +461,52 @@ impl Resolved<'_> {
                      before the next begins: lower --app-health-timeout or raise --app-health-period",
                     format_duration(config.app_health_timeout),
                     format_duration(config.app_health_period)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Exec mode's rules: with a command, the default shutdown timeout grows by the child grace
+    /// (the command stops before the release), and a shutdown timeout that was given must exceed
+    /// the child grace, so the release still has time after the command has stopped.
+    fn exec_rules(&self, config: &mut Config) -> Result<(), Error> {
+        if config.command.is_empty() {
+            // Nothing given is silently ignored: the exec settings need a command.
+            for name in [setting::child_grace.meta.name, setting::on_child_exit.meta.name] {
+                if let Some(given) = self.pick(name) {
+                    return Err(Error::InvalidValue {
+                        field: name,
+                        value: given.value.clone(),
+                        origin: given.origin.clone(),
+                        rule: "applies only in exec mode, and no command was given: put the command \
+                               last, after -- (kube-elector [FLAGS] -- COMMAND [ARG...]), or remove this \
+                               setting"
+                            .to_owned(),
+                    });
+                }
+            }
+            return Ok(());
+        }
+        let timeout_origin = self.origin(setting::shutdown_timeout.meta.name);
+        if timeout_origin == Origin::Default {
+            config.shutdown_timeout = config.child_grace.saturating_add(DEFAULT_SHUTDOWN_TIMEOUT);
+            return Ok(());
+        }
+        if config.shutdown_timeout <= config.child_grace {
+            return Err(Error::Conflict {
+                first: setting::shutdown_timeout.meta.name,
+                first_origin: timeout_origin,
+                second: setting::child_grace.meta.name,
+                second_origin: self.origin(setting::child_grace.meta.name),
+                fix: format!(
+                    "with a command, shutdown-timeout {} must exceed child-grace {}: the command is \
+                     stopped (SIGTERM, SIGKILL after the grace) before the lock is released, and the \
+                     release needs time after that; raise --shutdown-timeout to at least {} or lower \
+                     --child-grace",
+                    format_duration(config.shutdown_timeout),
+                    format_duration(config.child_grace),
+                    format_duration(config.child_grace.saturating_add(DEFAULT_SHUTDOWN_TIMEOUT)),
                 ),
             });
         }

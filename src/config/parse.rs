@@ -128,6 +128,15 @@ pub(super) fn ttl(text: &str) -> Result<Duration, String> {
     Ok(value)
 }
 
+/// `child-grace`: any duration up to [`MAX_SHUTDOWN_TIMEOUT`] (0 sends SIGKILL at once).
+pub(super) fn child_grace(text: &str) -> Result<Duration, String> {
+    let value = parse_duration(text)?;
+    if value > MAX_SHUTDOWN_TIMEOUT {
+        return Err("is longer than the maximum of 1h; use e.g. 10s".to_owned());
+    }
+    Ok(value)
+}
+
 /// Above 0 and at most [`MAX_SHUTDOWN_TIMEOUT`].
 pub(super) fn shutdown_timeout(text: &str) -> Result<Duration, String> {
     let value = parse_duration(text)?;

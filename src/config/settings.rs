@@ -17,6 +17,7 @@ use super::parse::{self, format_duration};
 use super::{DEFAULT_POD_LABEL, DEFAULT_RELEASE_DELAY, DEFAULT_SHUTDOWN_TIMEOUT, Error, Host, LogFormat};
 use crate::app_health::HealthUrl;
 use crate::election::{FollowMode, LockType, Timing};
+use crate::exec::OnChildExit;
 
 /// What every layer, `--help` and the errors know of a setting, whatever its type.
 #[derive(Clone, Copy, Debug)]
@@ -112,7 +113,7 @@ macro_rules! printed_by_serde {
     };
 }
 
-printed_by_serde!(String, SocketAddr, LockType, FollowMode, LogFormat);
+printed_by_serde!(String, SocketAddr, LockType, FollowMode, LogFormat, OnChildExit);
 
 impl Value for bool {
     const BARE: Option<&'static str> = Some("true");
@@ -259,6 +260,8 @@ settings! {
         pub timing: Timing,
         /// `--print-config` was given: print [`Config::render`] and exit instead of running.
         pub print_config: bool,
+        /// Exec mode: the command and its arguments after `--`, run only while leading; empty without one.
+        pub command: Vec<std::ffi::OsString>,
     }
 
     "election" => election: String {
@@ -437,5 +440,19 @@ settings! {
         default: |_| Some("info".to_owned()),
         parse: parse::parse_log_level,
         help: "Log level or tracing directives such as info,kube=debug; RUST_LOG overrides it",
+    }
+    "child-grace" => child_grace: Duration {
+        value: "DURATION",
+        default: |_| Some(crate::config::DEFAULT_CHILD_GRACE),
+        parse: parse::child_grace,
+        help: "Exec mode: wait between SIGTERM and SIGKILL to the command's process group when it \
+               must stop; at most 1h, and below shutdown-timeout",
+    }
+    "on-child-exit" => on_child_exit: OnChildExit {
+        value: "ACTION",
+        default: |_| Some(OnChildExit::default()),
+        parse: parse::choice,
+        help: "Exec mode: what to do when the command exits while leading: restart (with backoff \
+               from 1s to 30s) or exit (step down, release, exit with the command's code)",
     }
 }

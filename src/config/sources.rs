@@ -71,6 +71,28 @@ pub(super) fn command(infos: &[Info]) -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Print the effective configuration as YAML and exit"),
         )
+        .arg(
+            Arg::new(COMMAND_ARG)
+                .value_name("COMMAND")
+                .num_args(1..)
+                .last(true)
+                .value_parser(clap::value_parser!(std::ffi::OsString))
+                .help(
+                    "Exec mode: after --, a command (and its arguments) run only while this process \
+                     leads, stopped before the lock is released; only the command line carries it",
+                ),
+        )
+}
+
+/// The name of the trailing `-- COMMAND [ARG...]` in the matches.
+pub(super) const COMMAND_ARG: &str = "command";
+
+/// The command given after `--`, if any.
+pub(super) fn command_of(matches: &ArgMatches) -> Vec<std::ffi::OsString> {
+    matches
+        .get_many::<std::ffi::OsString>(COMMAND_ARG)
+        .map(|values| values.cloned().collect())
+        .unwrap_or_default()
 }
 
 /// The flags given, and `--config`.

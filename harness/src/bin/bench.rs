@@ -21,6 +21,11 @@
 //! without waiting out the lease, since its predecessor in the pod has provably exited; the crash
 //! failovers above (another pod takes over) are the baseline in the same run.
 //!
+//! Then, once, **exec mode's graceful handover** at 3 candidates (`-- sleep …`, release delay 0
+//! as above): SIGTERM to the leader, and from the electors' own CLOCK_MONOTONIC log stamps the
+//! old command's end (its reap) -> the new command's start (read before its fork), next to the
+//! plain sidecar's handover measured in the same run.
+//!
 //! Each stopped or killed process is started again before the next round, so the group keeps its
 //! size. It prints a table to stdout (progress goes to stderr) and writes every sample to
 //! `target/bench/results.json`. It asserts nothing about the figures: a benchmark, not a test.
@@ -103,7 +108,24 @@ struct Report {
     cases: Vec<Case>,
     comparisons: Vec<Comparison>,
     restart_in_pod: RestartInPod,
+    exec_handover: ExecHandover,
     total_seconds: f64,
+}
+
+/// Exec mode's graceful handover (see [`exec_handover`]).
+#[derive(Debug, Serialize)]
+struct ExecHandover {
+    candidates: usize,
+    /// SIGTERM to the leader -> the next `became leader`, as for the plain sidecar.
+    became_ms: Vec<f64>,
+    became: Option<Summary>,
+    /// The old command's end (its elector's reap) -> the new command's start (its elector's
+    /// spawn), both on CLOCK_MONOTONIC from the electors' logs.
+    child_gap_ms: Vec<f64>,
+    child_gap: Option<Summary>,
+    /// SIGTERM to the leader -> the new command's spawn.
+    signal_to_new_child_ms: Vec<f64>,
+    signal_to_new_child: Option<Summary>,
 }
 
 /// Crash and restart in the same pod (see the module documentation).
@@ -268,6 +290,9 @@ async fn run(args: Args) -> Result<()> {
     let restart_in_pod = restart_in_pod(&sim, &binary, &ids[..3.min(ids.len())], &args)
         .await
         .context("crash and restart in the same pod")?;
+    let exec_handover = exec_handover(&sim, &binary, &ids[..3.min(ids.len())], &args)
+        .await
+        .context("exec mode's graceful handover")?;
     sim.shutdown().await;
 
     let comparisons = compare(&cases);
@@ -282,6 +307,7 @@ async fn run(args: Args) -> Result<()> {
         cases,
         comparisons,
         restart_in_pod,
+        exec_handover,
         total_seconds: begun.elapsed().as_secs_f64(),
     };
     print!("{}", table(&report, &args));
@@ -306,6 +332,28 @@ async fn run(args: Args) -> Result<()> {
             (Some(pod), Some(crash)) if pod.median > 0.0 => format!(" ({:.1}× faster)", crash / pod.median),
             _ => String::new(),
         }
+    );
+    let exec = &report.exec_handover;
+    let sidecar = report
+        .cases
+        .iter()
+        .find(|c| c.follow == Mode::Watch && c.candidates == exec.candidates)
+        .and_then(|c| c.handover.as_ref());
+    println!(
+        "\nExec mode, graceful handover at {} candidates (N={}): old command's end -> new command's start \
+         median {} (p95 {}); SIGTERM -> became leader median {} (plain sidecar in the same run: {}); \
+         SIGTERM -> new command started median {}",
+        exec.candidates,
+        exec.child_gap_ms.len(),
+        exec.child_gap
+            .as_ref()
+            .map_or("-".to_owned(), |s| fmt_ms(s.median)),
+        exec.child_gap.as_ref().map_or("-".to_owned(), |s| fmt_ms(s.p95)),
+        exec.became.as_ref().map_or("-".to_owned(), |s| fmt_ms(s.median)),
+        sidecar.map_or("-".to_owned(), |s| fmt_ms(s.median)),
+        exec.signal_to_new_child
+            .as_ref()
+            .map_or("-".to_owned(), |s| fmt_ms(s.median)),
     );
     write_json(&args.out, &report)?;
     println!("\nAll samples: {}", args.out.display());
@@ -485,6 +533,94 @@ async fn restart_in_pod(sim: &Sim, binary: &Path, ids: &[String], args: &Args) -
         took_ms,
         restarted_process_led_again: again,
         start_up_ms,
+    })
+}
+
+/// Exec mode's graceful handover: `ids.len()` candidates run `sleep` as their command with
+/// `--release-delay 0s`, as the sidecar cases do; SIGTERM to the leader, then from the electors'
+/// own logs (CLOCK_MONOTONIC): the old command's reap, the next `became leader`, and the new
+/// command's spawn. The gap from the old command's end to the new one's start is the cost of
+/// waiting for the command before the release, on top of the election's own handover.
+async fn exec_handover(sim: &Sim, binary: &Path, ids: &[String], args: &Args) -> Result<ExecHandover> {
+    let label = "[exec handover]";
+    let events = Events::new();
+    let spec = Launch {
+        events: Some(events.clone()),
+        own_process_group: true,
+        within: START_WITHIN,
+        args: [timing_args(args), vec!["--release-delay".into(), "0s".into()]].concat(),
+        command: vec!["sleep".into(), "100000".into()],
+        ..Launch::new(binary, sim.kubeconfig_dir(), &format!("{ELECTION}-exec"), "")
+    };
+    let started = monotonic_now_ns();
+    let mut group = Elector::launch_all(ids.iter().map(|id| spec.with_id(id)).collect()).await?;
+    let mut leader = events
+        .became_after(started, None, args.lease_duration * 4 + START_WITHIN)
+        .await
+        .context("first election")?
+        .id;
+    let log_ns = |line: &serde_json::Value| line["monotonic_ns"].as_str().and_then(|v| v.parse::<u64>().ok());
+    let (mut became_ms, mut child_gap_ms, mut signal_to_new_child_ms) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=args.handovers {
+        let index = index_of(&group, &leader)?;
+        // Its command must be running before the handover is measured.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while group[index].log_messages("started the command").is_empty() {
+            if Instant::now() >= deadline {
+                bail!(
+                    "{leader} leads but did not start its command:\n{}",
+                    group[index].tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let sent = group[index].send(Signal::Term)?;
+        let next = events
+            .became_after(sent, Some(&leader), args.lease_duration * 4)
+            .await
+            .with_context(|| format!("handover after SIGTERM to {leader}"))?;
+        group[index].try_wait_exit(Duration::from_secs(20)).await?;
+        let ended = group[index]
+            .log_messages("the command ended")
+            .last()
+            .and_then(log_ns)
+            .ok_or_else(|| anyhow!("{leader} logged no end of its command"))?;
+        let new_index = index_of(&group, &next.id)?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let spawned = loop {
+            if let Some(at) = group[new_index]
+                .log_messages("started the command")
+                .iter()
+                .filter_map(log_ns)
+                .find(|&at| at > sent)
+            {
+                break at;
+            }
+            if Instant::now() >= deadline {
+                bail!("{} leads but did not start its command", next.id);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let gap = spawned as f64 / 1e6 - ended as f64 / 1e6;
+        eprintln!(
+            "{label} round {round}/{}: old command ended -> new started {gap:.1} ms ({leader} → {})",
+            args.handovers, next.id
+        );
+        became_ms.push(ms(next.monotonic_ns.saturating_sub(sent)));
+        child_gap_ms.push(gap);
+        signal_to_new_child_ms.push(ms(spawned.saturating_sub(sent)));
+        replace(&mut group, index, &spec, &next.id).await?;
+        leader = next.id;
+    }
+    stop_all(&mut group).await;
+    Ok(ExecHandover {
+        candidates: ids.len(),
+        became: summarize(&became_ms),
+        became_ms,
+        child_gap: summarize(&child_gap_ms),
+        child_gap_ms,
+        signal_to_new_child: summarize(&signal_to_new_child_ms),
+        signal_to_new_child_ms,
     })
 }
 

@@ -19,6 +19,10 @@
 //! [`check_history`]). It prints what it exercised and exits 1 on any violation, with the
 //! command that repeats the run.
 //!
+//! With `--exec` every candidate runs a recording child in exec mode (`-- sh -c … python3 …`), a
+//! pause freezes the leader's child with it (a frozen machine), and the end adds a check that no
+//! two children ever ran at once ([`ExecCheck`]).
+//!
 //! What other clients and people do to the lock is injected too, on every lock kind, through the
 //! ordinary API as a client named `operator` ([`Hostile`]): the lock object deleted, its record
 //! stripped, a foreign holder written without resourceVersion, a record in another client's
@@ -74,6 +78,10 @@ struct Args {
     /// Lock kind: leases, configmaps or endpoints (default: drawn from the seed).
     #[arg(long, value_parser = ["leases", "configmaps", "endpoints"])]
     lock_type: Option<String>,
+    /// Exec mode: every candidate runs a recording child (`-- python3 …`), pauses freeze the
+    /// child's process group with its elector, and no two children may run at once.
+    #[arg(long)]
+    exec: bool,
 }
 
 /// A lock kind: the `--lock-type` value, the stored object's API group, kind and plural resource.
@@ -292,6 +300,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             .join(" ")
     );
 
+    let mut exec = if args.exec {
+        Some(ExecCheck::start().context("preparing exec mode's recording child")?)
+    } else {
+        None
+    };
     let mut candidates = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let env = if i == 0 {
@@ -304,11 +317,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             Vec::new()
         };
         let extra = candidate_args(lock, follow[i]);
-        let elector = Elector::launch(Launch {
+        let launch = Launch {
             env,
             ..Launch::test(&binary, &sim, id, &extra)
-        })
-        .await?;
+        };
+        let elector = Elector::launch(exec_launch(exec.as_ref(), launch)).await?;
         candidates.push(Candidate {
             label: id.clone(),
             conflicts: 0,
@@ -322,11 +335,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     check_skew(&candidates[0]).await?;
     // A second live process under c1's identity, for the whole run, following the other way.
     let twin_follow = if follow[1] == "watch" { "poll" } else { "watch" };
-    let twin = Elector::launch(Launch::test(
-        &binary,
-        &sim,
-        &ids[1],
-        &candidate_args(lock, twin_follow),
+    let twin = Elector::launch(exec_launch(
+        exec.as_ref(),
+        Launch::test(&binary, &sim, &ids[1], &candidate_args(lock, twin_follow)),
     ))
     .await?;
     candidates.push(Candidate {
@@ -370,8 +381,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             next_count = now + Duration::from_secs(1);
         }
         tend(&sim, &mut candidates, now, &mut problems).await;
+        if let Some(exec) = &mut exec {
+            exec.thaw_resumed(&candidates).await;
+        }
         if now >= next_heal {
             recoveries.push(heal_and_measure(&sim, &mut candidates, &mut problems).await);
+            if let Some(exec) = &mut exec {
+                exec.thaw_resumed(&candidates).await;
+            }
             next_heal = Instant::now() + Duration::from_secs(rng.random_range(12..20));
             next_action = Instant::now() + Duration::from_millis(300);
             continue;
@@ -388,6 +405,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         if now >= next_action {
             if let Some(action) = inject(&sim, lock, &mut candidates, &mut rng, now, &mut problems).await {
                 *exercised.entry(action).or_default() += 1;
+                if let (Some(exec), Action::PauseLeader) = (&mut exec, action) {
+                    exec.freeze_paused(&candidates, now);
+                }
             }
             next_action = now + Duration::from_millis(rng.random_range(30..150));
         }
@@ -397,6 +417,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         tokio::time::sleep_until(at + HOSTILE_QUIET).await;
     }
     recoveries.push(heal_and_measure(&sim, &mut candidates, &mut problems).await);
+    if let Some(exec) = &mut exec {
+        exec.thaw_resumed(&candidates).await;
+    }
     noise.abort();
     let noise_writes = noise_writes.load(Ordering::Relaxed);
 
@@ -415,6 +438,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         harvest(candidate, None);
     }
     let finished_ns = u128::from(kube_elector_harness::monotonic_now_ns());
+    if let Some(exec) = exec.take() {
+        problems.extend(exec.check(&candidates).await);
+    }
 
     let intervals: Vec<Interval> = candidates.iter().flat_map(|c| c.past.clone()).collect();
     let overlaps = timeline::overlaps(&intervals, finished_ns);
@@ -1104,5 +1130,270 @@ impl Operator {
             }
         });
         (task, written)
+    }
+}
+
+/// Exec mode in the chaos run: the recording child for every candidate, the freezes of children
+/// with their paused electors, and the final check that no two children ran at once.
+///
+/// A pause freezes the leader's process group and its child's (a frozen machine). On resume the
+/// elector is woken first and given up to [`THAW_WAIT`] to stop its child, which by then must
+/// have lapsed its claim (a pause is longer than the lease): SIGKILL ends a frozen process, so
+/// the child never runs again. If it is still there, it is woken too, and any running time it
+/// then shares with another child is a violation. A child's end is the earlier of its elector's
+/// reap (logged with `monotonic_ns`, read after `waitpid`) and the moment a sampler polling
+/// `/proc` every [`SAMPLE_EVERY`] first saw it gone: both come after its real end. Its start is
+/// its elector's "started the command" (logged with `monotonic_ns` read before the fork), so a
+/// child stopped before it could record anything is checked too.
+struct ExecCheck {
+    dir: PathBuf,
+    recorder: kube_elector_harness::exec_child::ChildRecorder,
+    /// (candidate label, child PID, index in `freezes`) of children frozen right now.
+    frozen: Vec<(String, u32, usize)>,
+    freezes: Vec<kube_elector_harness::exec_child::Freeze>,
+    sampler: tokio::task::JoinHandle<BTreeMap<u32, u64>>,
+    stop_sampler: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How long a resumed elector gets to stop its frozen child before the child is woken too.
+const THAW_WAIT: Duration = Duration::from_secs(2);
+/// How often the sampler looks for children that have ended.
+const SAMPLE_EVERY: Duration = Duration::from_millis(5);
+
+/// `launch` with the recording child as its command, in exec mode.
+fn exec_launch(exec: Option<&ExecCheck>, mut launch: Launch) -> Launch {
+    if let Some(exec) = exec {
+        launch.command = exec.recorder.command();
+        launch.args.extend(["--child-grace".to_owned(), "1s".to_owned()]);
+    }
+    launch
+}
+
+impl ExecCheck {
+    fn start() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("kube-elector-chaos-exec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let recorder = kube_elector_harness::exec_child::ChildRecorder::new(&dir)
+            .with_context(|| format!("writing the recording child into {}", dir.display()))?;
+        let stop_sampler = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sampler = {
+            let recorder = recorder.clone();
+            let stop = stop_sampler.clone();
+            tokio::spawn(async move {
+                let mut ended: BTreeMap<u32, u64> = BTreeMap::new();
+                while !stop.load(Ordering::Relaxed) {
+                    for pid in recorder.spawned() {
+                        if !ended.contains_key(&pid) && kube_elector_harness::exec_child::process_ended(pid) {
+                            ended.insert(pid, kube_elector_harness::monotonic_now_ns());
+                        }
+                    }
+                    tokio::time::sleep(SAMPLE_EVERY).await;
+                }
+                ended
+            })
+        };
+        Ok(Self {
+            dir,
+            recorder,
+            frozen: Vec::new(),
+            freezes: Vec::new(),
+            sampler,
+            stop_sampler,
+        })
+    }
+
+    /// Freezes the children of the candidates paused at `now` (just now, with their elector).
+    fn freeze_paused(&mut self, candidates: &[Candidate], now: Instant) {
+        // From the shell's `spawn PID PPID` line, so a child still starting Python is found too.
+        let spawned = self.recorder.spawned_by();
+        for candidate in candidates {
+            if !matches!(candidate.process, Process::Paused { since, .. } if since == now) {
+                continue;
+            }
+            for &(child, _) in spawned
+                .iter()
+                .filter(|(_, ppid)| *ppid == candidate.elector.pid())
+            {
+                if kube_elector_harness::exec_child::process_ended(child) {
+                    continue;
+                }
+                let Some(pid) = i32::try_from(child).ok().and_then(rustix::process::Pid::from_raw) else {
+                    continue;
+                };
+                if rustix::process::kill_process_group(pid, rustix::process::Signal::STOP).is_ok() {
+                    self.freezes.push(kube_elector_harness::exec_child::Freeze {
+                        pid: child,
+                        from_ns: kube_elector_harness::monotonic_now_ns(),
+                        to_ns: None,
+                    });
+                    self.frozen
+                        .push((candidate.label.clone(), child, self.freezes.len() - 1));
+                }
+            }
+        }
+    }
+
+    /// Wakes the frozen children whose elector is no longer paused, once their elector has had
+    /// [`THAW_WAIT`] to end them; one ended meanwhile stays as it is (it never ran again).
+    async fn thaw_resumed(&mut self, candidates: &[Candidate]) {
+        let resumed: Vec<(String, u32, usize)> = self
+            .frozen
+            .iter()
+            .filter(|(label, _, _)| {
+                candidates
+                    .iter()
+                    .find(|c| &c.label == label)
+                    .is_none_or(|c| !matches!(c.process, Process::Paused { .. }))
+            })
+            .cloned()
+            .collect();
+        for (label, child, index) in resumed {
+            self.frozen.retain(|(_, pid, _)| *pid != child);
+            let deadline = Instant::now() + THAW_WAIT;
+            while !kube_elector_harness::exec_child::process_ended(child) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if kube_elector_harness::exec_child::process_ended(child) {
+                continue;
+            }
+            println!(
+                "exec: {label}'s child {child} outlived its elector's resume by {THAW_WAIT:?}; waking it"
+            );
+            self.freezes[index].to_ns = Some(kube_elector_harness::monotonic_now_ns());
+            if let Some(pid) = i32::try_from(child).ok().and_then(rustix::process::Pid::from_raw) {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::CONT);
+            }
+        }
+    }
+
+    /// After every elector has stopped: no two children ran at once; prints what it saw.
+    async fn check(self, candidates: &[Candidate]) -> Vec<String> {
+        use kube_elector_harness::exec_child::{ChildLife, process_ended, running_overlaps};
+        let mut problems = Vec::new();
+        // Every child must be gone once its elector has exited.
+        let spawned = self.recorder.spawned();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while spawned.iter().any(|pid| !process_ended(*pid)) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.stop_sampler.store(true, Ordering::Relaxed);
+        let sampled = self.sampler.await.unwrap_or_default();
+        let ns = |line: &serde_json::Value| line["monotonic_ns"].as_str().and_then(|v| v.parse::<u64>().ok());
+        let pid_of = |line: &serde_json::Value| line["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
+        let mut started: BTreeMap<u32, ChildLife> = BTreeMap::new();
+        let mut reaped: BTreeMap<u32, (u64, String)> = BTreeMap::new();
+        for (label, line) in candidates
+            .iter()
+            .flat_map(|c| c.past_logs.iter().map(move |line| (&c.label, line)))
+        {
+            let (Some(pid), Some(at)) = (pid_of(line), ns(line)) else {
+                continue;
+            };
+            if line["message"] == "started the command" {
+                started.entry(pid).or_insert_with(|| ChildLife {
+                    pid,
+                    ppid: 0,
+                    identity: label.clone(),
+                    token: line["fencing_token"].as_u64().unwrap_or_default(),
+                    start_ns: at,
+                    exit_ns: None,
+                });
+            } else if line["message"] == "the command ended" {
+                let reason = line["reason"].as_str().unwrap_or("?");
+                let reason = if reason == "exited" {
+                    format!("exited ({})", line["exit"].as_str().unwrap_or("?"))
+                } else {
+                    reason.to_owned()
+                };
+                reaped.insert(pid, (at, reason));
+            }
+        }
+        let mut lives: Vec<ChildLife> = started.into_values().collect();
+        lives.sort_by_key(|life| life.start_ns);
+        let now = kube_elector_harness::monotonic_now_ns();
+        let end = |life: &ChildLife| match (reaped.get(&life.pid).map(|r| r.0), sampled.get(&life.pid)) {
+            (Some(a), Some(b)) => a.min(*b),
+            (Some(a), None) => a,
+            (None, Some(b)) => *b,
+            (None, None) => now,
+        };
+        let unended: Vec<u32> = spawned
+            .iter()
+            .copied()
+            .filter(|pid| !process_ended(*pid))
+            .collect();
+        if !unended.is_empty() {
+            problems.push(format!(
+                "exec: children alive after every elector exited: {unended:?}"
+            ));
+        }
+        let unknown: Vec<u32> = spawned
+            .iter()
+            .copied()
+            .filter(|pid| !lives.iter().any(|l| l.pid == *pid))
+            .collect();
+        if !unknown.is_empty() {
+            // An elector killed between its fork and its log line: the child died with it
+            // (checked above: no child outlives the run), its start is not known to compare.
+            println!(
+                "exec: children whose start no elector logged (elector killed at the fork): {unknown:?}"
+            );
+        }
+        let overlaps = running_overlaps(&lives, end, &self.freezes);
+        for (a, b, ns) in &overlaps {
+            let ends = |life: &ChildLife| {
+                format!(
+                    "{}'s child {} (token {}) started at {} ns, reaped at {:?}, seen gone at {:?}",
+                    life.identity,
+                    life.pid,
+                    life.token,
+                    life.start_ns,
+                    reaped.get(&life.pid),
+                    sampled.get(&life.pid)
+                )
+            };
+            let stops: Vec<String> = candidates
+                .iter()
+                .flat_map(|c| c.past_logs.iter())
+                .filter(|l| {
+                    l["pid"].as_u64() == Some(u64::from(a.pid)) || l["pid"].as_u64() == Some(u64::from(b.pid))
+                })
+                .map(|l| l.to_string())
+                .collect();
+            problems.push(format!(
+                "exec: two children ran at once for {:?}: {}; {}\n  {}",
+                Duration::from_nanos(*ns),
+                ends(a),
+                ends(b),
+                stops.join("\n  ")
+            ));
+        }
+        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, reason) in reaped.values() {
+            *reasons.entry(reason.as_str()).or_default() += 1;
+        }
+        let by_sampler_only = lives.iter().filter(|l| !reaped.contains_key(&l.pid)).count();
+        // The children's own stderr passes through their electors' (lines that are not JSON).
+        let child_errors: Vec<&str> = candidates
+            .iter()
+            .flat_map(|c| c.past_logs.iter())
+            .filter_map(|l| l.as_str())
+            .filter(|l| l.contains("Error") || l.contains("error"))
+            .collect();
+        if !child_errors.is_empty() {
+            println!("exec: the children's stderr said: {child_errors:?}");
+        }
+        println!(
+            "exec: {} children ({} recorded a start), reaped by their elector {reasons:?}, {by_sampler_only} \
+             ended with their elector (parent-death signal); {} frozen with their elector ({} woken); \
+             {} pairs ran at once",
+            lives.len(),
+            self.recorder.lives().len(),
+            self.freezes.len(),
+            self.freezes.iter().filter(|f| f.to_ns.is_some()).count(),
+            overlaps.len(),
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+        problems
     }
 }
