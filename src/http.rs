@@ -105,6 +105,7 @@ pub struct Context {
     liveness_bound: Duration,
     wall_clock: WallClock,
     pod_label: Option<LabelStatus>,
+    endpoint_slice: Option<crate::endpoint_slice::StatusReceiver>,
 }
 
 impl Context {
@@ -146,12 +147,19 @@ impl Context {
             liveness_bound,
             wall_clock: WallClock::system(),
             pod_label: None,
+            endpoint_slice: None,
         }
     }
 
     /// Lets `/readyz/pod-label` follow what the pod label may say.
     pub fn with_pod_label(mut self, status: LabelStatus) -> Self {
         self.pod_label = Some(status);
+        self
+    }
+
+    /// Shows the EndpointSlice writer's status under `endpoint_slice` in the status JSON.
+    pub fn with_endpoint_slice(mut self, status: crate::endpoint_slice::StatusReceiver) -> Self {
+        self.endpoint_slice = Some(status);
         self
     }
 
@@ -281,7 +289,7 @@ impl Context {
     }
 
     fn status(&self, state: &LeaderState, now: Instant) -> Response<Full<Bytes>> {
-        let body = StatusBody::new(
+        let mut body = StatusBody::new(
             state,
             now,
             self.wall_clock.now(),
@@ -289,6 +297,7 @@ impl Context {
             &self.namespace,
             &self.lock_type,
         );
+        body.endpoint_slice = self.endpoint_slice.as_ref().map(|status| status.borrow().clone());
         match serde_json::to_vec(&body) {
             Ok(mut json) => {
                 json.push(b'\n');
@@ -354,6 +363,9 @@ pub struct StatusBody {
     /// Another live process's incarnation holding the lock under this identity, while it does.
     #[serde(default)]
     pub identity_conflict: Option<String>,
+    /// The EndpointSlice writer's view, with `--endpoint-slice` only (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_slice: Option<crate::endpoint_slice::SliceStatus>,
 }
 
 impl StatusBody {
@@ -392,6 +404,7 @@ impl StatusBody {
             observed_transitions: state.observed_transitions,
             incarnation: state.incarnation.clone(),
             identity_conflict: state.identity_conflict.clone(),
+            endpoint_slice: None,
         }
     }
 }

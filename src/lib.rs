@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod config;
 pub mod election;
+pub mod endpoint_slice;
 pub mod http;
 pub mod leader_file;
 pub mod metrics;

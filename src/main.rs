@@ -7,7 +7,8 @@
 //!
 //! Shutdown order (SIGTERM or SIGINT): the election steps down and publishes it (`/readyz`
 //! answers 503 from then on; the HTTP surface keeps serving until the election has finished),
-//! the leader file is removed and the pod label reset, and only when both are done and
+//! the leader file is removed, the pod label reset and the EndpointSlice emptied (if it names this
+//! pod), and only when all are done and
 //! `--release-delay` has passed since the step-down is the release written; all within
 //! `--shutdown-timeout`.
 
@@ -19,7 +20,7 @@ use anyhow::Context;
 use kube_elector::config::{Config, LogFormat};
 use kube_elector::election::{self, ReleaseGate, Settings, Target};
 use kube_elector::metrics::ElectionMetrics;
-use kube_elector::{http, leader_file, pod_label, process_metrics, status};
+use kube_elector::{endpoint_slice, http, leader_file, pod_label, process_metrics, status};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
@@ -109,6 +110,7 @@ fn run(config: Config) -> Result<(), Failure> {
     let mut registry = Registry::default();
     let metrics = ElectionMetrics::register(&mut registry, &config.election, &config.namespace);
     process_metrics::register(&mut registry);
+    let slice_writer = endpoint_slice_writer(&config, &client, &metrics, &mut registry);
     let registry = Arc::new(registry);
 
     let (state_tx, state_rx) = status::channel(config.identity.clone());
@@ -126,6 +128,10 @@ fn run(config: Config) -> Result<(), Failure> {
     let (label_status_tx, label_status_rx) = pod_label::status_channel();
     let context = http::Context::new(state_rx.clone(), registry, metrics.clone(), &config)
         .with_pod_label(label_status_rx);
+    let (slice_writer, context) = match slice_writer {
+        Some((writer, status)) => (Some(writer), context.with_endpoint_slice(status)),
+        None => (None, context),
+    };
     let http_task = http_runtime.spawn(server.serve(context, stopped(election_done_rx)));
     let leader_file_task = config
         .leader_file
@@ -173,9 +179,15 @@ fn run(config: Config) -> Result<(), Failure> {
     election_runtime.block_on(async {
         let labeller =
             pod_label.map(|label| tokio::spawn(label.run(state_rx.clone(), retry, stopped(stop_rx.clone()))));
-        // The release waits until the leader file is gone and the label says follower: both
-        // tasks end only after their last update at shutdown.
+        let slice_task = slice_writer
+            .map(|writer| tokio::spawn(writer.run(state_rx.clone(), retry, stopped(stop_rx.clone()))));
+        // The release waits until the leader file is gone, the label says follower and the
+        // EndpointSlice no longer names this pod (or emptying it failed or timed out): each task
+        // ends only after its last update at shutdown.
         let outputs = async move {
+            if let Some(task) = slice_task {
+                let _ = task.await;
+            }
             if let Some(task) = leader_file_task {
                 let _ = task.await;
             }
@@ -210,6 +222,42 @@ fn run(config: Config) -> Result<(), Failure> {
             )),
         }
     })
+}
+
+/// The EndpointSlice writer and its status, when `--endpoint-slice` is given; each call is
+/// bounded by the renew deadline, like the pod label's patch.
+fn endpoint_slice_writer(
+    config: &Config,
+    client: &kube::Client,
+    metrics: &ElectionMetrics,
+    registry: &mut Registry,
+) -> Option<(endpoint_slice::SliceWriter, endpoint_slice::StatusReceiver)> {
+    let (Some(name), Some(service), Some(ports), Some(address)) = (
+        &config.endpoint_slice,
+        &config.endpoint_slice_service,
+        &config.endpoint_slice_ports,
+        config.pod_ip,
+    ) else {
+        return None;
+    };
+    let target = endpoint_slice::SliceTarget {
+        name: name.clone(),
+        namespace: config.namespace.clone(),
+        service: service.clone(),
+        election: config.election.clone(),
+        address,
+        ports: ports.clone(),
+        pod_name: config.pod_name.clone(),
+    };
+    let writes =
+        kube_elector::metrics::EndpointSliceMetrics::register(registry, &config.election, &config.namespace);
+    Some(endpoint_slice::SliceWriter::new(
+        client.clone(),
+        target,
+        metrics.clone(),
+        writes,
+        config.timing.renew_deadline,
+    ))
 }
 
 /// Builds the API client from `--kubeconfig`, or from the in-cluster service account.

@@ -24,6 +24,7 @@
 //! | `leader_election_slowpath_total{name}` | counter | client-go's name |
 //! | `elector_identity_conflicts_total` | counter | counted by the driver: other live processes seen holding the lock under this identity |
 //! | `elector_identity_conflict` | gauge | 1 while another live process holds the lock under this identity |
+//! | `elector_endpoint_slice_writes_total{result}` | counter | only with `--endpoint-slice` ([`EndpointSliceMetrics`]): `created`, `updated`, `emptied`, `conflict`, `failed` |
 //!
 //! There is deliberately no `identity` label: Prometheus already attaches the pod through the scrape
 //! configuration, and the identity is normally the pod name, so the label would only add cardinality.
@@ -424,6 +425,71 @@ impl ElectionMetrics {
         }
         self.identity_conflict
             .set(i64::from(state.identity_conflict.is_some()));
+    }
+}
+
+/// Result of one EndpointSlice write, as a bounded label value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SliceWriteResult {
+    /// The slice was created naming this pod.
+    Created,
+    /// The slice was replaced naming this pod.
+    Updated,
+    /// A slice naming this pod was emptied at step-down.
+    Emptied,
+    /// A write lost a race (409) and the slice was read again.
+    Conflict,
+    /// An attempt failed (error, timeout, claim ended, or every write conflicted).
+    Failed,
+}
+
+impl EncodeLabelValue for SliceWriteResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        let value = match self {
+            SliceWriteResult::Created => "created",
+            SliceWriteResult::Updated => "updated",
+            SliceWriteResult::Emptied => "emptied",
+            SliceWriteResult::Conflict => "conflict",
+            SliceWriteResult::Failed => "failed",
+        };
+        EncodeLabelValue::encode(&value, encoder)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SliceWriteLabels {
+    result: SliceWriteResult,
+}
+
+/// `elector_endpoint_slice_writes_total{result}` (with `election` and `namespace`), registered
+/// only when an EndpointSlice is configured; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointSliceMetrics {
+    writes: Family<SliceWriteLabels, Counter>,
+}
+
+impl EndpointSliceMetrics {
+    /// Registers the family in `registry`, labelled with the election and namespace.
+    pub fn register(registry: &mut Registry, election: &str, namespace: &str) -> Self {
+        let labelled = registry.sub_registry_with_labels(
+            [
+                (Cow::Borrowed("election"), Cow::Owned(election.to_owned())),
+                (Cow::Borrowed("namespace"), Cow::Owned(namespace.to_owned())),
+            ]
+            .into_iter(),
+        );
+        let writes = Family::<SliceWriteLabels, Counter>::default();
+        labelled.sub_registry_with_prefix("elector").register(
+            "endpoint_slice_writes",
+            "EndpointSlice writes by result: created, updated, emptied, conflict (409, read again), failed",
+            writes.clone(),
+        );
+        Self { writes }
+    }
+
+    /// Counts one write with `result`.
+    pub fn write(&self, result: SliceWriteResult) {
+        self.writes.get_or_create(&SliceWriteLabels { result }).inc();
     }
 }
 

@@ -377,6 +377,7 @@ impl Resolved<'_> {
                 ),
             });
         }
+        self.check_endpoint_slice(&config)?;
         if config.release_delay > config.shutdown_timeout / 2 {
             return Err(Error::Conflict {
                 first: setting::release_delay.meta.name,
@@ -392,6 +393,66 @@ impl Resolved<'_> {
             });
         }
         Ok(config)
+    }
+
+    /// An EndpointSlice needs its Service, ports and this pod's IP; the Service and ports mean
+    /// nothing without the slice, so giving them alone is refused rather than ignored. (The pod
+    /// IP alone is accepted: `POD_IP` is a fact of the pod, often set for the application too.)
+    fn check_endpoint_slice(&self, config: &Config) -> Result<(), Error> {
+        let slice = setting::endpoint_slice.meta.name;
+        match &config.endpoint_slice {
+            Some(name) => {
+                let needs = [
+                    (
+                        setting::endpoint_slice_service.meta,
+                        config.endpoint_slice_service.is_none(),
+                    ),
+                    (
+                        setting::endpoint_slice_ports.meta,
+                        config.endpoint_slice_ports.is_none(),
+                    ),
+                    (setting::pod_ip.meta, config.pod_ip.is_none()),
+                ];
+                if let Some((meta, _)) = needs.into_iter().find(|(_, missing)| *missing) {
+                    let how = if meta.name == "pod-ip" {
+                        "pass --pod-ip or set POD_IP from the downward API (fieldRef status.podIP)".to_owned()
+                    } else {
+                        format!("pass --{} {} or set {}", meta.name, meta.value_name, meta.env())
+                    };
+                    return Err(Error::Missing {
+                        field: meta.name,
+                        fix: format!(
+                            "endpoint-slice {name:?} (from {}) is written with it: {how}",
+                            self.origin(slice)
+                        ),
+                    });
+                }
+            }
+            None => {
+                let given = [
+                    (
+                        setting::endpoint_slice_service.meta.name,
+                        config.endpoint_slice_service.is_some(),
+                    ),
+                    (
+                        setting::endpoint_slice_ports.meta.name,
+                        config.endpoint_slice_ports.is_some(),
+                    ),
+                ];
+                if let Some((name, _)) = given.into_iter().find(|(_, set)| *set) {
+                    return Err(Error::Conflict {
+                        first: name,
+                        first_origin: self.origin(name),
+                        second: slice,
+                        second_origin: self.origin(slice),
+                        fix: format!(
+                            "{name} only shapes the EndpointSlice: pass --endpoint-slice NAME too, or remove {name}"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `id`, else the pod name, else the host name.
