@@ -7,7 +7,8 @@
 #
 # Static: hadolint; kustomize renders of k8s/, k8s/pod-label/, k8s/monitoring/, k8s/endpointslice/;
 #   kubernetes-validate --strict (oldest supported and newest Kubernetes); README invariants and
-#   a rollout/PDB model (scripts/ship/validate_manifests.py); the service-account token only in the
+#   a rollout/PDB model (scripts/ship/validate_manifests.py); two copies built with
+#   k8s/components/election elect through distinct Leases (check_copies.py); the service-account token only in the
 #   elector container (credentials_check.py); the pod-label admission policy's CEL against allowed
 #   and denied requests (admission_policy_test.py); checkov on every render and the Dockerfile,
 #   skips listed with reasons in scripts/ship/checkov-skips.yaml (checkov_scan.py); PodMonitor/PrometheusRule through
@@ -78,6 +79,12 @@ python3 scripts/ship/validate_manifests.py "$WORK/base.yaml" "$WORK/pod-label.ya
 
 step "k8s: API credentials only in the elector container"
 python3 scripts/ship/credentials_check.py "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/endpointslice.yaml"
+
+step "k8s: two copies in one namespace through k8s/components/election (distinct Leases)"
+kubectl kustomize k8s/examples/two-copies/alpha/ > "$WORK/copy-alpha.yaml"
+kubectl kustomize k8s/examples/two-copies/beta/ > "$WORK/copy-beta.yaml"
+kubernetes-validate --strict --quiet "$WORK/copy-alpha.yaml" "$WORK/copy-beta.yaml"
+python3 scripts/ship/check_copies.py "$WORK/copy-alpha.yaml" "$WORK/copy-beta.yaml"
 
 step "k8s: pod-label admission policy, its CEL evaluated against API-server-shaped requests"
 python3 scripts/ship/admission_policy_test.py "$WORK/pod-label.yaml"
