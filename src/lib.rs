@@ -13,6 +13,7 @@ pub mod endpoint_slice;
 pub mod http;
 pub mod leader_file;
 pub mod metrics;
+pub mod pod_deletion_cost;
 pub mod pod_label;
 pub mod process_metrics;
 pub mod status;

@@ -20,7 +20,9 @@ use anyhow::Context;
 use kube_elector::config::{Config, LogFormat};
 use kube_elector::election::{self, ReleaseGate, Settings, Target};
 use kube_elector::metrics::ElectionMetrics;
-use kube_elector::{endpoint_slice, http, leader_file, pod_label, process_metrics, status};
+use kube_elector::{
+    endpoint_slice, http, leader_file, pod_deletion_cost, pod_label, process_metrics, status,
+};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
@@ -174,6 +176,16 @@ fn run(config: Config) -> Result<(), Failure> {
         ),
         _ => None,
     };
+    let deletion_cost = match (config.pod_deletion_cost, &config.pod_name) {
+        (true, Some(pod)) => Some(pod_deletion_cost::PodDeletionCost::new(
+            client.clone(),
+            &config.namespace,
+            pod,
+            metrics.clone(),
+            config.timing.renew_deadline,
+        )),
+        _ => None,
+    };
     let retry = config.timing.retry_period;
     let events = config.events;
     election_runtime.block_on(async {
@@ -181,11 +193,16 @@ fn run(config: Config) -> Result<(), Failure> {
             pod_label.map(|label| tokio::spawn(label.run(state_rx.clone(), retry, stopped(stop_rx.clone()))));
         let slice_task = slice_writer
             .map(|writer| tokio::spawn(writer.run(state_rx.clone(), retry, stopped(stop_rx.clone()))));
+        let cost_task = deletion_cost
+            .map(|cost| tokio::spawn(cost.run(state_rx.clone(), retry, stopped(stop_rx.clone()))));
         // The release waits until the leader file is gone, the label says follower and the
         // EndpointSlice no longer names this pod (or emptying it failed or timed out): each task
         // ends only after its last update at shutdown.
         let outputs = async move {
             if let Some(task) = slice_task {
+                let _ = task.await;
+            }
+            if let Some(task) = cost_task {
                 let _ = task.await;
             }
             if let Some(task) = leader_file_task {

@@ -378,6 +378,16 @@ impl Resolved<'_> {
             });
         }
         self.check_endpoint_slice(&config)?;
+        if config.pod_deletion_cost && config.pod_name.is_none() {
+            return Err(Error::Missing {
+                field: setting::pod_name.meta.name,
+                fix: format!(
+                    "pod-deletion-cost (from {}) annotates this pod, so its name must be known: pass \
+                     --pod-name or set POD_NAME from the downward API (fieldRef metadata.name)",
+                    self.origin(setting::pod_deletion_cost.meta.name)
+                ),
+            });
+        }
         if config.release_delay > config.shutdown_timeout / 2 {
             return Err(Error::Conflict {
                 first: setting::release_delay.meta.name,

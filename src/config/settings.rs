@@ -426,6 +426,13 @@ settings! {
         }),
         help: "This pod's IP, written into the EndpointSlice while leading",
     }
+    "pod-deletion-cost" => pod_deletion_cost: bool {
+        value: "BOOL",
+        default: |_| Some(false),
+        parse: parse::boolean,
+        help: "Set controller.kubernetes.io/pod-deletion-cost on this pod while it leads, so scale-downs \
+               and rolling updates delete followers first; needs the pod name and patch on pods",
+    }
     "log-level" => log_level: String {
         value: "LEVEL",
         default: |_| Some("info".to_owned()),
