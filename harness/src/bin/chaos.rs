@@ -1090,7 +1090,11 @@ const SLICE_SETTLE: Duration = Duration::from_secs(5);
 ///    (client `c1` is two processes, `c1` and its twin, so either of their addresses);
 /// 2. at each handover (a leadership interval beginning at S), the slice as stored at S names
 ///    nobody, the leader before (the one whose interval began last before S: it may not have
-///    emptied the slice yet, or could not) or the new leader; never a third process;
+///    emptied the slice yet, or could not) or the new leader; or an older leader X only when no
+///    leader since X's last leadership began got a write of its own address applied before S
+///    (each lost its claim before its first write landed: counted and printed, not a violation).
+///    A slice naming X after a later leader's own write was applied would mean a stale write was
+///    applied over a newer one, which the conditional writes exclude;
 /// 3. at the end, after the final heal, the slice names exactly the current leader
 ///    ([`slice_names_the_leader`]); and once every candidate has stopped gracefully it names
 ///    nobody.
@@ -1127,7 +1131,14 @@ fn check_slice(
     let mut intervals: Vec<Interval> = candidates.iter().flat_map(|c| c.past.clone()).collect();
     intervals.sort_by_key(|i| i.start_ns);
     let mut handovers = 0;
-    for pair in intervals.windows(2) {
+    let mut left_by_silent_leaders = 0;
+    let label_of = |address: &str| {
+        address_of
+            .iter()
+            .find(|(_, a)| a.as_str() == address)
+            .map(|(label, _)| (*label).to_owned())
+    };
+    for (i, pair) in intervals.windows(2).enumerate() {
         let (before, after) = (&pair[0], &pair[1]);
         if before.identity == after.identity {
             continue;
@@ -1143,11 +1154,39 @@ fn check_slice(
             address_of.get(before.identity.as_str()),
             address_of.get(after.identity.as_str()),
         ];
-        if stored.iter().any(|a| !allowed.contains(&Some(a))) {
-            problems.push(format!(
-                "at the handover from {} to {} the EndpointSlice named {stored:?}, neither of them",
+        let Some(stale) = stored.iter().find(|a| !allowed.contains(&Some(*a))) else {
+            continue;
+        };
+        // An older leader X: acceptable only if no leader since X's last leadership began got a
+        // write of its own address applied before this handover (each lost leadership first).
+        let older = label_of(stale).unwrap_or_default();
+        let since = intervals[..=i]
+            .iter()
+            .rev()
+            .find(|interval| interval.identity == older)
+            .map_or(0, |interval| interval.start_ns);
+        let overwritten = intervals[..=i]
+            .iter()
+            .filter(|y| y.start_ns > since && y.identity != older)
+            .find_map(|y| {
+                let own = address_of.get(y.identity.as_str())?;
+                writes
+                    .iter()
+                    .find(|w| {
+                        let at = u128::from(w.monotonic_ns);
+                        at >= y.start_ns
+                            && at <= after.start_ns
+                            && slice_addresses(&w.object) == [own.clone()]
+                    })
+                    .map(|w| (y.identity.clone(), w.seq))
+            });
+        match overwritten {
+            Some((by, seq)) => problems.push(format!(
+                "at the handover from {} to {} the EndpointSlice named {older} ({stale}), although {by} \
+                 had written its own address (write {seq}) since {older} last led: a stale write was applied",
                 before.identity, after.identity
-            ));
+            )),
+            None => left_by_silent_leaders += 1,
         }
     }
     let settled = match at_end {
@@ -1166,7 +1205,9 @@ fn check_slice(
         ));
     }
     let summary = format!(
-        "EndpointSlice: {} writes, {handovers} handovers checked, {settled}, naming {after_stop:?} after the graceful stop",
+        "EndpointSlice: {} writes, {handovers} handovers checked ({left_by_silent_leaders} found an older leader's \
+         address left by successors that lost leadership before their first write), {settled}, naming \
+         {after_stop:?} after the graceful stop",
         writes.len()
     );
     (problems, summary)
