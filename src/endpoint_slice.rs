@@ -383,6 +383,7 @@ pub struct SliceWriter {
     metrics: ElectionMetrics,
     writes: EndpointSliceMetrics,
     timeout: Duration,
+    shutdown_budget: Duration,
     status: watch::Sender<SliceStatus>,
 }
 
@@ -410,9 +411,17 @@ impl SliceWriter {
             metrics,
             writes,
             timeout,
+            shutdown_budget: timeout,
             status,
         };
         (writer, receiver)
+    }
+
+    /// Bounds the whole emptying attempt at shutdown (reads, writes and retries after a 409) by
+    /// `budget`, so that the release, which waits for it, still fits in the shutdown timeout.
+    pub fn with_shutdown_budget(mut self, budget: Duration) -> Self {
+        self.shutdown_budget = budget;
+        self
     }
 
     /// The time a call may take now: the timeout, and while leading no later than the claim's end.
@@ -542,9 +551,7 @@ impl SliceWriter {
         }
         self.status.send_modify(|status| match &result {
             Ok(outcome) => {
-                if !leading {
-                    status.may_name_this_pod = false;
-                }
+                status.may_name_this_pod = leading;
                 status.last_result = Some(outcome.as_str().to_owned());
                 status.last_error = None;
             }
@@ -584,8 +591,16 @@ impl SliceWriter {
                 () = sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() => {}
             }
         }
-        if applied != Some(false) && !self.apply(&state, false).await {
-            tracing::warn!(slice = %self.target.name, "could not empty the EndpointSlice on shutdown; the next leader overwrites it");
+        if applied != Some(false) {
+            let emptied = tokio::time::timeout(self.shutdown_budget, self.apply(&state, false)).await;
+            if !matches!(emptied, Ok(true)) {
+                tracing::warn!(
+                    slice = %self.target.name,
+                    budget = ?self.shutdown_budget,
+                    "could not empty the EndpointSlice on shutdown; the release goes ahead and the next \
+                     leader overwrites it"
+                );
+            }
         }
     }
 }

@@ -242,7 +242,8 @@ fn run(config: Config) -> Result<(), Failure> {
 }
 
 /// The EndpointSlice writer and its status, when `--endpoint-slice` is given; each call is
-/// bounded by the renew deadline, like the pod label's patch.
+/// bounded by the renew deadline, like the pod label's patch, and the emptying at shutdown by half
+/// the shutdown timeout.
 fn endpoint_slice_writer(
     config: &Config,
     client: &kube::Client,
@@ -268,13 +269,15 @@ fn endpoint_slice_writer(
     };
     let writes =
         kube_elector::metrics::EndpointSliceMetrics::register(registry, &config.election, &config.namespace);
-    Some(endpoint_slice::SliceWriter::new(
+    let (writer, status) = endpoint_slice::SliceWriter::new(
         client.clone(),
         target,
         metrics.clone(),
         writes,
         config.timing.renew_deadline,
-    ))
+    );
+    // Half the shutdown timeout: the other half is the release delay's and the release's.
+    Some((writer.with_shutdown_budget(config.shutdown_timeout / 2), status))
 }
 
 /// Builds the API client from `--kubeconfig`, or from the in-cluster service account.
