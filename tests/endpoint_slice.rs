@@ -194,3 +194,35 @@ async fn the_slice_names_only_the_current_leader_through_sigterm_and_sigkill() {
         let _ = elector.stop(PATIENCE).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stepping_down_leaves_a_slice_that_names_someone_else_alone() {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    let sim = sim(&["a", "other"]).await;
+    let mut a = start(&sim, "a").await;
+    slice_names_only(&sim, &a).await;
+
+    // Another writer (a successor, as far as the slice can tell) replaces the address.
+    let api: kube::Api<EndpointSlice> = kube::Api::namespaced(outside_client(&sim, "other").await, "default");
+    let mut slice = api.get(SLICE).await.expect("the slice exists");
+    slice.endpoints[0].addresses = vec!["10.0.0.9".to_owned()];
+    api.replace(SLICE, &Default::default(), &slice)
+        .await
+        .expect("the other writer replaces the address");
+
+    a.signal("TERM");
+    a.wait_exit(PATIENCE).await;
+    assert_eq!(
+        slice_addresses(&sim),
+        Some(vec!["10.0.0.9".to_owned()]),
+        "a stepping-down leader empties only a slice that still names it"
+    );
+    let emptied_by_a = sim
+        .writes()
+        .iter()
+        .any(|w| w.resource == "endpointslices" && w.client == "a" && addresses(&w.object).is_empty());
+    assert!(
+        !emptied_by_a,
+        "a never wrote an empty slice over the other writer's"
+    );
+}
