@@ -265,6 +265,46 @@ def check_endpointslice_workload(docs, dep, el, w, where):
             fail(f"{w}: --endpoint-slice-ports port {number} is no container port of the app ({sorted(app_ports)})")
 
 
+def endpointslice_mutations(docs):
+    """Negative controls: each mutation of the EndpointSlice render must fail the checks."""
+    import copy
+
+    def elector(d):
+        return next(c for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "elector")
+
+    def service(mutant):
+        return next(d for d in mutant if d["kind"] == "Service" and d["metadata"]["name"] == "example-app")
+
+    def deployment(mutant):
+        return next(d for d in mutant if d["kind"] == "Deployment")
+
+    def role_rule(mutant):
+        return next(r for d in mutant if d["kind"] == "Role" for r in d["rules"]
+                    if "endpointslices" in r.get("resources", []) and r.get("resourceNames"))
+
+    mutations = {
+        "Service with a selector": lambda m: service(m)["spec"].update(selector={"app.kubernetes.io/name": "example-app"}),
+        "slice port named unlike the Service port": lambda m: elector(deployment(m)).update(
+            args=[a.replace("--endpoint-slice-ports=http:", "--endpoint-slice-ports=web:")
+                  for a in elector(deployment(m))["args"]]),
+        "leader-only readiness": lambda m: elector(deployment(m))["readinessProbe"]["httpGet"].update(path="/readyz"),
+        "no POD_IP": lambda m: elector(deployment(m)).update(
+            env=[e for e in elector(deployment(m))["env"] if e["name"] != "POD_IP"]),
+        "get/update on every slice": lambda m: role_rule(m).pop("resourceNames"),
+    }
+    global failures
+    for name, mutate in mutations.items():
+        mutant = copy.deepcopy(docs)
+        mutate(mutant)
+        saved, failures = failures, []
+        check_workload(mutant, "mutant", "endpointslice")
+        caught, failures = bool(failures), saved
+        if not caught:
+            fail(f"k8s/endpointslice: the checks miss a mutation: {name}")
+    print(f"  k8s/endpointslice: the checks catch each of {len(mutations)} mutations "
+          f"({', '.join(mutations)})")
+
+
 # ----------------------------------------------------------------- rollout and PDB arithmetic
 def scaled(value, total, round_up):
     if isinstance(value, str) and value.endswith("%"):
@@ -434,6 +474,7 @@ def main() -> int:
     if a.endpointslice:
         check_workload(endpointslice, "k8s/endpointslice", "endpointslice")
         check_disruption(endpointslice, "k8s/endpointslice", "endpointslice")
+        endpointslice_mutations(endpointslice)
     operator = check_monitoring(mon, dep)
     with open(a.operator_out, "w") as f:
         json.dump(operator, f)
