@@ -80,11 +80,12 @@ python3 scripts/ship/validate_manifests.py "$WORK/base.yaml" "$WORK/pod-label.ya
 step "k8s: API credentials only in the elector container"
 python3 scripts/ship/credentials_check.py "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/endpointslice.yaml"
 
-step "k8s: two copies in one namespace through k8s/components/election (distinct Leases)"
+step "k8s: three copies in one namespace through k8s/components/election* (distinct Leases, slices)"
 kubectl kustomize k8s/examples/two-copies/alpha/ > "$WORK/copy-alpha.yaml"
 kubectl kustomize k8s/examples/two-copies/beta/ > "$WORK/copy-beta.yaml"
-kubernetes-validate --strict --quiet "$WORK/copy-alpha.yaml" "$WORK/copy-beta.yaml"
-python3 scripts/ship/check_copies.py "$WORK/copy-alpha.yaml" "$WORK/copy-beta.yaml"
+kubectl kustomize k8s/examples/two-copies/gamma/ > "$WORK/copy-gamma.yaml"
+kubernetes-validate --strict --quiet "$WORK/copy-alpha.yaml" "$WORK/copy-beta.yaml" "$WORK/copy-gamma.yaml"
+python3 scripts/ship/check_copies.py "$WORK/copy-alpha.yaml" "$WORK/copy-beta.yaml" "$WORK/copy-gamma.yaml"
 
 step "k8s: pod-label admission policy, its CEL evaluated against API-server-shaped requests"
 python3 scripts/ship/admission_policy_test.py "$WORK/pod-label.yaml"

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Two copies of the example in one namespace, built with k8s/components/election, must not share
-an election or each other's pods.
+"""Copies of the example in one namespace, built with k8s/components/election (and, for the
+EndpointSlice variant, k8s/components/election-endpointslice), must not share an election, a
+slice or each other's pods.
 
-    check_copies.py ALPHA.yaml BETA.yaml
+    check_copies.py COPY.yaml COPY.yaml [COPY.yaml...]
 
 For each render: the election named by the elector's --election, the Lease the Role grants
 (resourceNames) and the pod label kube-elector/election are one name; the selectors of the
-Deployment, the Services and the PDB select its own pods only. Across the two: distinct Lease
-names, distinct object names, distinct pod selectors. Then a mutation check: the same two renders
-without the component's effect (both electing the base's "example-app") must fail.
+Deployment, the Services and the PDB select its own pods only; with --endpoint-slice, the slice's
+Service is a Service of the render without a selector and the slice RBAC names the slice. Across
+the copies: distinct Lease names, slices, object names and pod selectors. Then a mutation check:
+the first two renders without the component's effect (both electing the base's "example-app")
+must fail.
 """
 import copy
 import sys
@@ -48,31 +51,46 @@ def facts(docs, where):
         if sel.get("app.kubernetes.io/name") != app:
             problems.append(f"{where}: {what} selects app.kubernetes.io/name={sel.get('app.kubernetes.io/name')!r}, "
                             f"not its own pods ({app!r})")
+    slice_name = arg(elector.get("args", []), "--endpoint-slice")
+    if slice_name is not None:
+        service = arg(elector.get("args", []), "--endpoint-slice-service")
+        selectorless = [d["metadata"]["name"] for d in docs if d["kind"] == "Service" and not d["spec"].get("selector")]
+        if service not in selectorless:
+            problems.append(f"{where}: --endpoint-slice-service {service!r} is not a Service without a selector "
+                            f"in this copy ({selectorless})")
+        granted = [n for d in docs if d["kind"] == "Role" for r in d["rules"]
+                   if "endpointslices" in r.get("resources", []) for n in r.get("resourceNames", [])]
+        if granted != [slice_name]:
+            problems.append(f"{where}: the slice RBAC names {granted}, the elector writes {slice_name!r}")
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    return election, app, names, problems
+    return election, app, names, problems, slice_name
 
 
-def check(a_docs, b_docs):
-    ea, aa, na, pa = facts(a_docs, "alpha")
-    eb, ab, nb, pb = facts(b_docs, "beta")
-    problems = pa + pb
-    if ea == eb:
-        problems.append(f"both copies elect through Lease {ea!r}: one leader for both")
-    if aa == ab:
-        problems.append(f"both copies select app.kubernetes.io/name={aa!r}: each Service and PDB spans both")
-    if na & nb:
-        problems.append(f"objects in both copies: {sorted(na & nb)}")
-    return problems, (ea, eb)
+def check(renders):
+    all_facts = [facts(docs, f"copy {i + 1}") for i, docs in enumerate(renders)]
+    problems = [p for f in all_facts for p in f[3]]
+    for i, (ea, aa, na, _, sa) in enumerate(all_facts):
+        for j, (eb, ab, nb, _, sb) in enumerate(all_facts[i + 1:], start=i + 1):
+            pair = f"copies {i + 1} and {j + 1}"
+            if ea == eb:
+                problems.append(f"{pair} elect through Lease {ea!r}: one leader for both")
+            if aa == ab:
+                problems.append(f"{pair} select app.kubernetes.io/name={aa!r}: each Service and PDB spans both")
+            if na & nb:
+                problems.append(f"objects in {pair}: {sorted(na & nb)}")
+            if sa is not None and sa == sb:
+                problems.append(f"{pair} write one EndpointSlice {sa!r}")
+    return problems, [f[0] for f in all_facts]
 
 
 def main():
-    a_docs, b_docs = load(sys.argv[1]), load(sys.argv[2])
-    problems, (ea, eb) = check(a_docs, b_docs)
+    renders = [load(path) for path in sys.argv[1:]]
+    problems, elections = check(renders)
     if problems:
         sys.exit("copies:\n  " + "\n  ".join(problems))
     # Mutation: undo the component (both back to the base's election and app name).
     undone = []
-    for docs in (copy.deepcopy(a_docs), copy.deepcopy(b_docs)):
+    for docs in (copy.deepcopy(renders[0]), copy.deepcopy(renders[1])):
         for d in docs:
             if d["kind"] == "Deployment":
                 pod = d["spec"]["template"]
@@ -85,10 +103,10 @@ def main():
                     if "leases" in r.get("resources", []) and r.get("resourceNames"):
                         r["resourceNames"] = ["example-app"]
         undone.append(docs)
-    if not check(*undone)[0]:
+    if not check(undone)[0]:
         sys.exit("copies: the check misses two copies sharing the Lease example-app")
-    print(f"  two copies in one namespace: Leases {ea!r} and {eb!r}, own selectors, no shared objects; "
-          f"the check catches a shared Lease")
+    print(f"  {len(renders)} copies in one namespace: Leases {', '.join(elections)}; own selectors, slices "
+          f"and objects; the check catches a shared Lease")
 
 
 if __name__ == "__main__":
