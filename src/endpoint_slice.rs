@@ -417,6 +417,45 @@ impl SliceWriter {
         (writer, receiver)
     }
 
+    /// The writer and its status when `config` has `--endpoint-slice` (the rules in
+    /// [`crate::config`] ensure its Service, ports and pod IP come with it); each call is bounded
+    /// by the renew deadline, like the pod label's patch, and the emptying at shutdown by half the
+    /// shutdown timeout (the other half is the release delay's and the release's). Registers
+    /// [`EndpointSliceMetrics`] in `registry`.
+    pub fn from_config(
+        config: &crate::config::Config,
+        client: &Client,
+        metrics: &ElectionMetrics,
+        registry: &mut prometheus_client::registry::Registry,
+    ) -> Option<(Self, StatusReceiver)> {
+        let (Some(name), Some(service), Some(ports), Some(address)) = (
+            &config.endpoint_slice,
+            &config.endpoint_slice_service,
+            &config.endpoint_slice_ports,
+            config.pod_ip,
+        ) else {
+            return None;
+        };
+        let target = SliceTarget {
+            name: name.clone(),
+            namespace: config.namespace.clone(),
+            service: service.clone(),
+            election: config.election.clone(),
+            address,
+            ports: ports.clone(),
+            pod_name: config.pod_name.clone(),
+        };
+        let writes = EndpointSliceMetrics::register(registry, &config.election, &config.namespace);
+        let (writer, status) = Self::new(
+            client.clone(),
+            target,
+            metrics.clone(),
+            writes,
+            config.timing.renew_deadline,
+        );
+        Some((writer.with_shutdown_budget(config.shutdown_timeout / 2), status))
+    }
+
     /// Bounds the whole emptying attempt at shutdown (reads, writes and retries after a 409) by
     /// `budget`, so that the release, which waits for it, still fits in the shutdown timeout.
     pub fn with_shutdown_budget(mut self, budget: Duration) -> Self {

@@ -112,7 +112,7 @@ fn run(config: Config) -> Result<(), Failure> {
     let mut registry = Registry::default();
     let metrics = ElectionMetrics::register(&mut registry, &config.election, &config.namespace);
     process_metrics::register(&mut registry);
-    let slice_writer = endpoint_slice_writer(&config, &client, &metrics, &mut registry);
+    let slice_writer = endpoint_slice::SliceWriter::from_config(&config, &client, &metrics, &mut registry);
     let registry = Arc::new(registry);
 
     let (state_tx, state_rx) = status::channel(config.identity.clone());
@@ -239,45 +239,6 @@ fn run(config: Config) -> Result<(), Failure> {
             )),
         }
     })
-}
-
-/// The EndpointSlice writer and its status, when `--endpoint-slice` is given; each call is
-/// bounded by the renew deadline, like the pod label's patch, and the emptying at shutdown by half
-/// the shutdown timeout.
-fn endpoint_slice_writer(
-    config: &Config,
-    client: &kube::Client,
-    metrics: &ElectionMetrics,
-    registry: &mut Registry,
-) -> Option<(endpoint_slice::SliceWriter, endpoint_slice::StatusReceiver)> {
-    let (Some(name), Some(service), Some(ports), Some(address)) = (
-        &config.endpoint_slice,
-        &config.endpoint_slice_service,
-        &config.endpoint_slice_ports,
-        config.pod_ip,
-    ) else {
-        return None;
-    };
-    let target = endpoint_slice::SliceTarget {
-        name: name.clone(),
-        namespace: config.namespace.clone(),
-        service: service.clone(),
-        election: config.election.clone(),
-        address,
-        ports: ports.clone(),
-        pod_name: config.pod_name.clone(),
-    };
-    let writes =
-        kube_elector::metrics::EndpointSliceMetrics::register(registry, &config.election, &config.namespace);
-    let (writer, status) = endpoint_slice::SliceWriter::new(
-        client.clone(),
-        target,
-        metrics.clone(),
-        writes,
-        config.timing.renew_deadline,
-    );
-    // Half the shutdown timeout: the other half is the release delay's and the release's.
-    Some((writer.with_shutdown_budget(config.shutdown_timeout / 2), status))
 }
 
 /// Builds the API client from `--kubeconfig`, or from the in-cluster service account.
