@@ -5,9 +5,10 @@
 #   scripts/check-ship.sh            static checks, then the live proofs (builds the binaries)
 #   scripts/check-ship.sh --static   static checks only (no Rust build, no processes)
 #
-# Static: hadolint; kustomize renders of k8s/, k8s/pod-label/, k8s/monitoring/;
+# Static: hadolint; kustomize renders of k8s/, k8s/pod-label/, k8s/monitoring/, k8s/endpointslice/;
 #   kubernetes-validate --strict (oldest supported and newest Kubernetes); README invariants and
-#   a rollout/PDB model (scripts/ship/validate_manifests.py); the service-account token only in the
+#   a rollout/PDB model (scripts/ship/validate_manifests.py); two copies built with
+#   k8s/components/election elect through distinct Leases (check_copies.py); the service-account token only in the
 #   elector container (credentials_check.py); the pod-label admission policy's CEL against allowed
 #   and denied requests (admission_policy_test.py); checkov on every render and the Dockerfile,
 #   skips listed with reasons in scripts/ship/checkov-skips.yaml (checkov_scan.py); PodMonitor/PrometheusRule through
@@ -69,29 +70,39 @@ kubectl kustomize k8s/ > "$WORK/base.yaml"
 kubectl kustomize k8s/pod-label/ > "$WORK/pod-label.yaml"
 kubectl kustomize k8s/monitoring/ > "$WORK/monitoring.yaml"
 kubectl kustomize k8s/exec/ > "$WORK/exec.yaml"
-for f in base pod-label monitoring exec; do
+kubectl kustomize k8s/endpointslice/ > "$WORK/endpointslice.yaml"
+for f in base pod-label monitoring exec endpointslice; do
   echo "  $f: $(grep -c '^kind:' "$WORK/$f.yaml") objects"
 done
 
 step "k8s: kubernetes-validate --strict (core kinds)"
 for v in 1.30.0 ""; do
-  kubernetes-validate --strict --quiet ${v:+-k "$v"} "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/exec.yaml"
-  echo "  base, pod-label and exec: valid against Kubernetes ${v:-latest known to kubernetes-validate}"
+  kubernetes-validate --strict --quiet ${v:+-k "$v"} "$WORK/base.yaml" "$WORK/pod-label.yaml" \
+    "$WORK/exec.yaml" "$WORK/endpointslice.yaml"
+  echo "  base, pod-label, exec and endpointslice: valid against Kubernetes ${v:-latest known to kubernetes-validate}"
 done
 
 step "k8s: invariants, rollout and PDB model"
 python3 scripts/ship/validate_manifests.py "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/monitoring.yaml" \
-  --operator-out "$WORK/operator.json"
+  --operator-out "$WORK/operator.json" --endpointslice "$WORK/endpointslice.yaml"
 
 step "k8s: API credentials only in the elector container"
-python3 scripts/ship/credentials_check.py "$WORK/base.yaml" "$WORK/pod-label.yaml"
+python3 scripts/ship/credentials_check.py "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/endpointslice.yaml"
+
+step "k8s: three copies in one namespace through k8s/components/election* (distinct Leases, slices)"
+kubectl kustomize k8s/examples/two-copies/alpha/ > "$WORK/copy-alpha.yaml"
+kubectl kustomize k8s/examples/two-copies/beta/ > "$WORK/copy-beta.yaml"
+kubectl kustomize k8s/examples/two-copies/gamma/ > "$WORK/copy-gamma.yaml"
+kubernetes-validate --strict --quiet "$WORK/copy-alpha.yaml" "$WORK/copy-beta.yaml" "$WORK/copy-gamma.yaml"
+python3 scripts/ship/check_copies.py "$WORK/copy-alpha.yaml" "$WORK/copy-beta.yaml" "$WORK/copy-gamma.yaml"
 
 step "k8s: pod-label admission policy, its CEL evaluated against API-server-shaped requests"
 python3 scripts/ship/admission_policy_test.py "$WORK/pod-label.yaml"
 
 step "security scan: checkov on every rendered kustomization and on the Dockerfile"
 mkdir -p "$WORK/checkov"
-cp "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/monitoring.yaml" "$WORK/exec.yaml" "$WORK/checkov/"
+cp "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/monitoring.yaml" "$WORK/exec.yaml" "$WORK/endpointslice.yaml" \
+  "$WORK/checkov/"
 python3 scripts/ship/checkov_scan.py --checkov "$CHECKOV" --rendered "$WORK/checkov" --dockerfile Dockerfile
 
 step "alert rules: generated file up to date, promtool check"

@@ -108,6 +108,7 @@ pub struct Context {
     app_health: Option<crate::app_health::HealthReceiver>,
     /// Exec mode's command, for the `child` object of the status JSON.
     child: Option<crate::exec::StatusReceiver>,
+    endpoint_slice: Option<crate::endpoint_slice::StatusReceiver>,
 }
 
 impl Context {
@@ -151,6 +152,7 @@ impl Context {
             pod_label: None,
             app_health: None,
             child: None,
+            endpoint_slice: None,
         }
     }
 
@@ -169,6 +171,12 @@ impl Context {
     /// Shows the application's health (`--app-health`) in the status JSON.
     pub fn with_app_health(mut self, health: crate::app_health::HealthReceiver) -> Self {
         self.app_health = Some(health);
+        self
+    }
+
+    /// Shows the EndpointSlice writer's status under `endpoint_slice` in the status JSON.
+    pub fn with_endpoint_slice(mut self, status: crate::endpoint_slice::StatusReceiver) -> Self {
+        self.endpoint_slice = Some(status);
         self
     }
 
@@ -298,7 +306,7 @@ impl Context {
     }
 
     fn status(&self, state: &LeaderState, now: Instant) -> Response<Full<Bytes>> {
-        let body = StatusBody::new(
+        let mut body = StatusBody::new(
             state,
             now,
             self.wall_clock.now(),
@@ -307,6 +315,7 @@ impl Context {
             &self.lock_type,
         )
         .with_app_health(self.app_health.as_ref().map(|health| health.borrow().clone()));
+        body.endpoint_slice = self.endpoint_slice.as_ref().map(|status| status.borrow().clone());
         let encoded = match &self.child {
             None => serde_json::to_vec(&body),
             Some(child) => serde_json::to_value(&body).and_then(|mut value| {
@@ -379,6 +388,9 @@ pub struct StatusBody {
     /// Another live process's incarnation holding the lock under this identity, while it does.
     #[serde(default)]
     pub identity_conflict: Option<String>,
+    /// The EndpointSlice writer's view, with `--endpoint-slice` only (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_slice: Option<crate::endpoint_slice::SliceStatus>,
     /// Whether this process stands for election (false while its application is unhealthy).
     #[serde(default = "standing_by_default")]
     pub candidate: bool,
@@ -442,6 +454,7 @@ impl StatusBody {
             identity_conflict: state.identity_conflict.clone(),
             candidate: state.candidate,
             app_health: None,
+            endpoint_slice: None,
         }
     }
 

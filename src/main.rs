@@ -7,7 +7,8 @@
 //!
 //! Shutdown order (SIGTERM or SIGINT): the election steps down and publishes it (`/readyz`
 //! answers 503 from then on; the HTTP surface keeps serving until the election has finished),
-//! the leader file is removed and the pod label reset, and only when both are done and
+//! the leader file is removed, the pod label reset and the EndpointSlice emptied (if it names this
+//! pod), and only when all are done and
 //! `--release-delay` has passed since the step-down is the release written; all within
 //! `--shutdown-timeout`.
 
@@ -19,7 +20,10 @@ use anyhow::Context;
 use kube_elector::config::{Config, LogFormat};
 use kube_elector::election::{self, Candidacy, ReleaseGate, Settings, Target};
 use kube_elector::metrics::{AppHealthMetrics, ElectionMetrics};
-use kube_elector::{app_health, exec, http, leader_file, pod_label, process_metrics, status};
+use kube_elector::{
+    app_health, endpoint_slice, exec, http, leader_file, pod_deletion_cost, pod_label, process_metrics,
+    status,
+};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
@@ -116,6 +120,7 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
         .is_some()
         .then(|| AppHealthMetrics::register(&mut registry, &config.election, &config.namespace));
     let exec_parts = exec_parts(&config, &mut registry);
+    let slice_writer = endpoint_slice::SliceWriter::from_config(&config, &client, &metrics, &mut registry);
     let registry = Arc::new(registry);
 
     let (state_tx, state_rx) = status::channel(config.identity.clone());
@@ -181,6 +186,10 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
         context = context.with_child(child_status_rx.clone());
     }
     let request_stop = stop_tx.clone();
+    let (slice_writer, context) = match slice_writer {
+        Some((writer, status)) => (Some(writer), context.with_endpoint_slice(status)),
+        None => (None, context),
+    };
     let http_task = http_runtime.spawn(server.serve(context, stopped(election_done_rx)));
     let leader_file_task = config.leader_file.clone().map(|path| {
         http_runtime.spawn(leader_file::run_reporting(
@@ -230,11 +239,25 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
         ),
         _ => None,
     };
+    let deletion_cost = match (config.pod_deletion_cost, &config.pod_name) {
+        (true, Some(pod)) => Some(pod_deletion_cost::PodDeletionCost::new(
+            client.clone(),
+            &config.namespace,
+            pod,
+            metrics.clone(),
+            config.timing.renew_deadline,
+        )),
+        _ => None,
+    };
     let retry = config.timing.retry_period;
     let events = config.events;
     let exec_outcome = election_runtime.block_on(async {
         let labeller =
             pod_label.map(|label| tokio::spawn(label.run(state_rx.clone(), retry, stopped(stop_rx.clone()))));
+        let slice_task = slice_writer
+            .map(|writer| tokio::spawn(writer.run(state_rx.clone(), retry, stopped(stop_rx.clone()))));
+        let cost_task = deletion_cost
+            .map(|cost| tokio::spawn(cost.run(state_rx.clone(), retry, stopped(stop_rx.clone()))));
         // Exec mode: the command is spawned from this runtime, which runs on the main thread
         // (the parent-death signal follows the thread that forks; see `exec::process`).
         let supervisor = child.map(|(supervisor, _)| {
@@ -242,13 +265,19 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
                 let _ = request_stop.send(true);
             }))
         });
-        // The release waits until the leader file is gone and the label says follower: both
-        // tasks end only after their last update at shutdown. In exec mode the release also
-        // waits until the command has exited.
+        // The release waits until the command has exited (exec mode), the leader file is gone,
+        // the label says follower and the EndpointSlice no longer names this pod (or emptying it
+        // failed or timed out): each task ends only after its last update at shutdown.
         let outputs = async move {
             let mut exec_outcome = None;
             if let Some(supervisor) = supervisor {
                 exec_outcome = Some(supervisor.await);
+            }
+            if let Some(task) = slice_task {
+                let _ = task.await;
+            }
+            if let Some(task) = cost_task {
+                let _ = task.await;
             }
             if let Some(task) = leader_file_task {
                 let _ = task.await;

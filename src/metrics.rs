@@ -27,6 +27,7 @@
 //! | `elector_candidate` | gauge | 1 while this process stands for election, 0 while withdrawn (such as while its application is unhealthy) |
 //! | `elector_app_healthy` | gauge | [`AppHealthMetrics`], only with `--app-health` (**absent without it**): 1 healthy, 0 starting or unhealthy |
 //! | `elector_app_health_checks_total{result="success\|failure"}` | counter | [`AppHealthMetrics`], only with `--app-health` |
+//! | `elector_endpoint_slice_writes_total{result}` | counter | only with `--endpoint-slice` ([`EndpointSliceMetrics`]): `created`, `updated`, `emptied`, `conflict`, `failed` |
 //!
 //! There is deliberately no `identity` label: Prometheus already attaches the pod through the scrape
 //! configuration, and the identity is normally the pod name, so the label would only add cardinality.
@@ -504,6 +505,71 @@ impl Default for AppHealthMetrics {
     /// Handles registered nowhere, for tests.
     fn default() -> Self {
         Self::register(&mut Registry::default(), "", "")
+    }
+}
+
+/// Result of one EndpointSlice write, as a bounded label value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SliceWriteResult {
+    /// The slice was created naming this pod.
+    Created,
+    /// The slice was replaced naming this pod.
+    Updated,
+    /// A slice naming this pod was emptied at step-down.
+    Emptied,
+    /// A write lost a race (409) and the slice was read again.
+    Conflict,
+    /// An attempt failed (error, timeout, claim ended, or every write conflicted).
+    Failed,
+}
+
+impl EncodeLabelValue for SliceWriteResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        let value = match self {
+            SliceWriteResult::Created => "created",
+            SliceWriteResult::Updated => "updated",
+            SliceWriteResult::Emptied => "emptied",
+            SliceWriteResult::Conflict => "conflict",
+            SliceWriteResult::Failed => "failed",
+        };
+        EncodeLabelValue::encode(&value, encoder)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SliceWriteLabels {
+    result: SliceWriteResult,
+}
+
+/// `elector_endpoint_slice_writes_total{result}` (with `election` and `namespace`), registered
+/// only when an EndpointSlice is configured; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointSliceMetrics {
+    writes: Family<SliceWriteLabels, Counter>,
+}
+
+impl EndpointSliceMetrics {
+    /// Registers the family in `registry`, labelled with the election and namespace.
+    pub fn register(registry: &mut Registry, election: &str, namespace: &str) -> Self {
+        let labelled = registry.sub_registry_with_labels(
+            [
+                (Cow::Borrowed("election"), Cow::Owned(election.to_owned())),
+                (Cow::Borrowed("namespace"), Cow::Owned(namespace.to_owned())),
+            ]
+            .into_iter(),
+        );
+        let writes = Family::<SliceWriteLabels, Counter>::default();
+        labelled.sub_registry_with_prefix("elector").register(
+            "endpoint_slice_writes",
+            "EndpointSlice writes by result: created, updated, emptied, conflict (409, read again), failed",
+            writes.clone(),
+        );
+        Self { writes }
+    }
+
+    /// Counts one write with `result`.
+    pub fn write(&self, result: SliceWriteResult) {
+        self.writes.get_or_create(&SliceWriteLabels { result }).inc();
     }
 }
 

@@ -344,6 +344,46 @@ fn each_layer_beats_the_one_below_for_every_field() {
             expected: owned(["1", "2", "3", "4"]),
             get: |c| c.app_health_success_threshold.to_string(),
         },
+        // The EndpointSlice settings need each other (see `slice_base` below): without the
+        // slice its Service and ports are refused, without them the slice is.
+        Case {
+            key: "endpoint-slice",
+            values: ["s-file", "s-env", "s-flag"],
+            expected: owned(["<conflict>", "s-file", "s-env", "s-flag"]),
+            get: |c| c.endpoint_slice.clone().unwrap_or_else(|| "<none>".to_owned()),
+        },
+        Case {
+            key: "endpoint-slice-service",
+            values: ["svc-file", "svc-env", "svc-flag"],
+            expected: owned(["<missing>", "svc-file", "svc-env", "svc-flag"]),
+            get: |c| {
+                c.endpoint_slice_service
+                    .clone()
+                    .unwrap_or_else(|| "<none>".to_owned())
+            },
+        },
+        Case {
+            key: "endpoint-slice-ports",
+            values: ["a:1", "b:2/UDP", "c:3/SCTP"],
+            expected: owned(["<missing>", "a:1/TCP", "b:2/UDP", "c:3/SCTP"]),
+            get: |c| {
+                c.endpoint_slice_ports
+                    .as_ref()
+                    .map_or("<none>".to_owned(), ToString::to_string)
+            },
+        },
+        Case {
+            key: "pod-ip",
+            values: ["10.0.0.1", "10.0.0.2", "fd00::3"],
+            expected: owned(["<none>", "10.0.0.1", "10.0.0.2", "fd00::3"]),
+            get: |c| c.pod_ip.map_or("<none>".to_owned(), |ip| ip.to_string()),
+        },
+        Case {
+            key: "pod-deletion-cost",
+            values: ["true", "false", "true"],
+            expected: owned(["false", "true", "false", "true"]),
+            get: |c| c.pod_deletion_cost.to_string(),
+        },
     ];
     // Every field --print-config renders (each one a config-file key, a flag and a variable) has a
     // case; --ttl, which sets three of them, is tested on its own.
@@ -358,7 +398,7 @@ fn each_layer_beats_the_one_below_for_every_field() {
 
     for case in cases {
         let env_name = format!("ELECTOR_{}", case.key.to_ascii_uppercase().replace('-', "_"));
-        let flag = if matches!(case.key, "release-on-shutdown" | "events") {
+        let flag = if matches!(case.key, "release-on-shutdown" | "events" | "pod-deletion-cost") {
             format!("--{}={}", case.key, case.values[2])
         } else {
             format!("--{}", case.key)
@@ -368,8 +408,20 @@ fn each_layer_beats_the_one_below_for_every_field() {
         if case.key != "election" {
             base.extend(["--election".to_owned(), "base".to_owned()]);
         }
-        if case.key == "pod-label" {
+        if matches!(case.key, "pod-label" | "pod-deletion-cost") {
             base.extend(["--pod-name".to_owned(), "pod-base".to_owned()]);
+        }
+        // The other settings an EndpointSlice needs, given by flag.
+        let slice_base = [
+            ("endpoint-slice", "s-base"),
+            ("endpoint-slice-service", "svc-base"),
+            ("endpoint-slice-ports", "http:80"),
+            ("pod-ip", "10.0.0.9"),
+        ];
+        if case.key.starts_with("endpoint-slice") {
+            for (key, value) in slice_base.iter().filter(|(key, _)| *key != case.key) {
+                base.extend([format!("--{key}"), (*value).to_owned()]);
+            }
         }
         // The health check's tuning needs the check.
         if case.key.starts_with("app-health-") {
@@ -406,6 +458,9 @@ fn each_layer_beats_the_one_below_for_every_field() {
                 Ok(config) => (case.get)(&config),
                 Err(error) if expected == "<missing>" && error.to_string().contains("is required") => {
                     "<missing>".to_owned()
+                }
+                Err(error) if expected == "<conflict>" && error.to_string().contains("conflicts with") => {
+                    "<conflict>".to_owned()
                 }
                 Err(error) => panic!("{} layer {layer}: unexpected error {error}", case.key),
             };

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Offline checks of the rendered k8s/ manifests beyond schema validation.
 
-    validate_manifests.py BASE.yaml POD_LABEL.yaml MONITORING.yaml --operator-out OUT.json
+    validate_manifests.py BASE.yaml POD_LABEL.yaml MONITORING.yaml --operator-out OUT.json \
+        [--endpointslice ENDPOINTSLICE.yaml]
 
-Reads the `kubectl kustomize` output of k8s/, k8s/pod-label/ and k8s/monitoring/ and checks:
+Reads the `kubectl kustomize` output of k8s/, k8s/pod-label/, k8s/monitoring/ (and
+k8s/endpointslice/) and checks:
   * the invariants the README promises (probes, security context, downward API, RBAC scope,
     Services, resources), naming the object and field on failure;
   * a model of the Deployment controller's rolling update and of the PDB's eviction arithmetic,
@@ -129,10 +131,13 @@ def check_workload(docs, where, mode):
         fail(f"{w}: --http must listen on port 8080 (the probes and the PodMonitor use it), got {http!r}")
 
     rp = el.get("readinessProbe", {})
-    want_ready = "/readyz" if mode == "base" else "/readyz/pod-label"
-    expect(w, "elector readinessProbe.httpGet.path", get(rp, "httpGet.path"), want_ready)
-    for field, want in (("periodSeconds", 1), ("failureThreshold", 1), ("successThreshold", 1)):
-        expect(w, f"elector readinessProbe.{field}", rp.get(field), want)
+    if mode == "endpointslice":
+        check_endpointslice_workload(docs, dep, el, w, where)
+    else:
+        want_ready = "/readyz" if mode == "base" else "/readyz/pod-label"
+        expect(w, "elector readinessProbe.httpGet.path", get(rp, "httpGet.path"), want_ready)
+        for field, want in (("periodSeconds", 1), ("failureThreshold", 1), ("successThreshold", 1)):
+            expect(w, f"elector readinessProbe.{field}", rp.get(field), want)
     expect(w, "elector livenessProbe.httpGet.path", get(el, "livenessProbe.httpGet.path"), "/livez")
 
     # termination grace must cover the preStop sleep plus the graceful release
@@ -151,7 +156,7 @@ def check_workload(docs, where, mode):
         fail(f"{w}: timings must satisfy retry-period < renew-deadline < lease-duration, got {retry}/{renew}/{lease}")
     # the old leader must be out of the endpoints (renew deadline + probe period) before a new
     # leader can take over (lease duration); the margin is left for endpoint propagation
-    if renew + rp.get("periodSeconds", 10) * rp.get("failureThreshold", 3) >= lease:
+    if mode != "endpointslice" and renew + rp.get("periodSeconds", 10) * rp.get("failureThreshold", 3) >= lease:
         fail(f"{w}: renew-deadline {renew}s + readiness detection must be < lease-duration {lease}s")
 
     pod_label = arg_value(args, "--pod-label")
@@ -166,6 +171,8 @@ def check_workload(docs, where, mode):
     want_sel = {"app.kubernetes.io/name": "example-app"}
     if mode == "pod-label":
         want_sel["kube-elector/role"] = "leader"
+    if mode == "endpointslice":
+        want_sel = {}
     expect(f"{where} Service/example-app", "spec.selector", sel, want_sel)
     msvc = one(docs, "Service", "example-app-elector-metrics", where)
     expect(f"{where} Service/example-app-elector-metrics", "spec.publishNotReadyAddresses",
@@ -201,6 +208,17 @@ def check_workload(docs, where, mode):
         for verb in ("get", "patch"):
             if not granted("", "pods", verb, "any-pod"):
                 fail(f"{where}: the pod-label variant needs {verb} on pods")
+    if mode == "endpointslice":
+        allowed.add(("discovery.k8s.io", "endpointslices"))
+        slice_name = arg_value(args, "--endpoint-slice")
+        for verb in ("get", "update"):
+            r = granted("discovery.k8s.io", "endpointslices", verb, slice_name)
+            if not r:
+                fail(f"{where}: RBAC lacks {verb} on endpointslices/{slice_name}")
+            elif r.get("resourceNames") != [slice_name]:
+                fail(f"{where}: RBAC {verb} on endpointslices should be limited by resourceNames [{slice_name}]")
+        if not granted("discovery.k8s.io", "endpointslices", "create"):
+            fail(f"{where}: RBAC lacks create on endpointslices")
     for r in rules:
         for g in r.get("apiGroups", []):
             for res in r.get("resources", []):
@@ -213,6 +231,78 @@ def check_workload(docs, where, mode):
             if set(r.get("verbs", [])) - {"get", "patch"}:
                 fail(f"{where}: pods need only get/patch, got {r.get('verbs')}")
     return dep
+
+
+def check_endpointslice_workload(docs, dep, el, w, where):
+    """The EndpointSlice variant: readiness is the app's, the elector writes the Service's slice."""
+    args = el.get("args", [])
+    ready = get(el, "readinessProbe.httpGet.path")
+    if ready != "/livez":
+        fail(f"{w}: in the EndpointSlice variant the elector's readiness is its own health (/livez), never "
+             f"leadership; got {ready!r}")
+    app = container(dep, "app", w)
+    if not app.get("readinessProbe"):
+        fail(f"{w}: the app container needs its own readinessProbe (every pod's readiness is its health)")
+    env = {e["name"]: get(e, "valueFrom.fieldRef.fieldPath") for e in el.get("env", [])}
+    expect(w, "elector env POD_IP fieldRef", env.get("POD_IP"), "status.podIP")
+    slice_name = arg_value(args, "--endpoint-slice")
+    service = arg_value(args, "--endpoint-slice-service")
+    ports = arg_value(args, "--endpoint-slice-ports") or ""
+    if not slice_name:
+        fail(f"{w}: the EndpointSlice variant needs --endpoint-slice=NAME")
+    svc = one(docs, "Service", service or "", where)
+    if svc and get(svc, "spec.selector"):
+        fail(f"{where} Service/{service}: must have no selector (its endpoints are the elector's slice)")
+    svc_ports = {p.get("name") for p in get(svc, "spec.ports", [])}
+    app_ports = {p.get("containerPort") for p in app.get("ports", [])}
+    for item in filter(None, ports.split(",")):
+        name, _, rest = item.rpartition(":")
+        number = int(rest.split("/")[0])
+        if name not in svc_ports:
+            fail(f"{w}: --endpoint-slice-ports names {name!r}, which Service/{service} has no port of "
+                 f"(kube-proxy matches slice ports to Service ports by name; Service ports: {sorted(svc_ports)})")
+        if number not in app_ports:
+            fail(f"{w}: --endpoint-slice-ports port {number} is no container port of the app ({sorted(app_ports)})")
+
+
+def endpointslice_mutations(docs):
+    """Negative controls: each mutation of the EndpointSlice render must fail the checks."""
+    import copy
+
+    def elector(d):
+        return next(c for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "elector")
+
+    def service(mutant):
+        return next(d for d in mutant if d["kind"] == "Service" and d["metadata"]["name"] == "example-app")
+
+    def deployment(mutant):
+        return next(d for d in mutant if d["kind"] == "Deployment")
+
+    def role_rule(mutant):
+        return next(r for d in mutant if d["kind"] == "Role" for r in d["rules"]
+                    if "endpointslices" in r.get("resources", []) and r.get("resourceNames"))
+
+    mutations = {
+        "Service with a selector": lambda m: service(m)["spec"].update(selector={"app.kubernetes.io/name": "example-app"}),
+        "slice port named unlike the Service port": lambda m: elector(deployment(m)).update(
+            args=[a.replace("--endpoint-slice-ports=http:", "--endpoint-slice-ports=web:")
+                  for a in elector(deployment(m))["args"]]),
+        "leader-only readiness": lambda m: elector(deployment(m))["readinessProbe"]["httpGet"].update(path="/readyz"),
+        "no POD_IP": lambda m: elector(deployment(m)).update(
+            env=[e for e in elector(deployment(m))["env"] if e["name"] != "POD_IP"]),
+        "get/update on every slice": lambda m: role_rule(m).pop("resourceNames"),
+    }
+    global failures
+    for name, mutate in mutations.items():
+        mutant = copy.deepcopy(docs)
+        mutate(mutant)
+        saved, failures = failures, []
+        check_workload(mutant, "mutant", "endpointslice")
+        caught, failures = bool(failures), saved
+        if not caught:
+            fail(f"k8s/endpointslice: the checks miss a mutation: {name}")
+    print(f"  k8s/endpointslice: the checks catch each of {len(mutations)} mutations "
+          f"({', '.join(mutations)})")
 
 
 # ----------------------------------------------------------------- rollout and PDB arithmetic
@@ -384,23 +474,30 @@ def main() -> int:
     ap.add_argument("pod_label")
     ap.add_argument("monitoring")
     ap.add_argument("--operator-out", required=True)
+    ap.add_argument("--endpointslice", help="render of k8s/endpointslice/")
     a = ap.parse_args()
     base, pod_label, mon = load(a.base), load(a.pod_label), load(a.monitoring)
     dep = check_workload(base, "k8s", "base")
     check_workload(pod_label, "k8s/pod-label", "pod-label")
     check_disruption(base, "k8s", "base")
     check_disruption(pod_label, "k8s/pod-label", "pod-label")
+    endpointslice = load(a.endpointslice) if a.endpointslice else []
+    if a.endpointslice:
+        check_workload(endpointslice, "k8s/endpointslice", "endpointslice")
+        check_disruption(endpointslice, "k8s/endpointslice", "endpointslice")
+        endpointslice_mutations(endpointslice)
     operator = check_monitoring(mon, dep)
     with open(a.operator_out, "w") as f:
         json.dump(operator, f)
-    for d in base + pod_label:
+    for d in base + pod_label + endpointslice:
         if d.get("apiVersion", "").startswith("monitoring.coreos.com/"):
             fail(f"{d['kind']}/{d['metadata']['name']} belongs in k8s/monitoring, not in the base")
     if failures:
         for m in failures:
             print(f"FAIL {m}", file=sys.stderr)
         return 1
-    print(f"  manifests: invariants hold ({len(base)} base, {len(pod_label)} pod-label, {len(mon)} monitoring objects)")
+    print(f"  manifests: invariants hold ({len(base)} base, {len(pod_label)} pod-label, {len(endpointslice)} "
+          f"endpointslice, {len(mon)} monitoring objects)")
     return 0
 
 

@@ -449,6 +449,16 @@ fn validate(kind: Kind, obj: &Value) -> Result<(), ApiError> {
     }
 }
 
+/// [`validate`] plus the fields an update may not change.
+fn validate_update(kind: Kind, obj: &Value, old: &Value) -> Result<(), ApiError> {
+    let errs = validation::validate_update(kind, obj, old);
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(kind, meta(obj, "name"), errs))
+    }
+}
+
 fn generate_name(prefix: &str) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let suffix: String = (0..5)
@@ -613,7 +623,7 @@ fn update(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
                 Some(cur) => {
                     check_preconditions(kind, name, &obj, cur, info.unconditional_update)?;
                     prepare_update(kind, &mut obj, cur);
-                    validate(kind, &obj)?;
+                    validate_update(kind, &obj, cur)?;
                 }
             }
             Ok(Plan::Put(obj))
@@ -655,7 +665,7 @@ fn patch(shared: &Shared, req: &Request) -> Result<Response<Body>, ApiError> {
             check_namespace(req, &obj)?;
             check_preconditions(kind, name, &obj, cur, true)?;
             prepare_update(kind, &mut obj, cur);
-            validate(kind, &obj)?;
+            validate_update(kind, &obj, cur)?;
             Ok(Plan::Put(obj))
         })?;
     Ok(with_warnings(outcome_response(kind, outcome), &warnings))

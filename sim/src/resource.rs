@@ -1,7 +1,7 @@
 //! The resource types the simulator serves and their per-type rules.
 //!
 //! One [`Kind`] per served resource (Leases, ConfigMaps, Endpoints, Pods, core and
-//! `events.k8s.io` Events), with the facts the real registry keeps per type: group, version,
+//! `events.k8s.io` Events, `discovery.k8s.io` EndpointSlices), with the facts the real registry keeps per type: group, version,
 //! plural, kind, whether PUT may create (`AllowCreateOnUpdate`), whether PUT may omit
 //! `metadata.resourceVersion` (`AllowUnconditionalUpdate`), the field selectors it accepts, and the
 //! strict decode through the `k8s_openapi` type that gives stored objects their exact shape.
@@ -19,6 +19,8 @@ pub enum Kind {
     Event,
     /// `events.k8s.io/v1` `Event`.
     EventV1,
+    /// `discovery.k8s.io/v1` `EndpointSlice`.
+    EndpointSlice,
 }
 
 /// Static facts about a [`Kind`].
@@ -36,13 +38,14 @@ pub struct Info {
 }
 
 /// Every served kind.
-pub const ALL: [Kind; 6] = [
+pub const ALL: [Kind; 7] = [
     Kind::Lease,
     Kind::ConfigMap,
     Kind::Endpoints,
     Kind::Pod,
     Kind::Event,
     Kind::EventV1,
+    Kind::EndpointSlice,
 ];
 
 impl Kind {
@@ -73,6 +76,16 @@ impl Kind {
             Kind::Pod => i("", "pods", "Pod", "PodList", false, true),
             Kind::Event => i("", "events", "Event", "EventList", true, true),
             Kind::EventV1 => i("events.k8s.io", "events", "Event", "EventList", true, true),
+            // pkg/registry/discovery/endpointslice/strategy.go: no create on update,
+            // unconditional update allowed.
+            Kind::EndpointSlice => i(
+                "discovery.k8s.io",
+                "endpointslices",
+                "EndpointSlice",
+                "EndpointSliceList",
+                false,
+                true,
+            ),
         }
     }
 
@@ -122,6 +135,7 @@ impl Kind {
             Kind::Pod => rt::<api::core::v1::Pod>(value),
             Kind::Event => rt::<api::core::v1::Event>(value),
             Kind::EventV1 => rt::<api::events::v1::Event>(value),
+            Kind::EndpointSlice => rt::<api::discovery::v1::EndpointSlice>(value).map(default_endpoint_slice),
         }
     }
 
@@ -186,6 +200,18 @@ impl Kind {
     }
 }
 
+/// `SetDefaults_EndpointPort` of `discovery/v1`: a port without a name gets `""`, without a
+/// protocol `TCP`.
+fn default_endpoint_slice(mut slice: Value) -> Value {
+    if let Some(ports) = slice.get_mut("ports").and_then(Value::as_array_mut) {
+        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+            port.entry("name").or_insert_with(|| Value::from(""));
+            port.entry("protocol").or_insert_with(|| Value::from("TCP"));
+        }
+    }
+    slice
+}
+
 fn value_to_selector_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -208,6 +234,34 @@ mod tests {
             Some(Kind::Lease)
         );
         assert_eq!(Kind::from_path("", "v1", "leases"), None);
+        assert_eq!(
+            Kind::from_path("discovery.k8s.io", "v1", "endpointslices"),
+            Some(Kind::EndpointSlice)
+        );
+        assert_eq!(Kind::EndpointSlice.api_version(), "discovery.k8s.io/v1");
+    }
+
+    #[test]
+    fn endpoint_slice_strategy_and_port_defaults() {
+        let info = Kind::EndpointSlice.info();
+        assert!(
+            !info.create_on_update,
+            "the real strategy refuses create on update"
+        );
+        assert!(
+            info.unconditional_update,
+            "the real strategy allows an update without resourceVersion"
+        );
+        let stored = Kind::EndpointSlice
+            .normalize(serde_json::json!({
+                "metadata": {"name": "s"}, "addressType": "IPv4", "endpoints": [],
+                "ports": [{"port": 80}, {"name": "x", "port": 81, "protocol": "UDP"}]
+            }))
+            .unwrap();
+        assert_eq!(
+            stored["ports"],
+            serde_json::json!([{"name": "", "port": 80, "protocol": "TCP"}, {"name": "x", "port": 81, "protocol": "UDP"}])
+        );
     }
 
     #[test]

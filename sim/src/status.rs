@@ -53,6 +53,38 @@ impl FieldError {
         }
     }
 
+    /// `Duplicate value: <value>`; `value` is already rendered the Go way.
+    pub fn duplicate(field: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            reason: "FieldValueDuplicate",
+            field: field.into(),
+            body: format!("Duplicate value: {}", value.into()),
+        }
+    }
+
+    /// `Unsupported value: <value>: supported values: "a", "b"`.
+    pub fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Self {
+        let list: Vec<String> = supported.iter().map(|s| quote(s)).collect();
+        Self {
+            reason: "FieldValueNotSupported",
+            field: field.into(),
+            body: format!(
+                "Unsupported value: {}: supported values: {}",
+                quote(value),
+                list.join(", ")
+            ),
+        }
+    }
+
+    /// `Too many: <actual>: must have at most <max> items`.
+    pub fn too_many(field: impl Into<String>, actual: usize, max: usize) -> Self {
+        Self {
+            reason: "FieldValueTooMany",
+            field: field.into(),
+            body: format!("Too many: {actual}: must have at most {max} items"),
+        }
+    }
+
     /// `Too long: may not be more than <max> bytes`.
     pub fn too_long(field: impl Into<String>, max: usize) -> Self {
         Self {

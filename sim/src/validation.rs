@@ -140,9 +140,198 @@ pub fn validate(kind: Kind, obj: &Value) -> Vec<FieldError> {
         Kind::ConfigMap => validate_config_map(obj, &mut errs),
         Kind::Pod => validate_pod(obj, &mut errs),
         Kind::EventV1 => validate_event_v1(obj, &mut errs),
+        Kind::EndpointSlice => validate_endpoint_slice(obj, &mut errs),
         Kind::Endpoints | Kind::Event => {}
     }
     errs
+}
+
+/// [`validate`] for an update of `old` to `obj`: the fields the real registry keeps immutable
+/// (`ValidateImmutableField`) as well.
+pub fn validate_update(kind: Kind, obj: &Value, old: &Value) -> Vec<FieldError> {
+    let mut errs = validate(kind, obj);
+    if kind == Kind::EndpointSlice {
+        let address_type = |v: &Value| {
+            v.get("addressType")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let new = address_type(obj);
+        if new != address_type(old) {
+            errs.push(FieldError::invalid(
+                "addressType",
+                quote(&new),
+                "field is immutable",
+            ));
+        }
+    }
+    errs
+}
+
+const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+/// `ValidateDNS1123Label`'s messages.
+fn dns1123_label(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if s.len() > 63 {
+        errs.push("must be no more than 63 characters".to_owned());
+    }
+    if !is_dns1123_label(s) {
+        errs.push(DNS1123_LABEL_MSG.to_owned());
+    }
+    errs
+}
+
+/// `ValidateEndpointIP` of the core validation: addresses a proxy must never be sent to.
+fn endpoint_ip(ip: std::net::IpAddr, text: &str) -> Vec<String> {
+    use std::net::IpAddr;
+    let mut errs = Vec::new();
+    if ip.is_unspecified() {
+        errs.push(format!("may not be unspecified ({text})"));
+    }
+    if ip.is_loopback() {
+        errs.push("may not be in the loopback range (127.0.0.0/8, ::1/128)".to_owned());
+    }
+    let (link_local, link_local_multicast) = match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            (v4.is_link_local(), o[0] == 224 && o[1] == 0 && o[2] == 0)
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            (s[0] & 0xffc0 == 0xfe80, s[0] & 0xff0f == 0xff02)
+        }
+    };
+    if link_local {
+        errs.push("may not be in the link-local range (169.254.0.0/16, fe80::/10)".to_owned());
+    }
+    if link_local_multicast {
+        errs.push("may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)".to_owned());
+    }
+    errs
+}
+
+/// `ValidateEndpointSlice` of `pkg/apis/discovery/validation`: the address type, each endpoint's
+/// addresses against it, hostnames, and the ports (names, uniqueness, protocol).
+fn validate_endpoint_slice(obj: &Value, errs: &mut Vec<FieldError>) {
+    const ADDRESS_TYPES: [&str; 3] = ["FQDN", "IPv4", "IPv6"];
+    const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
+    const MAX_ADDRESSES: usize = 100;
+    const MAX_ENDPOINTS: usize = 1000;
+    const MAX_PORTS: usize = 20000;
+    let address_type = obj.get("addressType").and_then(Value::as_str).unwrap_or("");
+    if address_type.is_empty() {
+        errs.push(FieldError::required("addressType", ""));
+    } else if !ADDRESS_TYPES.contains(&address_type) {
+        errs.push(FieldError::not_supported(
+            "addressType",
+            address_type,
+            &ADDRESS_TYPES,
+        ));
+    }
+    let endpoints = obj
+        .get("endpoints")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    if endpoints.len() > MAX_ENDPOINTS {
+        errs.push(FieldError::too_many("endpoints", endpoints.len(), MAX_ENDPOINTS));
+    } else {
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            let path = format!("endpoints[{i}].addresses");
+            let addresses = endpoint
+                .get("addresses")
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice);
+            if addresses.is_empty() {
+                errs.push(FieldError::required(&path, "must contain at least 1 address"));
+            } else if addresses.len() > MAX_ADDRESSES {
+                errs.push(FieldError::too_many(&path, addresses.len(), MAX_ADDRESSES));
+            }
+            for (j, address) in addresses.iter().enumerate() {
+                let text = address.as_str().unwrap_or("");
+                let field = format!("{path}[{j}]");
+                if !matches!(address_type, "IPv4" | "IPv6") {
+                    continue;
+                }
+                // IsValidIPv4Address / IsValidIPv6Address, then ValidateEndpointIP.
+                let ip: Option<std::net::IpAddr> = text.parse().ok();
+                let of_type = match ip {
+                    Some(std::net::IpAddr::V4(_)) => address_type == "IPv4",
+                    Some(std::net::IpAddr::V6(_)) => address_type == "IPv6",
+                    None => false,
+                };
+                if !of_type {
+                    errs.push(FieldError::invalid(
+                        &field,
+                        quote(text),
+                        format!("must be a valid {address_type} address"),
+                    ));
+                }
+                match ip {
+                    None => errs.push(FieldError::invalid(
+                        &field,
+                        quote(text),
+                        "must be a valid IP address",
+                    )),
+                    Some(ip) => {
+                        for m in endpoint_ip(ip, text) {
+                            errs.push(FieldError::invalid(&field, quote(text), m));
+                        }
+                    }
+                }
+            }
+            if let Some(hostname) = endpoint.get("hostname").and_then(Value::as_str) {
+                for m in dns1123_label(hostname) {
+                    errs.push(FieldError::invalid(
+                        format!("endpoints[{i}].hostname"),
+                        quote(hostname),
+                        m,
+                    ));
+                }
+            }
+        }
+    }
+    let ports = obj
+        .get("ports")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    if ports.len() > MAX_PORTS {
+        errs.push(FieldError::too_many("ports", ports.len(), MAX_PORTS));
+        return;
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, port) in ports.iter().enumerate() {
+        let name = port.get("name").and_then(Value::as_str).unwrap_or("");
+        if !name.is_empty() {
+            for m in dns1123_label(name) {
+                errs.push(FieldError::invalid(format!("ports[{i}].name"), quote(name), m));
+            }
+        }
+        if !names.insert(name) {
+            errs.push(FieldError::duplicate(format!("ports[{i}].name"), quote(name)));
+        }
+        match port.get("protocol").and_then(Value::as_str) {
+            None => errs.push(FieldError::required(format!("ports[{i}].protocol"), "")),
+            Some(protocol) if !PROTOCOLS.contains(&protocol) => {
+                errs.push(FieldError::not_supported(
+                    format!("ports[{i}].protocol"),
+                    protocol,
+                    &PROTOCOLS,
+                ));
+            }
+            Some(_) => {}
+        }
+        if let Some(app_protocol) = port.get("appProtocol").and_then(Value::as_str) {
+            for m in qualified_name(app_protocol) {
+                errs.push(FieldError::invalid(
+                    format!("ports[{i}].appProtocol"),
+                    quote(app_protocol),
+                    m,
+                ));
+            }
+        }
+    }
 }
 
 fn validate_lease_spec(obj: &Value, errs: &mut Vec<FieldError>) {
@@ -353,6 +542,55 @@ mod tests {
         assert_eq!(
             m,
             vec!["metadata.annotations: Too long: may not be more than 262144 bytes"]
+        );
+    }
+
+    #[test]
+    fn endpoint_slice_rules() {
+        let slice = |address_type: &str, address: &str, ports: Value| {
+            json!({"metadata": {"name": "s"}, "addressType": address_type,
+                   "endpoints": [{"addresses": [address]}], "ports": ports})
+        };
+        let tcp = json!([{"name": "http", "port": 80, "protocol": "TCP"}]);
+        assert!(messages(Kind::EndpointSlice, slice("IPv4", "10.0.0.1", tcp.clone())).is_empty());
+        assert!(messages(Kind::EndpointSlice, slice("IPv6", "fd00::1", tcp.clone())).is_empty());
+        assert_eq!(
+            messages(Kind::EndpointSlice, slice("IPv4", "fd00::1", tcp.clone())),
+            vec!["endpoints[0].addresses[0]: Invalid value: \"fd00::1\": must be a valid IPv4 address"]
+        );
+        assert_eq!(
+            messages(Kind::EndpointSlice, slice("IPv4", "127.0.0.1", tcp.clone())),
+            vec![
+                "endpoints[0].addresses[0]: Invalid value: \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)"
+            ]
+        );
+        assert_eq!(
+            messages(Kind::EndpointSlice, slice("IPv5", "x", tcp.clone())),
+            vec!["addressType: Unsupported value: \"IPv5\": supported values: \"FQDN\", \"IPv4\", \"IPv6\""]
+        );
+        let ports = json!([{"name": "a", "port": 1, "protocol": "TCP"}, {"name": "a", "port": 2, "protocol": "ICMP"}]);
+        assert_eq!(
+            messages(Kind::EndpointSlice, slice("IPv4", "10.0.0.1", ports)),
+            vec![
+                "ports[1].name: Duplicate value: \"a\"",
+                "ports[1].protocol: Unsupported value: \"ICMP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+            ]
+        );
+        let empty =
+            json!({"metadata": {"name": "s"}, "addressType": "IPv4", "endpoints": [{"addresses": []}]});
+        assert_eq!(
+            messages(Kind::EndpointSlice, empty),
+            vec!["endpoints[0].addresses: Required value: must contain at least 1 address"]
+        );
+        let old = slice("IPv4", "10.0.0.1", tcp.clone());
+        let new = slice("IPv6", "fd00::1", tcp);
+        let m: Vec<String> = validate_update(Kind::EndpointSlice, &new, &old)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            m,
+            vec!["addressType: Invalid value: \"IPv6\": field is immutable"]
         );
     }
 

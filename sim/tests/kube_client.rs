@@ -364,5 +364,71 @@ async fn metadata_only_get_and_list_as_kube_asks_for_them() {
         .filter_map(|m| m.metadata.name.clone())
         .collect();
     assert_eq!(names, ["meta"]);
+}
+
+#[tokio::test]
+async fn endpoint_slices_follow_the_real_registry_strategy() {
+    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
+    let sim = sim(&["a"]).await;
+    let api: kube::Api<EndpointSlice> = kube::Api::namespaced(client(&sim, "a").await, "default");
+    let slice = |address_type: &str, address: &str| EndpointSlice {
+        metadata: ObjectMeta {
+            name: Some("web".into()),
+            ..Default::default()
+        },
+        address_type: address_type.into(),
+        endpoints: vec![Endpoint {
+            addresses: vec![address.into()],
+            ..Default::default()
+        }],
+        ports: None,
+    };
+
+    // AllowCreateOnUpdate is false: a PUT of an absent slice is 404, not a create.
+    let absent = api_err(
+        api.replace("web", &PostParams::default(), &slice("IPv4", "10.0.0.1"))
+            .await,
+    );
+    assert_eq!(absent.0, 404, "{absent:?}");
+    let created = api
+        .create(&PostParams::default(), &slice("IPv4", "10.0.0.1"))
+        .await
+        .unwrap();
+    let stale_rv = created.metadata.resource_version.clone();
+
+    // AllowUnconditionalUpdate is true: a PUT without resourceVersion overwrites.
+    let replaced = api
+        .replace("web", &PostParams::default(), &slice("IPv4", "10.0.0.2"))
+        .await
+        .unwrap();
+    assert_eq!(replaced.endpoints[0].addresses, ["10.0.0.2"]);
+
+    // A PUT with a stale resourceVersion is a conflict.
+    let mut stale = slice("IPv4", "10.0.0.3");
+    stale.metadata.resource_version = stale_rv;
+    let conflict = api_err(api.replace("web", &PostParams::default(), &stale).await);
+    assert_eq!(
+        (conflict.0, conflict.1.as_str()),
+        (409, "Conflict"),
+        "{conflict:?}"
+    );
+
+    // addressType is immutable; addresses must be of the type.
+    let changed = api_err(
+        api.replace("web", &PostParams::default(), &slice("IPv6", "fd00::1"))
+            .await,
+    );
+    assert_eq!(changed.0, 422, "{changed:?}");
+    assert!(
+        changed
+            .2
+            .contains("addressType: Invalid value: \"IPv6\": field is immutable"),
+        "{changed:?}"
+    );
+    let wrong = api_err(
+        api.replace("web", &PostParams::default(), &slice("IPv4", "fd00::1"))
+            .await,
+    );
+    assert!(wrong.2.contains("must be a valid IPv4 address"), "{wrong:?}");
     sim.shutdown().await;
 }

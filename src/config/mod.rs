@@ -396,6 +396,17 @@ impl Resolved<'_> {
                 ),
             });
         }
+        self.check_endpoint_slice(&config)?;
+        if config.pod_deletion_cost && config.pod_name.is_none() {
+            return Err(Error::Missing {
+                field: setting::pod_name.meta.name,
+                fix: format!(
+                    "pod-deletion-cost (from {}) annotates this pod, so its name must be known: pass \
+                     --pod-name or set POD_NAME from the downward API (fieldRef metadata.name)",
+                    self.origin(setting::pod_deletion_cost.meta.name)
+                ),
+            });
+        }
         if config.release_delay > config.shutdown_timeout / 2 {
             return Err(Error::Conflict {
                 first: setting::release_delay.meta.name,
@@ -509,6 +520,66 @@ impl Resolved<'_> {
                     format_duration(config.child_grace.saturating_add(DEFAULT_SHUTDOWN_TIMEOUT)),
                 ),
             });
+        }
+        Ok(())
+    }
+
+    /// An EndpointSlice needs its Service, ports and this pod's IP; the Service and ports mean
+    /// nothing without the slice, so giving them alone is refused rather than ignored. (The pod
+    /// IP alone is accepted: `POD_IP` is a fact of the pod, often set for the application too.)
+    fn check_endpoint_slice(&self, config: &Config) -> Result<(), Error> {
+        let slice = setting::endpoint_slice.meta.name;
+        match &config.endpoint_slice {
+            Some(name) => {
+                let needs = [
+                    (
+                        setting::endpoint_slice_service.meta,
+                        config.endpoint_slice_service.is_none(),
+                    ),
+                    (
+                        setting::endpoint_slice_ports.meta,
+                        config.endpoint_slice_ports.is_none(),
+                    ),
+                    (setting::pod_ip.meta, config.pod_ip.is_none()),
+                ];
+                if let Some((meta, _)) = needs.into_iter().find(|(_, missing)| *missing) {
+                    let how = if meta.name == "pod-ip" {
+                        "pass --pod-ip or set POD_IP from the downward API (fieldRef status.podIP)".to_owned()
+                    } else {
+                        format!("pass --{} {} or set {}", meta.name, meta.value_name, meta.env())
+                    };
+                    return Err(Error::Missing {
+                        field: meta.name,
+                        fix: format!(
+                            "endpoint-slice {name:?} (from {}) is written with it: {how}",
+                            self.origin(slice)
+                        ),
+                    });
+                }
+            }
+            None => {
+                let given = [
+                    (
+                        setting::endpoint_slice_service.meta.name,
+                        config.endpoint_slice_service.is_some(),
+                    ),
+                    (
+                        setting::endpoint_slice_ports.meta.name,
+                        config.endpoint_slice_ports.is_some(),
+                    ),
+                ];
+                if let Some((name, _)) = given.into_iter().find(|(_, set)| *set) {
+                    return Err(Error::Conflict {
+                        first: name,
+                        first_origin: self.origin(name),
+                        second: slice,
+                        second_origin: self.origin(slice),
+                        fix: format!(
+                            "{name} only shapes the EndpointSlice: pass --endpoint-slice NAME too, or remove {name}"
+                        ),
+                    });
+                }
+            }
         }
         Ok(())
     }

@@ -9,7 +9,7 @@
 //! declared with `as` instead of `=>`: it gets its flag, variable, key and help like any other,
 //! and the rules in [`super`] turn it into the derived fields listed at the top of the table.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use super::parse::{self, format_duration};
 use super::{DEFAULT_POD_LABEL, DEFAULT_RELEASE_DELAY, DEFAULT_SHUTDOWN_TIMEOUT, Error, Host, LogFormat};
 use crate::app_health::HealthUrl;
 use crate::election::{FollowMode, LockType, Timing};
+use crate::endpoint_slice::SlicePorts;
 use crate::exec::OnChildExit;
 
 /// What every layer, `--help` and the errors know of a setting, whatever its type.
@@ -113,7 +114,21 @@ macro_rules! printed_by_serde {
     };
 }
 
-printed_by_serde!(String, SocketAddr, LockType, FollowMode, LogFormat, OnChildExit);
+printed_by_serde!(
+    String,
+    SocketAddr,
+    LockType,
+    FollowMode,
+    LogFormat,
+    OnChildExit,
+    IpAddr
+);
+
+impl Value for SlicePorts {
+    fn printed(&self) -> serde_json::Value {
+        serde_json::Value::String(self.to_string())
+    }
+}
 
 impl Value for bool {
     const BARE: Option<&'static str> = Some("true");
@@ -434,6 +449,46 @@ settings! {
         default: |_| Some(LogFormat::Text),
         parse: parse::choice,
         help: "Log format: text or json",
+    }
+    "endpoint-slice" => endpoint_slice: Option<String> {
+        value: "NAME",
+        default: |_| Some(None),
+        parse: |text| parse::optional(text, parse::check_dns_subdomain),
+        help: "EndpointSlice that names only the leader's pod IP, for a Service without a selector; \
+               needs endpoint-slice-service, endpoint-slice-ports and pod-ip",
+    }
+    "endpoint-slice-service" => endpoint_slice_service: Option<String> {
+        value: "SERVICE",
+        default: |_| Some(None),
+        parse: |text| parse::optional(text, parse::check_dns_label),
+        help: "Service the EndpointSlice belongs to (its kubernetes.io/service-name label)",
+    }
+    "endpoint-slice-ports" => endpoint_slice_ports: Option<SlicePorts> {
+        value: "PORTS",
+        default: |_| Some(None),
+        parse: |text| parse::optional(text, SlicePorts::parse),
+        help: "The application's ports in the EndpointSlice: NAME:PORT[/PROTOCOL], comma-separated \
+               (e.g. http:8080,dns:53/UDP); each NAME equals the Service port's name",
+    }
+    "pod-ip" => pod_ip: Option<IpAddr> {
+        value: "IP",
+        env: ["POD_IP"],
+        default: |_| Some(None),
+        parse: |text| parse::optional(text, |ip| {
+            ip.parse::<IpAddr>().map_err(|_| {
+                "must be an IPv4 or IPv6 address; set POD_IP from the downward API (fieldRef \
+                 status.podIP)"
+                    .to_owned()
+            })
+        }),
+        help: "This pod's IP, written into the EndpointSlice while leading",
+    }
+    "pod-deletion-cost" => pod_deletion_cost: bool {
+        value: "BOOL",
+        default: |_| Some(false),
+        parse: parse::boolean,
+        help: "Set controller.kubernetes.io/pod-deletion-cost on this pod while it leads, so scale-downs \
+               and rolling updates delete followers first; needs the pod name and patch on pods",
     }
     "log-level" => log_level: String {
         value: "LEVEL",

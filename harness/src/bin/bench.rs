@@ -79,6 +79,11 @@ struct Args {
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench/results.json")]
     out: PathBuf,
+    /// Every candidate also writes an EndpointSlice (`--endpoint-slice`, its pod IP from its
+    /// id); each graceful handover then also measures SIGTERM -> the slice names the new leader,
+    /// from the simulator's write log (the same CLOCK_MONOTONIC).
+    #[arg(long)]
+    endpoint_slice: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -193,6 +198,13 @@ struct Case {
     handover: Option<Summary>,
     /// Lease updates sent by the other candidates per handover (one wins, the rest get 409).
     handover_takeover_writes: Option<Summary>,
+    /// With `--endpoint-slice`: SIGTERM -> the applied write that makes the slice name the new
+    /// leader.
+    handover_slice_ms: Vec<f64>,
+    handover_slice: Option<Summary>,
+    /// With `--endpoint-slice`: the new leader's `became leader` -> that write.
+    slice_after_takeover_ms: Vec<f64>,
+    slice_after_takeover: Option<Summary>,
     failover_ms: Vec<f64>,
     failover: Option<Summary>,
     failover_lease_ratio: Option<Summary>,
@@ -398,13 +410,14 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
                 "--release-delay".into(),
                 "0s".into(),
             ],
+            slice_args(args.endpoint_slice),
         ]
         .concat(),
         ..Launch::new(binary, sim.kubeconfig_dir(), ELECTION, "")
     };
     let started = monotonic_now_ns();
     eprintln!("{label} starting {} processes", ids.len());
-    let mut group = Elector::launch_all(ids.iter().map(|id| spec.with_id(id)).collect()).await?;
+    let mut group = Elector::launch_all(ids.iter().map(|id| with_pod_ip(spec.with_id(id))).collect()).await?;
     let first = events
         .became_after(started, None, args.lease_duration * 4 + START_WITHIN)
         .await
@@ -426,6 +439,8 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
     let mut leader = first.id.clone();
     let mut handover_ms = Vec::new();
     let mut takeover_writes = Vec::new();
+    let mut handover_slice_ms = Vec::new();
+    let mut slice_after_takeover_ms = Vec::new();
     for round in 1..=args.handovers {
         let done = handover(sim, &mut group, &spec, &events, &leader, args).await?;
         eprintln!(
@@ -434,6 +449,14 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
         );
         handover_ms.push(done.took_ms);
         takeover_writes.push(done.takeover_writes);
+        if let Some(slice_ms) = done.slice_ms {
+            eprintln!(
+                "{label}   the EndpointSlice names {} after {slice_ms:.1} ms",
+                done.next
+            );
+            handover_slice_ms.push(slice_ms);
+            slice_after_takeover_ms.push(slice_ms - done.took_ms);
+        }
         leader = done.next;
     }
 
@@ -466,6 +489,10 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
         handover: summarize(&handover_ms),
         handover_ms,
         handover_takeover_writes: summarize(&takeover_writes),
+        handover_slice: summarize(&handover_slice_ms),
+        handover_slice_ms,
+        slice_after_takeover: summarize(&slice_after_takeover_ms),
+        slice_after_takeover_ms,
         failover: summarize(&failover_ms),
         failover_ms,
         failover_lease_ratio: summarize(&ratios),
@@ -647,6 +674,7 @@ async fn handover(
 ) -> Result<Handover> {
     let index = index_of(group, leader)?;
     let counts_before = sim.requests();
+    let cursor = sim.writes().last().map_or(0, |w| w.seq);
     let sent = group[index].send(Signal::Term)?;
     let next = events
         .became_after(sent, Some(leader), args.lease_duration * 4)
@@ -669,11 +697,19 @@ async fn handover(
                 .unwrap_or(0.0)
         })
         .fold(0.0, |sum, n| sum + n);
+    let slice_ms = if args.endpoint_slice {
+        slice_names(sim, cursor, &next.id)
+            .await
+            .map(|at| ms(at.saturating_sub(sent)))
+    } else {
+        None
+    };
     replace(group, index, spec, &next.id).await?;
     Ok(Handover {
         took_ms: ms(next.monotonic_ns.saturating_sub(sent)),
         next: next.id,
         takeover_writes,
+        slice_ms,
     })
 }
 
@@ -682,6 +718,63 @@ struct Handover {
     next: String,
     /// Lease updates the other candidates sent between the SIGTERM and the old leader's exit.
     takeover_writes: f64,
+    /// SIGTERM -> the slice names the new leader, with `--endpoint-slice`.
+    slice_ms: Option<f64>,
+}
+
+/// The EndpointSlice the candidates write with `--endpoint-slice`.
+const SLICE: &str = "bench-leader";
+
+/// `--endpoint-slice` and its settings (the pod IP comes per candidate, [`with_pod_ip`]).
+fn slice_args(enabled: bool) -> Vec<String> {
+    if !enabled {
+        return Vec::new();
+    }
+    [
+        "--endpoint-slice",
+        SLICE,
+        "--endpoint-slice-service",
+        "bench",
+        "--endpoint-slice-ports",
+        "http:8080",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A candidate's pod IP, from the number in its id (`c07` -> 10.1.0.8).
+fn pod_ip(id: &str) -> String {
+    let n: u32 = id
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap_or(0);
+    format!("10.1.{}.{}", n / 250, n % 250 + 1)
+}
+
+/// The launch with `POD_IP` set from its id (read only with `--endpoint-slice`).
+fn with_pod_ip(mut launch: Launch) -> Launch {
+    launch.env.push(("POD_IP".to_owned(), pod_ip(&launch.id)));
+    launch
+}
+
+/// The monotonic time of the first write after `cursor` that left the slice naming `id`'s
+/// address, polling the write log for up to 5 s.
+async fn slice_names(sim: &Sim, cursor: u64, id: &str) -> Option<u64> {
+    let address = serde_json::Value::String(pod_ip(id));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let found = sim.writes_since(cursor).into_iter().find(|w| {
+            w.resource == "endpointslices"
+                && w.name == SLICE
+                && w.object["endpoints"][0]["addresses"][0] == address
+        });
+        if let Some(write) = found {
+            return Some(write.monotonic_ns);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!("bench: warning: the EndpointSlice never named {id}");
+    None
 }
 
 struct Crash {
@@ -742,7 +835,7 @@ async fn failover(
 /// Starts the process at `index` again and waits until it follows `leader`.
 async fn replace(group: &mut [Elector], index: usize, spec: &Launch, leader: &str) -> Result<()> {
     let id = group[index].id.clone();
-    group[index] = Elector::launch(spec.with_id(&id)).await?;
+    group[index] = Elector::launch(with_pod_ip(spec.with_id(&id))).await?;
     let within = Duration::from_secs(15);
     let deadline = Instant::now() + within;
     loop {
@@ -1019,6 +1112,21 @@ fn table(report: &Report, args: &Args) -> String {
                 ),
             ],
             [
+                format!(
+                    "  SIGTERM -> EndpointSlice names the new leader (N={})",
+                    w.handover_slice_ms.len()
+                ),
+                med_p95(w.handover_slice.as_ref(), fmt_ms),
+                med_p95(p.handover_slice.as_ref(), fmt_ms),
+                String::new(),
+            ],
+            [
+                "  became leader -> slice written".to_owned(),
+                med_p95(w.slice_after_takeover.as_ref(), fmt_ms),
+                med_p95(p.slice_after_takeover.as_ref(), fmt_ms),
+                String::new(),
+            ],
+            [
                 "  lease writes per handover".to_owned(),
                 med_p95(w.handover_takeover_writes.as_ref(), |n| format!("{n:.0}")),
                 med_p95(p.handover_takeover_writes.as_ref(), |n| format!("{n:.0}")),
@@ -1105,6 +1213,14 @@ fn table(report: &Report, args: &Args) -> String {
                 String::new(),
             ],
         ];
+        // The EndpointSlice rows only when it was measured (`--endpoint-slice`).
+        let measured_slice = !w.handover_slice_ms.is_empty() || !p.handover_slice_ms.is_empty();
+        let rows: Vec<[String; 4]> = rows
+            .into_iter()
+            .filter(|row| {
+                measured_slice || !(row[0].contains("EndpointSlice") || row[0].contains("slice written"))
+            })
+            .collect();
         out.push_str(&format!(
             "\n{size} candidates (steady window {:.0} s after a {:.0} s settle)\n",
             w.steady.window_s,

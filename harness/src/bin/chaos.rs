@@ -317,6 +317,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             Vec::new()
         };
         let extra = candidate_args(lock, follow[i]);
+        let slice = slice_args(lock, i);
+        let extra: Vec<&str> = extra
+            .iter()
+            .copied()
+            .chain(slice.iter().map(String::as_str))
+            .collect();
         let launch = Launch {
             env,
             ..Launch::test(&binary, &sim, id, &extra)
@@ -335,9 +341,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     check_skew(&candidates[0]).await?;
     // A second live process under c1's identity, for the whole run, following the other way.
     let twin_follow = if follow[1] == "watch" { "poll" } else { "watch" };
+    let twin_slice = slice_args(lock, ids.len());
+    let twin_args: Vec<&str> = candidate_args(lock, twin_follow)
+        .into_iter()
+        .chain(twin_slice.iter().map(String::as_str))
+        .collect();
     let twin = Elector::launch(exec_launch(
         exec.as_ref(),
-        Launch::test(&binary, &sim, &ids[1], &candidate_args(lock, twin_follow)),
+        Launch::test(&binary, &sim, &ids[1], &twin_args),
     ))
     .await?;
     candidates.push(Candidate {
@@ -421,6 +432,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         exec.thaw_resumed(&candidates).await;
     }
     noise.abort();
+    let slice_at_end = if lock.kind == "Lease" {
+        Some(slice_names_the_leader(&sim, &candidates).await)
+    } else {
+        None
+    };
     let noise_writes = noise_writes.load(Ordering::Relaxed);
 
     // Graceful stop of everyone; every exit must be clean.
@@ -441,6 +457,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     if let Some(exec) = exec.take() {
         problems.extend(exec.check(&candidates).await);
     }
+    let slice_report = slice_at_end.map(|at_end| check_slice(&sim, &candidates, at_end));
 
     let intervals: Vec<Interval> = candidates.iter().flat_map(|c| c.past.clone()).collect();
     let overlaps = timeline::overlaps(&intervals, finished_ns);
@@ -541,6 +558,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             .filter(|w| w.resource == lock.resource)
             .count()
     );
+    if let Some((slice_problems, summary)) = slice_report {
+        println!("{summary}");
+        problems.extend(slice_problems);
+    }
     if problems.is_empty() {
         println!("chaos: 0 violations");
         Ok(true)
@@ -1019,6 +1040,209 @@ fn check_history(sim: &Sim, lock: LockKind) -> (Vec<String>, Vec<u64>) {
         deleted = false;
     }
     (problems, resets)
+}
+
+/// The EndpointSlice every candidate writes in a Lease run (the other lock kinds run without
+/// it: one extra check on the long run costs no extra run).
+const SLICE: &str = "test-leader";
+
+/// The pod IP of candidate `index` (the twin is the index after the last candidate).
+fn slice_address(index: usize) -> String {
+    format!("10.0.1.{}", index + 1)
+}
+
+/// `--endpoint-slice` and its settings for candidate `index`, in a Lease run only.
+fn slice_args(lock: LockKind, index: usize) -> Vec<String> {
+    if lock.kind != "Lease" {
+        return Vec::new();
+    }
+    [
+        "--endpoint-slice",
+        SLICE,
+        "--endpoint-slice-service",
+        "web",
+        "--endpoint-slice-ports",
+        "http:8080",
+        "--pod-ip",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([slice_address(index)])
+    .collect()
+}
+
+/// The addresses a stored slice (or a write of it) names.
+fn slice_addresses(object: &serde_json::Value) -> Vec<String> {
+    object["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The stored slice's addresses.
+fn stored_slice(sim: &Sim) -> Option<Vec<String>> {
+    sim.objects()
+        .into_iter()
+        .find(|o| o["kind"] == "EndpointSlice" && o["metadata"]["name"] == SLICE)
+        .map(|o| slice_addresses(&o))
+}
+
+/// After the final heal, while nothing is faulted: the slice comes to name exactly the current
+/// leader's address within [`SLICE_SETTLE`]. `Err` says what it named instead.
+async fn slice_names_the_leader(sim: &Sim, candidates: &[Candidate]) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut last = String::new();
+    while started.elapsed() < SLICE_SETTLE {
+        let mut leading = Vec::new();
+        for (i, candidate) in candidates.iter().enumerate() {
+            if candidate.elector.is_leader().await {
+                leading.push(slice_address(i));
+            }
+        }
+        let stored = stored_slice(sim);
+        if leading.len() == 1 && stored.as_ref() == Some(&leading) {
+            return Ok(started.elapsed());
+        }
+        last = format!("leaders {leading:?}, slice {stored:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(last)
+}
+
+/// How long after the final heal the slice may take to name the leader: a retry period or two
+/// of a write that failed just before the heal, and scheduling on a loaded machine.
+const SLICE_SETTLE: Duration = Duration::from_secs(5);
+
+/// The EndpointSlice invariant of a Lease run, from the simulator's write log and the
+/// candidates' leadership intervals (on the same monotonic clock):
+/// 1. own address only: every candidate's write names no address or only the writer's own
+///    (client `c1` is two processes, `c1` and its twin, so either of their addresses);
+/// 2. at each handover (a leadership interval beginning at S), the slice as stored at S names
+///    nobody, the leader before (the one whose interval began last before S: it may not have
+///    emptied the slice yet, or could not) or the new leader; or an older leader X only when no
+///    leader since X's last leadership began got a write of its own address applied before S
+///    (each lost its claim before its first write landed: counted and printed, not a violation).
+///    A slice naming X after a later leader's own write was applied would mean a stale write was
+///    applied over a newer one, which the conditional writes exclude;
+/// 3. at the end, after the final heal, the slice names exactly the current leader
+///    ([`slice_names_the_leader`]); and once every candidate has stopped gracefully it names
+///    nobody.
+fn check_slice(
+    sim: &Sim,
+    candidates: &[Candidate],
+    at_end: Result<Duration, String>,
+) -> (Vec<String>, String) {
+    let mut problems = Vec::new();
+    let address_of: BTreeMap<&str, String> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.label.as_str(), slice_address(i)))
+        .collect();
+    let writes: Vec<_> = sim
+        .writes()
+        .into_iter()
+        .filter(|w| w.resource == "endpointslices" && w.name == SLICE)
+        .collect();
+    for write in &writes {
+        let named = slice_addresses(&write.object);
+        let own: Vec<&String> = address_of
+            .iter()
+            .filter(|(label, _)| label.split('~').next() == Some(write.client.as_str()))
+            .map(|(_, address)| address)
+            .collect();
+        if named.len() > 1 || named.iter().any(|a| !own.contains(&a)) {
+            problems.push(format!(
+                "EndpointSlice write {} by {} names {named:?}; a candidate writes only its own address {own:?}",
+                write.seq, write.client
+            ));
+        }
+    }
+    let mut intervals: Vec<Interval> = candidates.iter().flat_map(|c| c.past.clone()).collect();
+    intervals.sort_by_key(|i| i.start_ns);
+    let mut handovers = 0;
+    let mut left_by_silent_leaders = 0;
+    let label_of = |address: &str| {
+        address_of
+            .iter()
+            .find(|(_, a)| a.as_str() == address)
+            .map(|(label, _)| (*label).to_owned())
+    };
+    for (i, pair) in intervals.windows(2).enumerate() {
+        let (before, after) = (&pair[0], &pair[1]);
+        if before.identity == after.identity {
+            continue;
+        }
+        handovers += 1;
+        let stored = writes
+            .iter()
+            .rev()
+            .find(|w| u128::from(w.monotonic_ns) <= after.start_ns)
+            .map(|w| slice_addresses(&w.object))
+            .unwrap_or_default();
+        let allowed = [
+            address_of.get(before.identity.as_str()),
+            address_of.get(after.identity.as_str()),
+        ];
+        let Some(stale) = stored.iter().find(|a| !allowed.contains(&Some(*a))) else {
+            continue;
+        };
+        // An older leader X: acceptable only if no leader since X's last leadership began got a
+        // write of its own address applied before this handover (each lost leadership first).
+        let older = label_of(stale).unwrap_or_default();
+        let since = intervals[..=i]
+            .iter()
+            .rev()
+            .find(|interval| interval.identity == older)
+            .map_or(0, |interval| interval.start_ns);
+        let overwritten = intervals[..=i]
+            .iter()
+            .filter(|y| y.start_ns > since && y.identity != older)
+            .find_map(|y| {
+                let own = address_of.get(y.identity.as_str())?;
+                writes
+                    .iter()
+                    .find(|w| {
+                        let at = u128::from(w.monotonic_ns);
+                        at >= y.start_ns
+                            && at <= after.start_ns
+                            && slice_addresses(&w.object) == [own.clone()]
+                    })
+                    .map(|w| (y.identity.clone(), w.seq))
+            });
+        match overwritten {
+            Some((by, seq)) => problems.push(format!(
+                "at the handover from {} to {} the EndpointSlice named {older} ({stale}), although {by} \
+                 had written its own address (write {seq}) since {older} last led: a stale write was applied",
+                before.identity, after.identity
+            )),
+            None => left_by_silent_leaders += 1,
+        }
+    }
+    let settled = match at_end {
+        Ok(took) => format!("named the leader {took:?} after the final heal"),
+        Err(what) => {
+            problems.push(format!(
+                "the EndpointSlice did not name the leader within {SLICE_SETTLE:?} of the final heal: {what}"
+            ));
+            "did not settle".to_owned()
+        }
+    };
+    let after_stop = stored_slice(sim).unwrap_or_default();
+    if !after_stop.is_empty() {
+        problems.push(format!(
+            "the EndpointSlice names {after_stop:?} after every candidate stopped gracefully"
+        ));
+    }
+    let summary = format!(
+        "EndpointSlice: {} writes, {handovers} handovers checked ({left_by_silent_leaders} found an older leader's \
+         address left by successors that lost leadership before their first write), {settled}, naming \
+         {after_stop:?} after the graceful stop",
+        writes.len()
+    );
+    (problems, summary)
 }
 
 /// The client that acts on the lock as other clients and people do.
