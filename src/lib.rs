@@ -12,6 +12,7 @@ pub mod app_health;
 pub mod clock;
 pub mod config;
 pub mod election;
+pub mod elector;
 pub mod endpoint_slice;
 pub mod exec;
 pub mod http;
@@ -21,3 +22,7 @@ pub mod pod_deletion_cost;
 pub mod pod_label;
 pub mod process_metrics;
 pub mod status;
+
+pub use election::{Candidacy, CandidacySender, FollowMode, LockType, ReleaseGate, Timing, TimingError};
+pub use elector::{Elector, ElectorBuilder, ElectorHandle, Error, Lock};
+pub use status::LeaderState;

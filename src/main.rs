@@ -18,11 +18,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use kube_elector::config::{Config, LogFormat};
-use kube_elector::election::{self, Candidacy, ReleaseGate, Settings, Target};
 use kube_elector::metrics::{AppHealthMetrics, ElectionMetrics};
+use kube_elector::{Candidacy, Elector, Lock, ReleaseGate};
 use kube_elector::{
     app_health, endpoint_slice, exec, http, leader_file, pod_deletion_cost, pod_label, process_metrics,
-    status,
 };
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -123,7 +122,33 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
     let slice_writer = endpoint_slice::SliceWriter::from_config(&config, &client, &metrics, &mut registry);
     let registry = Arc::new(registry);
 
-    let (state_tx, state_rx) = status::channel(config.identity.clone());
+    // The election is built through the library's public API; its state channel exists from
+    // here so the outputs below can follow it before the elector is built.
+    let elector_builder = Elector::builder(
+        client.clone(),
+        Lock::of_kind(
+            config.lock_type,
+            config.namespace.clone(),
+            config.election.clone(),
+        ),
+        config.identity.clone(),
+    )
+    .timing(
+        config.timing.lease_duration,
+        config.timing.renew_deadline,
+        config.timing.retry_period,
+    )
+    .follow(config.follow)
+    .release_on_shutdown(config.release_on_shutdown)
+    .shutdown_timeout(config.shutdown_timeout)
+    .release_delay(config.release_delay)
+    .events(config.events)
+    .metrics(metrics.clone());
+    let elector_builder = match &config.pod_uid {
+        Some(uid) => elector_builder.pod_uid(uid.clone()),
+        None => elector_builder,
+    };
+    let state_rx = elector_builder.subscribe();
     let child = exec_parts.map(|(spec, metrics)| {
         let (status_tx, status_rx) = exec::status_channel();
         (
@@ -207,24 +232,14 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
     });
 
     // The election (and the API work that follows it) lives on its own runtime and thread.
-    let target = Target {
-        lock_type: config.lock_type,
-        namespace: config.namespace.clone(),
-        name: config.election.clone(),
-    };
     let (gate_opener, release_gate) = ReleaseGate::pair();
-    let settings = Settings {
-        identity: config.identity.clone(),
-        pod_uid: config.pod_uid.clone(),
-        timing: config.timing,
-        follow: config.follow,
-        release_on_shutdown: config.release_on_shutdown,
-        shutdown_timeout: config.shutdown_timeout,
-        release_delay: config.release_delay,
-        release_gate,
-        candidacy,
-        step_down_gate,
-    };
+    let elector = elector_builder
+        .release_gate(release_gate)
+        .candidacy(candidacy)
+        .step_down_gate(step_down_gate)
+        .build()
+        .context("election settings")
+        .map_err(Failure::Config)?;
     let pod_label = match (&config.pod_label, &config.pod_name) {
         (Some(key), Some(pod)) => Some(
             pod_label::PodLabel::new(
@@ -250,7 +265,6 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
         _ => None,
     };
     let retry = config.timing.retry_period;
-    let events = config.events;
     let exec_outcome = election_runtime.block_on(async {
         let labeller =
             pod_label.map(|label| tokio::spawn(label.run(state_rx.clone(), retry, stopped(stop_rx.clone()))));
@@ -288,15 +302,7 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
             gate_opener.open();
             exec_outcome
         };
-        let election = election::run(
-            client,
-            &target,
-            settings,
-            events,
-            state_tx,
-            metrics,
-            stopped(stop_rx.clone()),
-        );
+        let election = elector.run(stopped(stop_rx.clone()));
         tokio::join!(election, outputs).1
     });
     let exit_code = match exec_outcome {

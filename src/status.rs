@@ -144,6 +144,18 @@ impl LeaderState {
     }
 }
 
+impl LeaderState {
+    /// [`Self::is_leader_at`] the moment of asking: call it right before acting as leader.
+    pub fn is_leader_now(&self) -> bool {
+        self.is_leader_at(Instant::now())
+    }
+
+    /// [`Self::fencing_token_at`] the moment of asking.
+    pub fn fencing_token_now(&self) -> Option<u64> {
+        self.fencing_token_at(Instant::now())
+    }
+}
+
 /// A new channel holding the initial state.
 pub fn channel(identity: impl Into<String>) -> (StateSender, StateReceiver) {
     watch::channel(LeaderState::new(identity, Instant::now()))
