@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: build release test lint unit ship chaos bench load demo install-tools clean
+.PHONY: build release test lint lint-library unit ship chaos bench load demo install-tools clean
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -19,6 +19,13 @@ install-tools:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(MAKE) lint-library
+
+## The library crate on its own: without the sidecar feature, and its docs (every public item
+## documented, no broken links).
+lint-library:
+	$(CARGO) clippy -p kube-elector --no-default-features --lib --examples -- -D warnings
+	RUSTDOCFLAGS="-D warnings -D missing_docs" $(CARGO) doc --no-deps -p kube-elector
 
 unit:
 	$(CARGO) test --workspace

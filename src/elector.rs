@@ -26,6 +26,15 @@ pub struct Lock {
 
 impl Lock {
     /// A `coordination.k8s.io/v1` Lease `name` in `namespace` (the recommended kind).
+    ///
+    /// ```
+    /// use kube_elector::{Lock, LockType};
+    ///
+    /// let lock = Lock::lease("operators", "my-operator");
+    /// assert_eq!((lock.kind(), lock.namespace(), lock.name()), (LockType::Leases, "operators", "my-operator"));
+    /// assert_eq!(Lock::config_map("ns", "x").kind().as_str(), "configmaps");
+    /// assert_eq!(Lock::endpoints("ns", "x").kind(), LockType::Endpoints);
+    /// ```
     pub fn lease(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         Self::of_kind(LockType::Leases, namespace, name)
     }
@@ -194,8 +203,26 @@ impl ElectorBuilder {
         self
     }
 
-    /// Registers the election's metrics (`kube_elector_*`, labelled with the election and
-    /// namespace) in the caller's registry and counts into them.
+    /// Registers the election's metrics (client-go's `leader_election_*` and `elector_*`,
+    /// labelled with the election and namespace) in the caller's registry and counts into them.
+    ///
+    /// ```
+    /// use kube_elector::{Elector, Lock};
+    /// use prometheus_client::registry::Registry;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+    /// let mut registry = Registry::default();
+    /// let _elector = Elector::builder(client, Lock::lease("default", "app"), "pod-a")
+    ///     .register_metrics(&mut registry)
+    ///     .build()
+    ///     .unwrap();
+    /// let mut text = String::new();
+    /// prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    /// assert!(text.contains(r#"leader_election_master_status{election="app",namespace="default",name="app"} 0"#), "{text}");
+    /// # }
+    /// ```
     pub fn register_metrics(self, registry: &mut prometheus_client::registry::Registry) -> Self {
         let metrics = ElectionMetrics::register(registry, &self.lock.name, &self.lock.namespace);
         self.metrics(metrics)
@@ -209,6 +236,31 @@ impl ElectorBuilder {
 
     /// Checks the settings (errors name the field and the fix); nothing is sent to the API
     /// server until [`Elector::run`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kube_elector::{Elector, Error, Lock, Timing, TimingError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // No request is made while building: a client for an address nothing listens on will do.
+    /// let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+    /// let client = kube::Client::try_from(config).unwrap();
+    ///
+    /// let elector = Elector::builder(client.clone(), Lock::lease("default", "app"), "pod-a")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(elector.timing(), Timing::DEFAULT);
+    /// assert_eq!(elector.fencing_token(), None);
+    ///
+    /// let error = Elector::builder(client, Lock::lease("default", "app"), "pod-a")
+    ///     .timing(Duration::from_secs(15), Duration::from_secs(10), Duration::from_millis(5))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(error, Error::Timing(TimingError::RetryPeriodTooShort { .. })));
+    /// assert!(error.to_string().contains("retry-period"));
+    /// # }
+    /// ```
     pub fn build(self) -> Result<Elector, Error> {
         if self.identity.is_empty() {
             return Err(Error::EmptyIdentity);
@@ -372,6 +424,25 @@ impl ElectorHandle {
     ///
     /// Cancellation-safe: the stop is sent before the first await, so dropping this future
     /// midway leaves the release running to completion on its task.
+    ///
+    /// ```
+    /// use kube_elector::{Elector, Lock};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // An API server that refuses connections: the elector keeps trying, never leads.
+    /// let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+    /// let client = kube::Client::try_from(config).unwrap();
+    /// let elector = Elector::builder(client, Lock::lease("default", "app"), "pod-a").build().unwrap();
+    /// let mut state = elector.subscribe();
+    /// let handle = elector.spawn();
+    /// // The loop publishes its failed attempt.
+    /// state.wait_for(|s| s.last_error.is_some()).await.unwrap();
+    /// assert!(!state.borrow().is_leader_now());
+    /// handle.shutdown().await.unwrap();
+    /// assert!(state.borrow().shutting_down);
+    /// # }
+    /// ```
     pub async fn shutdown(mut self) -> Result<(), tokio::task::JoinError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -31,7 +31,7 @@
 //!
 //! There is deliberately no `identity` label: Prometheus already attaches the pod through the scrape
 //! configuration, and the identity is normally the pod name, so the label would only add cardinality.
-//! Process metrics (`process_*`) come from [`crate::process_metrics`] and carry no election labels.
+//! Process metrics (`process_*`) come from `process_metrics` (the sidecar) and carry no election labels.
 //!
 //! Handles are cheap clones sharing atomics; nothing here takes a lock on the hot path.
 
@@ -451,6 +451,8 @@ struct CheckLabels {
 /// `elector_app_healthy` is absent (not a made-up value) where nothing is checked.
 #[derive(Clone, Debug)]
 pub struct AppHealthMetrics {
+    // Set from the health check, which is part of the sidecar.
+    #[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
     healthy: Gauge,
     checks: Family<CheckLabels, Counter>,
 }
@@ -496,6 +498,7 @@ impl AppHealthMetrics {
     }
 
     /// Mirrors the verdict.
+    #[cfg(feature = "sidecar")]
     pub fn observe(&self, health: &crate::app_health::Health) {
         self.healthy.set(i64::from(health.may_stand()));
     }

@@ -104,6 +104,17 @@ impl LeaderState {
     }
 
     /// Shutdown has begun: no claim from here on, whatever the lock says.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use kube_elector::LeaderState;
+    /// # use tokio::time::Instant;
+    /// let now = Instant::now();
+    /// let mut state = LeaderState::new("pod-a", now);
+    /// state.lead(1, jiff::Timestamp::now(), now + Duration::from_secs(10), None);
+    /// state.shut_down();
+    /// assert!(state.shutting_down && !state.is_leader_at(now));
+    /// ```
     pub fn shut_down(&mut self) {
         self.claims_leadership = false;
         self.valid_until = None;
@@ -126,6 +137,26 @@ impl LeaderState {
     /// Whether this process may act as leader at `now`: it claims leadership and neither the
     /// monotonic validity deadline of that claim (compared with `now`) nor its boot-time deadline
     /// (compared with the boot-time clock as read now) has passed.
+    ///
+    /// Nothing needs to publish the end of a claim for the answer to change:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kube_elector::LeaderState;
+    /// use tokio::time::Instant;
+    ///
+    /// let now = Instant::now();
+    /// let mut state = LeaderState::new("pod-a", now);
+    /// assert!(!state.is_leader_at(now));
+    ///
+    /// // Renewed with a 10 s renew deadline: valid until then, on the monotonic clock.
+    /// state.lead(7, jiff::Timestamp::now(), now + Duration::from_secs(10), None);
+    /// assert!(state.is_leader_at(now + Duration::from_secs(9)));
+    /// assert_eq!(state.fencing_token_at(now + Duration::from_secs(9)), Some(7));
+    /// // A process paused past its deadline answers "not leader" the moment it asks.
+    /// assert!(!state.is_leader_at(now + Duration::from_secs(10)));
+    /// assert_eq!(state.fencing_token_at(now + Duration::from_secs(10)), None);
+    /// ```
     pub fn is_leader_at(&self, now: Instant) -> bool {
         self.claims_leadership
             && self.valid_until.is_some_and(|deadline| now < deadline)

@@ -13,7 +13,7 @@
 //! - **Per-call budget** ([`call_timeout`]): a leader's call gets at most half the renew deadline
 //!   and never more than what is left of its claim; a follower's calls share one renew deadline
 //!   per attempt. So one attempt never outlasts a renew deadline, which is what `/livez`'s bound
-//!   ([`crate::config::Config::liveness_bound`]) is built on.
+//!   (`config::Config::liveness_bound`, in the sidecar) is built on.
 
 use std::time::Duration;
 

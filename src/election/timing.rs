@@ -114,6 +114,25 @@ impl Timing {
     /// Checks client-go's rules: lease duration > renew deadline > 1.2 × retry period, lease
     /// duration a whole number of seconds ≥ 1, the others greater than zero.
     /// Also checks the bounds in the module documentation, before any arithmetic on the values.
+    ///
+    /// The library and the CLI share these rules and these errors, which name the field and
+    /// the fix:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kube_elector::{Timing, TimingError};
+    ///
+    /// let s = Duration::from_secs;
+    /// assert_eq!(Timing::new(s(15), s(10), s(2)), Ok(Timing::DEFAULT));
+    ///
+    /// let error = Timing::new(s(10), s(10), s(2)).unwrap_err();
+    /// assert!(matches!(error, TimingError::LeaseNotAboveRenewDeadline { .. }));
+    /// assert!(error.to_string().contains("lower renew-deadline or raise lease-duration"));
+    ///
+    /// // A Lease stores whole seconds.
+    /// let error = Timing::new(Duration::from_millis(1500), s(1), Duration::from_millis(100)).unwrap_err();
+    /// assert!(error.to_string().starts_with("lease-duration 1.5s must be a whole number of seconds"));
+    /// ```
     pub fn new(
         lease_duration: Duration,
         renew_deadline: Duration,
