@@ -105,6 +105,8 @@ pub mod pod_label;
 pub mod process_metrics;
 pub mod status;
 
-pub use election::{Candidacy, CandidacySender, FollowMode, LockType, ReleaseGate, Timing, TimingError};
+pub use election::{
+    Candidacy, CandidacySender, FollowMode, GateOpener, LockType, ReleaseGate, Timing, TimingError,
+};
 pub use elector::{Elector, ElectorBuilder, ElectorHandle, Error, Lock};
 pub use status::LeaderState;

@@ -166,12 +166,6 @@ impl<K: LockObject> Driver<K> {
         }
     }
 
-    /// Reads suspend-aware deadlines from `boot` instead of `CLOCK_BOOTTIME` (for tests).
-    pub fn with_boot_clock(mut self, boot: BootClock) -> Self {
-        self.boot = boot;
-        self
-    }
-
     /// Runs the election until `shutdown` completes, then lets go of the lock (if configured)
     /// and returns. Losing the election is never an error: the loop competes again.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {

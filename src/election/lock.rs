@@ -242,14 +242,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// The HTTP status the API server answered with, if it answered.
-    pub fn code(&self) -> Option<u16> {
-        match self {
-            Error::Api { code, .. } => Some(*code),
-            _ => None,
-        }
-    }
-
     /// How long the server asked the client to wait before calling again.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

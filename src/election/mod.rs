@@ -1,34 +1,35 @@
 //! The election: timing model, lock kinds, the pure decision function and the loop that drives it.
 //!
 //! - `timing`: client-go's lease duration / renew deadline / retry period, validated.
-//! - [`record`]: the leader record a lock object holds, read leniently and totally.
-//! - [`incarnation`]: who this process is beyond its identity, and when a record is its own.
-//! - [`candidacy`]: whether this process may stand for election now (an input set from outside).
-//! - [`decide`]: what to do next, as a pure function of (observed record, when, now).
-//! - [`lock`]: the three lock kinds behind one trait, and the API calls on them.
-//! - [`pacing`]: backoff after failures, `Retry-After`, the time one call may take.
-//! - [`state`]: the election's state, advanced synchronously: observations, write outcomes, timers.
-//! - [`driver`]: the thin async shell: I/O, timers, channels; carries out the state's effects.
-//! - [`watch`]: the watch on the lock, and why it is not kube-runtime's `watch_object`.
-//! - [`events`]: "became leader" / "stopped leading" Kubernetes Events.
+//! - `record`: the leader record a lock object holds, read leniently and totally.
+//! - `incarnation`: who this process is beyond its identity, and when a record is its own.
+//! - `candidacy`: whether this process may stand for election now (an input set from outside).
+//! - `decide`: what to do next, as a pure function of (observed record, when, now).
+//! - `lock`: the three lock kinds behind one trait, and the API calls on them.
+//! - `pacing`: backoff after failures, `Retry-After`, the time one call may take.
+//! - `state`: the election's state, advanced synchronously: observations, write outcomes, timers.
+//! - `driver`: the thin async shell: I/O, timers, channels; carries out the state's effects.
+//! - `watch`: the watch on the lock, and why it is not kube-runtime's `watch_object`.
+//! - `events`: "became leader" / "stopped leading" Kubernetes Events.
 
-pub mod candidacy;
-pub mod decide;
-pub mod driver;
-pub mod events;
-pub mod incarnation;
-pub mod lock;
-pub mod pacing;
-pub mod record;
-pub mod state;
+pub(crate) mod candidacy;
+pub(crate) mod decide;
+pub(crate) mod driver;
+pub(crate) mod events;
+pub(crate) mod incarnation;
+pub(crate) mod lock;
+pub(crate) mod pacing;
+pub(crate) mod record;
+pub(crate) mod state;
 mod timing;
-pub mod watch;
+pub(crate) mod watch;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints};
 
 pub use candidacy::{Candidacy, CandidacySender};
-pub use driver::{Driver, GateOpener, ReleaseGate, Settings};
+pub(crate) use driver::{Driver, Settings};
+pub use driver::{GateOpener, ReleaseGate};
 pub use timing::{Error as TimingError, JITTER_FACTOR, Timing};
 
 use crate::clock::WallClock;
@@ -37,7 +38,7 @@ use crate::status::StateSender;
 
 /// Where the election takes place.
 #[derive(Clone, Debug)]
-pub struct Target {
+pub(crate) struct Target {
     /// The kind of object that holds the lock.
     pub lock_type: LockType,
     /// The namespace the lock object lives in.
@@ -47,7 +48,7 @@ pub struct Target {
 }
 
 /// Runs the election on `target` until `shutdown` completes, then releases (see [`Driver::run`]).
-pub async fn run(
+pub(crate) async fn run(
     client: kube::Client,
     target: &Target,
     settings: Settings,

@@ -281,6 +281,7 @@ impl<O: Clone> Election<O> {
     }
 
     /// This process's hold on the lock, leading or not.
+    #[cfg(test)]
     pub fn claim(&self) -> Option<&Claim> {
         self.claim.as_ref()
     }
