@@ -16,6 +16,7 @@ pub mod endpoint_slice;
 pub mod exec;
 pub mod http;
 pub mod leader_file;
+mod leadership_output;
 pub mod metrics;
 pub mod pod_deletion_cost;
 pub mod pod_label;
