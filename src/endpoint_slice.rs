@@ -34,10 +34,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PostParams;
 use kube::{Api, Client};
 use tokio::sync::watch;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 
 use crate::metrics::{ElectionMetrics, EndpointSliceMetrics, SliceWriteResult, Verb};
-use crate::status::{LeaderState, StateReceiver};
+use crate::status::StateReceiver;
 
 /// `endpointslice.kubernetes.io/managed-by` on the slices this process writes.
 pub const MANAGED_BY: &str = "kube-elector.leader-endpoints";
@@ -605,31 +605,12 @@ impl SliceWriter {
     /// Keeps the slice in step with the state until `shutdown`, then empties it if it names this
     /// pod (one attempt, bounded by the timeout).
     pub async fn run(self, mut state: StateReceiver, retry: Duration, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut applied: Option<bool> = None;
-        let mut retry_at: Option<Instant> = None;
-        loop {
-            let now = Instant::now();
-            let snapshot: LeaderState = state.borrow_and_update().clone();
-            let leading = snapshot.is_leader_at(now);
-            if applied != Some(leading) && retry_at.is_none_or(|at| at <= now) {
-                if self.apply(&state, leading).await {
-                    applied = Some(leading);
-                    retry_at = None;
-                } else {
-                    retry_at = Some(crate::clock::later(Instant::now(), retry));
-                }
-                continue;
-            }
-            let lapse = snapshot.valid_until.filter(|_| leading);
-            tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                changed = state.changed() => if changed.is_err() { break },
-                () = sleep_until(lapse.unwrap_or(now)), if lapse.is_some() => {}
-                () = sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() => {}
-            }
-        }
+        // `apply` reads the claim before each call; `follow` holds the receiver it awaits.
+        let claim = state.clone();
+        let applied = crate::leadership_output::follow(&mut state, retry, shutdown, |leading| {
+            self.apply(&claim, leading)
+        })
+        .await;
         if applied != Some(false) {
             let emptied = tokio::time::timeout(self.shutdown_budget, self.apply(&state, false)).await;
             if !matches!(emptied, Ok(true)) {

@@ -19,11 +19,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
-use tokio::time::{Instant, sleep_until};
 
-use crate::metrics::{ElectionMetrics, Verb};
+use crate::leadership_output;
+use crate::metrics::ElectionMetrics;
 use crate::status::StateReceiver;
 
 /// The annotation the ReplicaSet controller reads.
@@ -64,49 +63,32 @@ impl PodDeletionCost {
     }
 
     async fn set(&self, leading: bool) -> Result<(), String> {
-        let patch = Patch::Merge(patch_body(leading));
-        let params = PatchParams::default();
-        let request = self.api.patch(&self.pod, &params, &patch);
-        match self.metrics.call(Verb::Patch, self.timeout, request).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(kube::Error::Api(status))) => Err(format!("{} {}", status.code, status.message)),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(_) => Err(format!("timed out after {:?}", self.timeout)),
-        }
+        leadership_output::patch_pod(
+            &self.api,
+            &self.pod,
+            patch_body(leading),
+            &self.metrics,
+            self.timeout,
+        )
+        .await
     }
 
     /// Keeps the annotation in step with the state until `shutdown`, then removes it.
     pub async fn run(self, mut state: StateReceiver, retry: Duration, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut applied: Option<bool> = None;
-        let mut retry_at: Option<Instant> = None;
-        loop {
-            let now = Instant::now();
-            let snapshot = state.borrow_and_update().clone();
-            let leading = snapshot.is_leader_at(now);
-            if applied != Some(leading) && retry_at.is_none_or(|at| at <= now) {
-                match self.set(leading).await {
-                    Ok(()) => {
-                        tracing::info!(pod = %self.pod, leading, "set the pod deletion cost");
-                        applied = Some(leading);
-                        retry_at = None;
-                    }
-                    Err(error) => {
-                        tracing::warn!(pod = %self.pod, %error, "could not set the pod deletion cost; retrying");
-                        retry_at = Some(crate::clock::later(Instant::now(), retry));
-                    }
+        let this = &self;
+        let applied = leadership_output::follow(&mut state, retry, shutdown, |leading| async move {
+            match this.set(leading).await {
+                Ok(()) => {
+                    tracing::info!(pod = %this.pod, leading, "set the pod deletion cost");
+                    true
                 }
-                continue;
+                Err(error) => {
+                    tracing::warn!(pod = %this.pod, %error, "could not set the pod deletion cost; retrying");
+                    false
+                }
             }
-            let lapse = snapshot.valid_until.filter(|_| leading);
-            tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                changed = state.changed() => if changed.is_err() { break },
-                () = sleep_until(lapse.unwrap_or(now)), if lapse.is_some() => {}
-                () = sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() => {}
-            }
-        }
+        })
+        .await;
         if applied != Some(false)
             && let Err(error) = self.set(false).await
         {

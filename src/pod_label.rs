@@ -16,12 +16,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use tokio::sync::watch;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 
-use crate::metrics::{ElectionMetrics, Verb};
+use crate::leadership_output;
+use crate::metrics::ElectionMetrics;
 use crate::status::{LeaderState, StateReceiver};
 
 /// The label value for a state at a moment.
@@ -91,15 +91,14 @@ impl PodLabel {
         if value == "leader" {
             self.may_be_leader.send_replace(true);
         }
-        let patch = Patch::Merge(patch_body(&self.key, value));
-        let params = PatchParams::default();
-        let request = self.api.patch(&self.pod, &params, &patch);
-        let result = match self.metrics.call(Verb::Patch, self.timeout, request).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(kube::Error::Api(status))) => Err(format!("{} {}", status.code, status.message)),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(_) => Err(format!("timed out after {:?}", self.timeout)),
-        };
+        let result = leadership_output::patch_pod(
+            &self.api,
+            &self.pod,
+            patch_body(&self.key, value),
+            &self.metrics,
+            self.timeout,
+        )
+        .await;
         if value != "leader" && result.is_ok() {
             self.may_be_leader.send_replace(false);
         }
@@ -108,37 +107,22 @@ impl PodLabel {
 
     /// Keeps the label in step with the state until `shutdown`, then sets `follower`.
     pub async fn run(self, mut state: StateReceiver, retry: Duration, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut applied: Option<&'static str> = None;
-        let mut retry_at: Option<Instant> = None;
-        loop {
-            let now = Instant::now();
-            let snapshot = state.borrow_and_update().clone();
-            let desired = role(&snapshot, now);
-            if applied != Some(desired) && retry_at.is_none_or(|at| at <= now) {
-                match self.set(desired).await {
-                    Ok(()) => {
-                        tracing::info!(pod = %self.pod, label = %self.key, value = desired, "labelled pod");
-                        applied = Some(desired);
-                        retry_at = None;
-                    }
-                    Err(error) => {
-                        tracing::warn!(pod = %self.pod, label = %self.key, %error, "could not label pod; retrying");
-                        retry_at = Some(crate::clock::later(Instant::now(), retry));
-                    }
+        let this = &self;
+        let applied = leadership_output::follow(&mut state, retry, shutdown, |leading| async move {
+            let value = if leading { "leader" } else { "follower" };
+            match this.set(value).await {
+                Ok(()) => {
+                    tracing::info!(pod = %this.pod, label = %this.key, value, "labelled pod");
+                    true
                 }
-                continue;
+                Err(error) => {
+                    tracing::warn!(pod = %this.pod, label = %this.key, %error, "could not label pod; retrying");
+                    false
+                }
             }
-            let lapse = snapshot.valid_until.filter(|_| desired == "leader");
-            tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                changed = state.changed() => if changed.is_err() { break },
-                () = sleep_until(lapse.unwrap_or(now)), if lapse.is_some() => {}
-                () = sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() => {}
-            }
-        }
-        if applied != Some("follower")
+        })
+        .await;
+        if applied != Some(false)
             && let Err(error) = self.set("follower").await
         {
             tracing::warn!(pod = %self.pod, %error, "could not reset the pod label on shutdown");

@@ -50,6 +50,38 @@ pub fn installed_or_skip(program: &str, install: &str) -> bool {
     }
 }
 
+/// Asserts that `scripts/check-metrics-lint.sh` (`promtool check metrics`) accepts `exposition`,
+/// panicking with promtool's output and the exposition if not. Without promtool it skips like
+/// [`installed_or_skip`] (and fails under CI). For the tests of each metrics family.
+pub fn assert_metrics_lint_clean(exposition: &str) {
+    use std::io::Write as _;
+    if !installed_or_skip("promtool", "apt-get install prometheus") {
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/check-metrics-lint.sh");
+    let mut child = std::process::Command::new(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("running {script}: {error}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(exposition.as_bytes())
+            .unwrap_or_else(|error| panic!("writing to {script}: {error}"));
+    }
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|error| panic!("waiting for {script}: {error}"));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "promtool must accept the exposition; stdout:\n{}\nstderr:\n{}\nexposition:\n{exposition}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,7 +119,6 @@ impl ChildMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncWriteExt;
 
     /// The child families pass `promtool check metrics` (through scripts/check-metrics-lint.sh);
     /// skipped with a note where promtool is not installed, except in CI.
@@ -141,26 +140,6 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
         }
-        if !kube_elector_harness::tools::installed_or_skip("promtool", "apt-get install prometheus") {
-            return;
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/check-metrics-lint.sh");
-        let mut child = tokio::process::Command::new(script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("the lint script runs");
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(text.as_bytes()).await.expect("writes");
-        drop(stdin);
-        let output = child.wait_with_output().await.expect("finishes");
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "promtool must accept the exposition; stdout:\n{}\nstderr:\n{}\nexposition:\n{text}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        kube_elector_harness::tools::assert_metrics_lint_clean(&text);
     }
 }

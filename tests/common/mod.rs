@@ -126,3 +126,22 @@ pub async fn outside_client(sim: &Sim, name: &str) -> kube::Client {
             .expect("kubeconfig is usable");
     kube::Client::try_from(config).expect("client builds")
 }
+
+/// A directory of this test process, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// A fresh, empty `kube-elector-test-NAME-PID` under the system temp dir.
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("kube-elector-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
