@@ -96,6 +96,7 @@ pub mod exec;
 pub mod http;
 #[cfg(feature = "sidecar")]
 pub mod leader_file;
+#[cfg(feature = "sidecar")]
 mod leadership_output;
 pub mod metrics;
 #[cfg(feature = "sidecar")]
