@@ -7,6 +7,7 @@
 //! - `decide`: what to do next, as a pure function of (observed record, when, now).
 //! - `lock`: the three lock kinds behind one trait, and the API calls on them.
 //! - `pacing`: backoff after failures, `Retry-After`, the time one call may take.
+//! - `takeover`: the followers' takeover delays, which keep a handover to about one write.
 //! - `state`: the election's state, advanced synchronously: observations, write outcomes, timers.
 //! - `driver`: the thin async shell: I/O, timers, channels; carries out the state's effects.
 //! - `watch`: the watch on the lock, and why it is not kube-runtime's `watch_object`.
@@ -21,6 +22,7 @@ pub(crate) mod lock;
 pub(crate) mod pacing;
 pub(crate) mod record;
 pub(crate) mod state;
+pub(crate) mod takeover;
 mod timing;
 pub(crate) mod watch;
 

@@ -28,10 +28,13 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::time::Instant;
 
-use super::decide::{Claim, Decision, Freshness, Me, Observed, decide, freshness, leads_from, observe};
+use super::decide::{
+    Claim, Decision, Freshness, Me, Observed, decide, freshness, has_no_past, leads_from, observe,
+};
 use super::events::Leadership;
 use super::pacing::{self, Backoff};
 use super::record::{Holding, LeaderRecord};
+use super::takeover::{self, Crowd, Draws};
 use super::{FollowMode, Timing};
 use crate::clock::{Reading, later};
 
@@ -241,12 +244,22 @@ pub struct Election<O> {
     last_renew: Option<Timestamp>,
     /// Whether this process may stand for election (see [`super::candidacy`]).
     standing: bool,
+    /// How many candidates this process believes race for the lock when it opens.
+    crowd: Crowd,
+    /// Where the takeover delays come from.
+    draws: Draws,
+    /// How long after the lock as now known opens this follower waits before writing (see
+    /// [`super::takeover`]); drawn anew for every record observed.
+    takeover_delay: Duration,
+    /// A takeover write lost a race since the record was last observed.
+    raced: bool,
     effects: Vec<Effect<O>>,
 }
 
 impl<O: Clone> Election<O> {
     /// Nothing known yet, at `now`.
     pub fn new(me: Me, timing: Timing, follow: FollowMode, now: Instant) -> Self {
+        let draws = Draws::seeded_from(&me.incarnation);
         Self {
             me,
             timing,
@@ -266,6 +279,10 @@ impl<O: Clone> Election<O> {
             last_error: None,
             last_renew: None,
             standing: true,
+            crowd: Crowd::default(),
+            draws,
+            takeover_delay: Duration::ZERO,
+            raced: false,
             effects: Vec::new(),
         }
     }
@@ -370,11 +387,54 @@ impl<O: Clone> Election<O> {
             };
             match self.follow {
                 FollowMode::Poll => self.poll_due,
-                FollowMode::Watch if self.watch_up => by_decision,
+                // Watching, every follower learns of an opening at once: each waits its drawn
+                // delay, and the watch showing a winner meanwhile cancels the attempt.
+                FollowMode::Watch if self.watch_up => self.takeover_due(now, wall).unwrap_or(by_decision),
                 FollowMode::Watch => by_decision.min(self.poll_due),
             }
         };
         self.backoff.next_attempt(due, self.lapse(), &self.timing)
+    }
+
+    /// When a watching follower writes to take the lock as now known: its drawn delay after the
+    /// lock opens (released, expired, or found with no past); `None` when there is nothing to
+    /// take yet or it must read first. A record under this process's own identity (a
+    /// predecessor in this pod) is taken without delay: no one else races for it.
+    fn takeover_due(&self, now: Instant, wall: Timestamp) -> Option<Instant> {
+        let known = self.known.as_ref()?;
+        let opens = match decide(Some(known), &self.me, now, wall, &self.timing) {
+            Decision::Read => return None,
+            Decision::WaitUntil(opens) => opens,
+            Decision::Create(_) | Decision::Claim(_) => self.opened_at(known),
+        };
+        if known.holder() == Some(self.me.identity.as_str()) {
+            return Some(opens);
+        }
+        Some(later(opens, self.takeover_delay))
+    }
+
+    /// When the lock as `known` opened to takeover, once [`decide`] says to take it: when it
+    /// was seen if it has no past or was left by a predecessor in this pod, else when the
+    /// holder's lease ran out.
+    fn opened_at(&self, known: &Observed) -> Instant {
+        if has_no_past(known.record.as_ref()) || known.holder() == Some(self.me.identity.as_str()) {
+            return known.observed_at;
+        }
+        known
+            .expires_at(self.timing.lease_duration)
+            .max(known.vanished_until.unwrap_or(known.observed_at))
+    }
+
+    /// This follower's estimate of the group racing for the lock (see [`super::takeover`]).
+    #[cfg(test)]
+    pub fn crowd(&self) -> Crowd {
+        self.crowd
+    }
+
+    /// The delay drawn for taking the lock as now known.
+    #[cfg(test)]
+    pub fn takeover_delay(&self) -> Duration {
+        self.takeover_delay
     }
 
     /// Whether an attempt must read the lock before deciding.
@@ -494,6 +554,11 @@ impl<O: Clone> Election<O> {
     /// A write sent at `sent` lost a race (409) at `now`; the shell reads again.
     pub fn write_conflicted(&mut self, sent: Instant, now: Instant) {
         self.conflicted = true;
+        if self.claim.is_none() && !self.raced {
+            // Others wrote at the same moment: the group is larger than this follower thought.
+            self.raced = true;
+            self.crowd.lost_race();
+        }
         if self.claim.is_some() {
             self.effects.push(Effect::SlowPath);
             self.effects.push(Effect::RenewFailed {
@@ -631,6 +696,8 @@ impl<O: Clone> Election<O> {
         }
         let previous = self.known.as_ref().map(|k| k.holder().map(str::to_owned));
         let previous_record = self.known.as_ref().and_then(|k| k.record.clone());
+        let open_since = self.open_since(now);
+        let previous_observation = self.known.as_ref().map(|k| k.observed_at);
         self.known = Some(observe(
             self.known.take(),
             record,
@@ -638,6 +705,9 @@ impl<O: Clone> Election<O> {
             now,
             self.timing.lease_duration,
         ));
+        if self.known.as_ref().map(|k| k.observed_at) != previous_observation {
+            self.new_record_seen(open_since, now);
+        }
         if freshness == Freshness::Changed || self.object.is_none() {
             self.object = object;
         }
@@ -663,6 +733,47 @@ impl<O: Clone> Election<O> {
             };
             self.step_down(reason, now);
         }
+    }
+
+    /// When the lock as known before an observation at `now` had opened to this watching
+    /// follower's takeover, if it had and the follower had not written for it yet.
+    fn open_since(&self, now: Instant) -> Option<Instant> {
+        if self.claim.is_some() || !self.standing || self.raced {
+            return None;
+        }
+        if self.follow != FollowMode::Watch || !self.watch_up {
+            return None;
+        }
+        let known = self.known.as_ref()?;
+        match decide(Some(known), &self.me, now, Self::no_wall(), &self.timing) {
+            Decision::Claim(_) | Decision::Create(_) => Some(self.opened_at(known)),
+            Decision::Read | Decision::WaitUntil(_) => None,
+        }
+    }
+
+    /// A wall-clock time for the decisions that only ask whether the lock is open (the wall
+    /// clock goes only into the records written, never into whether to write).
+    fn no_wall() -> Timestamp {
+        Timestamp::UNIX_EPOCH
+    }
+
+    /// The lock's record changed at `now`. If it had been open to this follower (since
+    /// `open_since`) and now names another holder, someone won the race: that tells how large
+    /// the group is. Either way the delay for the record now known is drawn afresh.
+    fn new_record_seen(&mut self, open_since: Option<Instant>, now: Instant) {
+        let winner = self
+            .known
+            .as_ref()
+            .and_then(Observed::holder)
+            .is_some_and(|holder| holder != self.me.identity);
+        if let (Some(opened), true) = (open_since, winner) {
+            self.crowd.saw_winner_after(
+                now.saturating_duration_since(opened),
+                takeover::unit(&self.timing),
+            );
+        }
+        self.raced = false;
+        self.takeover_delay = self.crowd.delay(takeover::unit(&self.timing), self.draws.next());
     }
 
     /// Notices another live process holding the lock under this identity: a record naming this
@@ -936,13 +1047,15 @@ mod tests {
         let start = Instant::now();
         let theirs = held("other", "other-pod/1/cc", 2, 0);
         follower.absorb(Some("o@1".into()), Some(theirs.clone()), rv(1), start);
+        let delay = follower.takeover_delay();
         advance(Duration::from_secs(1)).await;
         follower.absorb(Some("o@2".into()), Some(theirs), rv(2), Instant::now());
         assert_eq!(
             follower.next_attempt(Instant::now(), wall()),
-            start + Duration::from_secs(3),
-            "the holder's lease runs from when its record was first seen"
+            start + Duration::from_secs(3) + delay,
+            "the holder's lease runs from when its record was first seen, and the delay is not redrawn"
         );
+        assert_eq!(follower.takeover_delay(), delay);
         let effects = follower.take_effects();
         assert_eq!(effects, vec![], "the same holder, nothing to report");
     }
@@ -1176,10 +1289,11 @@ mod tests {
         let mut watching = election_watching();
         watching.absorb(Some("o".into()), Some(theirs.clone()), rv(1), start);
         watching.begin_attempt(start, 0.0);
+        let delay = watching.takeover_delay();
         assert_eq!(
             watching.next_attempt(start, wall()),
-            start + Duration::from_secs(3),
-            "a watching follower acts exactly when the lease runs out"
+            start + Duration::from_secs(3) + delay,
+            "a watching follower acts its drawn delay after the lease runs out"
         );
 
         let mut polling = election(FollowMode::Poll);
@@ -1201,7 +1315,7 @@ mod tests {
         watching.watch_connected();
         assert_eq!(
             watching.next_attempt(start, wall()),
-            start + Duration::from_secs(3)
+            start + Duration::from_secs(3) + delay
         );
         assert_eq!(
             watching.take_effects(),
@@ -1218,7 +1332,7 @@ mod tests {
         let backoff = timing().backoff(1, 0.0);
         assert_eq!(
             watching.next_attempt(start, wall()),
-            (start + Duration::from_secs(3)).max(start + backoff)
+            (start + Duration::from_secs(3) + delay).max(start + backoff)
         );
         assert!(backoff > Duration::ZERO);
         assert_eq!(leading.take_effects(), vec![]);
@@ -1396,5 +1510,149 @@ mod tests {
             step_downs(&election.take_effects()),
             vec![(StepDown::Withdrawn, false)]
         );
+    }
+
+    /// A watching follower named `identity` (its own incarnation, so its own draws).
+    fn watching_follower(identity: &str) -> Election<String> {
+        let me = Me {
+            identity: identity.into(),
+            incarnation: format!("{identity}-pod/1/aa"),
+        };
+        let mut election = Election::new(me, timing(), FollowMode::Watch, Instant::now());
+        election.watch_connected();
+        election
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_release_a_watching_follower_writes_its_drawn_delay_later_within_bounds() {
+        let unit = takeover::unit(&timing());
+        let longest = Crowd::default().longest(unit);
+        let mut followers: Vec<_> = (0..50).map(|i| watching_follower(&format!("f{i}"))).collect();
+        let holder = held("old", "old-pod/1000/bb", 4, 0);
+        for follower in &mut followers {
+            follower.absorb(Some("o@1".into()), Some(holder.clone()), rv(1), Instant::now());
+        }
+        advance(Duration::from_millis(700)).await;
+        let seen = Instant::now();
+        let mut dues = Vec::new();
+        for follower in &mut followers {
+            follower.absorb(Some("o@2".into()), Some(released()), rv(2), seen);
+            let due = follower.next_attempt(seen, wall());
+            assert_eq!(
+                due,
+                seen + follower.takeover_delay(),
+                "the release is taken its delay after it was seen"
+            );
+            assert!(
+                due <= seen + longest,
+                "{due:?} is beyond the longest delay {longest:?}"
+            );
+            dues.push(due);
+        }
+        dues.sort();
+        dues.dedup();
+        assert!(
+            dues.len() > 40,
+            "the delays are spread, not shared: {} distinct of 50",
+            dues.len()
+        );
+        // The same draw is not made again for the same record.
+        let first = followers[0].next_attempt(seen, wall());
+        advance(Duration::from_millis(1)).await;
+        assert_eq!(followers[0].next_attempt(Instant::now(), wall()), first);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_winner_seen_in_the_watch_cancels_the_attempt_and_tells_the_group_size() {
+        let unit = takeover::unit(&timing());
+        let mut early = watching_follower("early");
+        let mut late = watching_follower("late");
+        let seen = Instant::now();
+        for follower in [&mut early, &mut late] {
+            follower.absorb(Some("o@2".into()), Some(released()), rv(2), seen);
+        }
+        // The winner's write shows up one unit after the release: no news about the group.
+        advance(unit).await;
+        let winner = held("winner", "winner-pod/1/cc", 5, 1);
+        early.absorb(Some("o@3".into()), Some(winner.clone()), rv(3), Instant::now());
+        let expiry = Instant::now() + Duration::from_secs(3);
+        assert_eq!(
+            early.next_attempt(Instant::now(), wall()),
+            expiry + early.takeover_delay(),
+            "cancelled: the next attempt waits for the winner's lease"
+        );
+        assert_eq!(early.crowd(), Crowd::default());
+        assert_eq!(early.take_effects().len(), 1, "the new leader is reported");
+
+        // Seen 4 units into the spread (sent about 2 in): the group is e^2 times smaller.
+        advance(unit * 3).await;
+        late.absorb(Some("o@3".into()), Some(winner), rv(3), Instant::now());
+        let expected = Crowd::default().size() / 2f64.exp();
+        assert!(
+            (late.crowd().size() - expected).abs() < 1e-6,
+            "{:?}, expected {expected}",
+            late.crowd()
+        );
+        assert!(late.next_attempt(Instant::now(), wall()) >= Instant::now() + Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_race_doubles_the_group_size_once_per_opening() {
+        let mut follower = watching_follower("f");
+        follower.absorb(Some("o@2".into()), Some(released()), rv(2), Instant::now());
+        let delay = follower.takeover_delay();
+        advance(delay).await;
+        follower.begin_attempt(Instant::now(), 0.0);
+        assert!(matches!(
+            follower.next_step(BootClock::manual().read(), wall()),
+            Step::Update(..)
+        ));
+        follower.write_conflicted(Instant::now(), Instant::now());
+        follower.write_conflicted(Instant::now(), Instant::now());
+        assert_eq!(follower.crowd().size(), Crowd::default().size() * 2.0);
+        // Reading the winner after the race says nothing more about the group.
+        advance(Duration::from_millis(50)).await;
+        let winner = held("winner", "winner-pod/1/cc", 5, 1);
+        follower.absorb(Some("o@3".into()), Some(winner), rv(3), Instant::now());
+        assert_eq!(follower.crowd().size(), Crowd::default().size() * 2.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expiry_timers_after_a_crash_are_spread_by_the_drawn_delays() {
+        let unit = takeover::unit(&timing());
+        let longest = Crowd::default().longest(unit);
+        let start = Instant::now();
+        let holder = held("crashed", "crashed-pod/1/bb", 4, 0);
+        let mut dues = Vec::new();
+        for i in 0..20 {
+            let mut follower = watching_follower(&format!("f{i}"));
+            follower.absorb(Some("o@1".into()), Some(holder.clone()), rv(1), start);
+            let due = follower.next_attempt(start, wall());
+            let expiry = start + Duration::from_secs(3);
+            assert!(
+                due >= expiry && due <= expiry + longest,
+                "{due:?} outside [expiry, expiry + {longest:?}]"
+            );
+            // Past the expiry the same instant stands: the timer does not slide with `now`.
+            advance(Duration::from_secs(4)).await;
+            assert_eq!(follower.next_attempt(Instant::now(), wall()), due);
+            dues.push(due - expiry);
+        }
+        dues.sort();
+        dues.dedup();
+        assert!(dues.len() > 15, "expiry timers fire at spread instants: {dues:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_left_by_a_predecessor_in_this_pod_is_taken_without_delay() {
+        let mut follower = election_watching();
+        assert!(
+            follower.crowd().delay(takeover::unit(&timing()), 0.99) > Duration::ZERO,
+            "others would wait"
+        );
+        let predecessor = held(ME, "pod-1/1000/aa", 4, 0);
+        let seen = Instant::now();
+        follower.absorb(Some("o@1".into()), Some(predecessor), rv(1), seen);
+        assert_eq!(follower.next_attempt(seen, wall()), seen);
     }
 }
