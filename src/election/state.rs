@@ -34,7 +34,7 @@ use super::decide::{
 use super::events::Leadership;
 use super::pacing::{self, Backoff};
 use super::record::{Holding, LeaderRecord};
-use super::takeover::{self, Crowd, Draws};
+use super::takeover::{Crowd, Draws};
 use super::{FollowMode, Timing};
 use crate::clock::{Reading, later};
 
@@ -279,7 +279,7 @@ impl<O: Clone> Election<O> {
             last_error: None,
             last_renew: None,
             standing: true,
-            crowd: Crowd::default(),
+            crowd: Crowd::new(&timing),
             draws,
             takeover_delay: Duration::ZERO,
             raced: false,
@@ -557,7 +557,7 @@ impl<O: Clone> Election<O> {
         if self.claim.is_none() && !self.raced {
             // Others wrote at the same moment: the group is larger than this follower thought.
             self.raced = true;
-            self.crowd.lost_race();
+            self.crowd.lost_race(self.takeover_delay);
         }
         if self.claim.is_some() {
             self.effects.push(Effect::SlowPath);
@@ -767,13 +767,10 @@ impl<O: Clone> Election<O> {
             .and_then(Observed::holder)
             .is_some_and(|holder| holder != self.me.identity);
         if let (Some(opened), true) = (open_since, winner) {
-            self.crowd.saw_winner_after(
-                now.saturating_duration_since(opened),
-                takeover::unit(&self.timing),
-            );
+            self.crowd.saw_winner_after(now.saturating_duration_since(opened));
         }
         self.raced = false;
-        self.takeover_delay = self.crowd.delay(takeover::unit(&self.timing), self.draws.next());
+        self.takeover_delay = self.crowd.delay(self.draws.next());
     }
 
     /// Notices another live process holding the lock under this identity: a record naming this
@@ -1525,8 +1522,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn after_a_release_a_watching_follower_writes_its_drawn_delay_later_within_bounds() {
-        let unit = takeover::unit(&timing());
-        let longest = Crowd::default().longest(unit);
+        let longest = Crowd::new(&timing()).longest();
         let mut followers: Vec<_> = (0..50).map(|i| watching_follower(&format!("f{i}"))).collect();
         let holder = held("old", "old-pod/1000/bb", 4, 0);
         for follower in &mut followers {
@@ -1564,7 +1560,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_winner_seen_in_the_watch_cancels_the_attempt_and_tells_the_group_size() {
-        let unit = takeover::unit(&timing());
+        let unit = Crowd::new(&timing()).unit();
         let mut early = watching_follower("early");
         let mut late = watching_follower("late");
         let seen = Instant::now();
@@ -1581,13 +1577,13 @@ mod tests {
             expiry + early.takeover_delay(),
             "cancelled: the next attempt waits for the winner's lease"
         );
-        assert_eq!(early.crowd(), Crowd::default());
+        assert_eq!(early.crowd(), Crowd::new(&timing()));
         assert_eq!(early.take_effects().len(), 1, "the new leader is reported");
 
         // Seen 4 units into the spread (sent about 2 in): the group is e^2 times smaller.
         advance(unit * 3).await;
         late.absorb(Some("o@3".into()), Some(winner), rv(3), Instant::now());
-        let expected = Crowd::default().size() / 2f64.exp();
+        let expected = Crowd::new(&timing()).size() / 2f64.exp();
         assert!(
             (late.crowd().size() - expected).abs() < 1e-6,
             "{:?}, expected {expected}",
@@ -1597,7 +1593,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_lost_race_doubles_the_group_size_once_per_opening() {
+    async fn a_lost_race_widens_the_spread_once_per_opening() {
         let mut follower = watching_follower("f");
         follower.absorb(Some("o@2".into()), Some(released()), rv(2), Instant::now());
         let delay = follower.takeover_delay();
@@ -1609,18 +1605,22 @@ mod tests {
         ));
         follower.write_conflicted(Instant::now(), Instant::now());
         follower.write_conflicted(Instant::now(), Instant::now());
-        assert_eq!(follower.crowd().size(), Crowd::default().size() * 2.0);
+        // Written after a delay: the unit widens by half, once for this opening.
+        assert!(delay > Duration::ZERO, "this seed draws a delay");
+        let widened = Crowd::new(&timing()).unit().mul_f64(1.5);
+        assert_eq!(follower.crowd().unit(), widened);
+        assert_eq!(follower.crowd().size(), Crowd::new(&timing()).size());
         // Reading the winner after the race says nothing more about the group.
         advance(Duration::from_millis(50)).await;
         let winner = held("winner", "winner-pod/1/cc", 5, 1);
         follower.absorb(Some("o@3".into()), Some(winner), rv(3), Instant::now());
-        assert_eq!(follower.crowd().size(), Crowd::default().size() * 2.0);
+        assert_eq!(follower.crowd().size(), Crowd::new(&timing()).size());
+        assert_eq!(follower.crowd().unit(), widened);
     }
 
     #[tokio::test(start_paused = true)]
     async fn expiry_timers_after_a_crash_are_spread_by_the_drawn_delays() {
-        let unit = takeover::unit(&timing());
-        let longest = Crowd::default().longest(unit);
+        let longest = Crowd::new(&timing()).longest();
         let start = Instant::now();
         let holder = held("crashed", "crashed-pod/1/bb", 4, 0);
         let mut dues = Vec::new();
@@ -1646,10 +1646,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_lock_left_by_a_predecessor_in_this_pod_is_taken_without_delay() {
         let mut follower = election_watching();
-        assert!(
-            follower.crowd().delay(takeover::unit(&timing()), 0.99) > Duration::ZERO,
-            "others would wait"
-        );
+        assert!(follower.crowd().delay(0.99) > Duration::ZERO, "others would wait");
         let predecessor = held(ME, "pod-1/1000/aa", 4, 0);
         let seen = Instant::now();
         follower.absorb(Some("o@1".into()), Some(predecessor), rv(1), seen);

@@ -41,62 +41,90 @@ use super::Timing;
 /// group's first handover is no herd (a group of 3 pays about `unit × ln(CROWD_START / 3)` once).
 pub const CROWD_START: f64 = 256.0;
 
-/// The largest group size the estimate grows to: the longest delay is `unit × ln(CROWD_MAX)`.
+/// The largest group size the estimate grows to.
 pub const CROWD_MAX: f64 = 1024.0;
 
-/// The spread's time unit: a retry period / 250 (2 ms for the demo's 500 ms, 8 ms for
-/// client-go's 2 s), at least 1 ms. The longest delay, `unit × ln(CROWD_MAX)` ≈ 7 units, stays
-/// under a thirtieth of the retry period, so a takeover still follows a release within one
-/// retry period and an expiry within half of one.
+/// The spread's starting time unit: a retry period / 250 (2 ms for the demo's 500 ms, 8 ms for
+/// client-go's 2 s), at least 1 ms.
 pub fn unit(timing: &Timing) -> Duration {
     (timing.retry_period / 250).max(Duration::from_millis(1))
 }
 
-/// A follower's estimate of how many candidates race for the lock when it opens.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Crowd(f64);
+/// The largest the unit grows to: such that the longest delay, `unit × ln(CROWD_MAX)`, stays
+/// within a tenth of the retry period (50 ms for the demo's 500 ms). So a takeover still follows
+/// a release well within one retry period, and an expiry within half of one.
+pub fn max_unit(timing: &Timing) -> Duration {
+    (timing.retry_period / 10)
+        .div_f64(CROWD_MAX.ln())
+        .max(unit(timing))
+}
 
-impl Default for Crowd {
-    fn default() -> Self {
-        Self(CROWD_START)
-    }
+/// A follower's model of the race for the lock when it opens: how many candidates take part
+/// (`size`), and the time `unit` in which a write reaches them all.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Crowd {
+    size: f64,
+    unit: Duration,
+    max_unit: Duration,
 }
 
 impl Crowd {
-    /// An estimate of `size` candidates, kept within `[1, CROWD_MAX]`.
-    pub fn of(size: f64) -> Self {
-        Self(if size.is_nan() {
+    /// The starting estimate for `timing`: [`CROWD_START`] candidates, the unit [`unit`].
+    pub fn new(timing: &Timing) -> Self {
+        Self {
+            size: CROWD_START,
+            unit: unit(timing),
+            max_unit: max_unit(timing),
+        }
+    }
+
+    /// The same with an estimate of `size` candidates, kept within `[1, CROWD_MAX]`.
+    pub fn with_size(self, size: f64) -> Self {
+        let size = if size.is_nan() {
             CROWD_START
         } else {
             size.clamp(1.0, CROWD_MAX)
-        })
+        };
+        Self { size, ..self }
     }
 
     /// The estimated group size.
     #[cfg(test)]
     pub fn size(self) -> f64 {
-        self.0
+        self.size
+    }
+
+    /// The spread's current time unit.
+    #[cfg(test)]
+    pub fn unit(self) -> Duration {
+        self.unit
     }
 
     /// The delay before a takeover attempt, for `u` uniform in `[0, 1)`: zero with probability
     /// `1 / size`, otherwise `unit × ln(u × size)`; never more than [`Crowd::longest`].
-    pub fn delay(self, unit: Duration, u: f64) -> Duration {
-        let scaled = u.clamp(0.0, 1.0) * self.0;
+    pub fn delay(self, u: f64) -> Duration {
+        let scaled = u.clamp(0.0, 1.0) * self.size;
         if scaled <= 1.0 {
             return Duration::ZERO;
         }
-        unit.mul_f64(scaled.ln()).min(self.longest(unit))
+        self.unit.mul_f64(scaled.ln()).min(self.longest())
     }
 
     /// The longest delay this estimate draws: `unit × ln(size)`.
-    pub fn longest(self, unit: Duration) -> Duration {
-        unit.mul_f64(self.0.ln())
+    pub fn longest(self) -> Duration {
+        self.unit.mul_f64(self.size.ln())
     }
 
-    /// This follower's takeover write lost a race (409): others wrote at the same moment, so
-    /// the group is larger than estimated.
-    pub fn lost_race(&mut self) {
-        *self = Self::of(self.0 * 2.0);
+    /// This follower's takeover write, sent after a delay of `delay`, lost a race (409): others
+    /// wrote within a round trip of it. Written at once, too many write at once: the group is
+    /// larger than estimated, and the estimate doubles. Written after a delay, the writes were
+    /// too close together for the round trip: the unit grows by half (up to [`max_unit`]).
+    pub fn lost_race(&mut self, delay: Duration) {
+        if delay.is_zero() {
+            *self = self.with_size(self.size * 2.0);
+        } else {
+            self.unit = self.unit.mul_f64(1.5).min(self.max_unit);
+        }
     }
 
     /// Another candidate took the lock `waited` after it opened. The first write of a group of
@@ -104,13 +132,13 @@ impl Crowd {
     /// follower about two units (a write and a watch delivery) after it was sent, so a winner
     /// later than that means a group smaller than estimated, by `e^(t / unit)`. An early winner
     /// says nothing (a group of the estimated size or larger), and leaves the estimate alone.
-    pub fn saw_winner_after(&mut self, waited: Duration, unit: Duration) {
-        let sent_after = waited.saturating_sub(unit * 2);
-        if unit.is_zero() || sent_after.is_zero() {
+    pub fn saw_winner_after(&mut self, waited: Duration) {
+        let sent_after = waited.saturating_sub(self.unit * 2);
+        if self.unit.is_zero() || sent_after.is_zero() {
             return;
         }
-        let units = sent_after.as_secs_f64() / unit.as_secs_f64();
-        *self = Self::of(self.0 / units.exp());
+        let units = sent_after.as_secs_f64() / self.unit.as_secs_f64();
+        *self = self.with_size(self.size / units.exp());
     }
 }
 
@@ -151,22 +179,32 @@ impl Draws {
 mod tests {
     use super::*;
 
-    const UNIT: Duration = Duration::from_millis(2);
-
-    #[test]
-    fn the_unit_scales_with_the_retry_period_and_the_longest_delay_is_small_against_it() {
-        let demo = Timing::new(
+    fn demo() -> Timing {
+        Timing::new(
             Duration::from_secs(3),
             Duration::from_secs(2),
             Duration::from_millis(500),
         )
-        .unwrap();
-        assert_eq!(unit(&demo), Duration::from_millis(2));
+        .unwrap()
+    }
+
+    #[test]
+    fn the_unit_scales_with_the_retry_period_and_the_longest_delay_is_small_against_it() {
+        assert_eq!(unit(&demo()), Duration::from_millis(2));
         assert_eq!(unit(&Timing::DEFAULT), Duration::from_millis(8));
-        for timing in [demo, Timing::DEFAULT] {
-            let longest = Crowd::of(f64::INFINITY).longest(unit(&timing));
+        for timing in [demo(), Timing::DEFAULT] {
+            let mut crowd = Crowd::new(&timing).with_size(f64::INFINITY);
+            for _ in 0..20 {
+                crowd.lost_race(Duration::from_millis(1));
+            }
+            assert_eq!(
+                crowd.unit(),
+                max_unit(&timing),
+                "the unit grows to its cap, no further"
+            );
+            let longest = crowd.longest();
             assert!(
-                longest * 30 < timing.retry_period,
+                longest * 10 <= timing.retry_period + Duration::from_millis(1),
                 "longest delay {longest:?} against retry period {:?}",
                 timing.retry_period
             );
@@ -175,10 +213,10 @@ mod tests {
 
     #[test]
     fn delays_are_drawn_within_their_bounds_and_zero_with_probability_one_over_the_crowd() {
-        let crowd = Crowd::default();
+        let crowd = Crowd::new(&demo());
         let mut draws = Draws::seeded(7);
-        let delays: Vec<Duration> = (0..20_000).map(|_| crowd.delay(UNIT, draws.next())).collect();
-        let longest = crowd.longest(UNIT);
+        let delays: Vec<Duration> = (0..20_000).map(|_| crowd.delay(draws.next())).collect();
+        let longest = crowd.longest();
         assert!(delays.iter().all(|d| *d <= longest), "a delay beyond {longest:?}");
         let at_once = delays.iter().filter(|d| d.is_zero()).count() as f64 / delays.len() as f64;
         assert!(
@@ -187,46 +225,51 @@ mod tests {
             1.0 / CROWD_START
         );
         // P(D <= t) = e^(t/unit) / crowd: half of them within ln(crowd/2) units.
-        let median = UNIT.mul_f64((CROWD_START / 2.0).ln());
+        let median = crowd.unit().mul_f64((CROWD_START / 2.0).ln());
         let within = delays.iter().filter(|d| **d <= median).count() as f64 / delays.len() as f64;
         assert!(
             (within - 0.5).abs() < 0.02,
             "{within} within {median:?}, expected half"
         );
-        assert_eq!(crowd.delay(UNIT, 0.0), Duration::ZERO);
-        assert_eq!(crowd.delay(UNIT, 1.0), longest);
+        assert_eq!(crowd.delay(0.0), Duration::ZERO);
+        assert_eq!(crowd.delay(1.0), longest);
         assert_eq!(
-            Crowd::of(1.0).delay(UNIT, 0.99),
+            crowd.with_size(1.0).delay(0.99),
             Duration::ZERO,
             "alone: no delay"
         );
     }
 
     #[test]
-    fn a_lost_race_doubles_the_estimate_up_to_the_cap() {
-        let mut crowd = Crowd::of(300.0);
-        crowd.lost_race();
+    fn a_race_lost_at_once_doubles_the_estimate_and_one_lost_after_a_delay_widens_the_unit() {
+        let mut crowd = Crowd::new(&demo()).with_size(300.0);
+        crowd.lost_race(Duration::ZERO);
         assert_eq!(crowd.size(), 600.0);
-        crowd.lost_race();
+        assert_eq!(crowd.unit(), unit(&demo()));
+        crowd.lost_race(Duration::ZERO);
         assert_eq!(crowd.size(), CROWD_MAX);
+        crowd.lost_race(Duration::from_millis(3));
+        assert_eq!(crowd.size(), CROWD_MAX);
+        assert_eq!(crowd.unit(), Duration::from_millis(3));
     }
 
     #[test]
     fn a_late_winner_shrinks_the_estimate_and_an_early_one_leaves_it() {
-        let mut crowd = Crowd::default();
-        crowd.saw_winner_after(UNIT * 2, UNIT);
+        let mut crowd = Crowd::new(&demo());
+        let unit = crowd.unit();
+        crowd.saw_winner_after(unit * 2);
         assert_eq!(
             crowd.size(),
             CROWD_START,
             "a winner within a round trip says nothing"
         );
         // Sent 3 units into the spread: the group is e^3 times smaller than estimated.
-        crowd.saw_winner_after(UNIT * 5, UNIT);
+        crowd.saw_winner_after(unit * 5);
         assert!(
             (crowd.size() - CROWD_START / 3f64.exp()).abs() < 1e-6,
             "{crowd:?}"
         );
-        crowd.saw_winner_after(UNIT * 100, UNIT);
+        crowd.saw_winner_after(unit * 100);
         assert_eq!(crowd.size(), 1.0, "never below one");
     }
 

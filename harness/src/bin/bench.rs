@@ -62,7 +62,7 @@ struct Args {
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     retry_period: Duration,
     /// Group sizes (candidate processes), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "3,50")]
+    #[arg(long, value_delimiter = ',', default_value = "3,50,200")]
     sizes: Vec<usize>,
     /// Graceful handovers per mode and size.
     #[arg(long, default_value_t = 8)]
@@ -84,19 +84,34 @@ struct Args {
     /// from the simulator's write log (the same CLOCK_MONOTONIC).
     #[arg(long)]
     endpoint_slice: bool,
+    /// A kube-elector binary of an earlier version (`scripts/bench.sh --baseline REV` builds one)
+    /// to run with `--follow watch` too, as the column "watch, before": the same cases, the
+    /// same run, to compare a change against.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Mode {
     Watch,
+    /// `--follow watch` with the `--baseline` binary.
+    WatchBefore,
     Poll,
 }
 
 impl Mode {
     fn flag(self) -> &'static str {
         match self {
+            Mode::Watch | Mode::WatchBefore => "watch",
+            Mode::Poll => "poll",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
             Mode::Watch => "watch",
+            Mode::WatchBefore => "watch-before",
             Mode::Poll => "poll",
         }
     }
@@ -175,8 +190,11 @@ const METHOD: Method = Method {
     handover: "SIGTERM to the leader -> the next `became leader` log line of another process; both \
                on CLOCK_MONOTONIC (signal moment read just before kill(2), log stamp taken by the \
                elector when the takeover write succeeded, in the loop step that makes /readyz 200)",
-    takeover_writes: "`update leases` requests the other candidates sent between the SIGTERM and \
-                      the old leader's exit (simulator accounting): one wins, the rest get 409",
+    takeover_writes: "`update leases` requests the other candidates sent from the signal (SIGTERM \
+                      or SIGKILL) until the later of the old leader's exit and a quarter retry \
+                      period after the new leader's takeover (simulator accounting, counted on \
+                      arrival): one wins, the rest get 409; the new leader's first renewal comes \
+                      a full retry period after its takeover, outside the window",
     failover: "SIGKILL to the leader at a uniformly random phase of its renew cycle -> the next \
                `became leader`; also divided by the lease duration, and the simulator's gap from the \
                dead leader's last Lease write to the takeover write",
@@ -197,6 +215,7 @@ struct Case {
     handover_ms: Vec<f64>,
     handover: Option<Summary>,
     /// Lease updates sent by the other candidates per handover (one wins, the rest get 409).
+    handover_takeover_writes_n: Vec<f64>,
     handover_takeover_writes: Option<Summary>,
     /// With `--endpoint-slice`: SIGTERM -> the applied write that makes the slice name the new
     /// leader.
@@ -211,6 +230,9 @@ struct Case {
     /// From the simulator's write log: dead leader's last renewal -> takeover write.
     failover_after_last_renewal_ms: Vec<f64>,
     failover_after_last_renewal: Option<Summary>,
+    /// Lease updates sent by the surviving candidates per crash failover.
+    failover_takeover_writes_n: Vec<f64>,
+    failover_takeover_writes: Option<Summary>,
     load_average_after: Option<String>,
 }
 
@@ -244,6 +266,8 @@ struct Comparison {
     candidates: usize,
     metric: &'static str,
     watch: Option<f64>,
+    /// The `--baseline` binary's figure, when one was given.
+    watch_before: Option<f64>,
     poll: Option<f64>,
     /// poll / watch: how many times faster (times) or cheaper (load) watch is.
     poll_over_watch: Option<f64>,
@@ -272,6 +296,12 @@ async fn run(args: Args) -> Result<()> {
             binary.display()
         );
     }
+    if let Some(baseline) = args.baseline.as_ref().filter(|b| !b.is_file()) {
+        bail!(
+            "--baseline: no kube-elector binary at {}; give the path of a built binary",
+            baseline.display()
+        );
+    }
     let begun = Instant::now();
     let largest = args.sizes.iter().copied().max().unwrap_or(0);
     let ids: Vec<String> = (0..largest).map(|i| format!("c{i:02}")).collect();
@@ -292,10 +322,15 @@ async fn run(args: Args) -> Result<()> {
 
     let mut cases = Vec::new();
     for &size in &args.sizes {
-        for mode in [Mode::Watch, Mode::Poll] {
-            let case = run_case(&sim, &binary, &ids[..size], mode, &args)
+        for mode in [Mode::Watch, Mode::WatchBefore, Mode::Poll] {
+            let binary = match (mode, &args.baseline) {
+                (Mode::WatchBefore, None) => continue,
+                (Mode::WatchBefore, Some(baseline)) => baseline.as_path(),
+                (Mode::Watch | Mode::Poll, _) => binary.as_path(),
+            };
+            let case = run_case(&sim, binary, &ids[..size], mode, &args)
                 .await
-                .with_context(|| format!("{size} candidates, --follow {}", mode.flag()))?;
+                .with_context(|| format!("{size} candidates, {}", mode.label()))?;
             cases.push(case);
         }
     }
@@ -394,7 +429,7 @@ fn timing_args(args: &Args) -> Vec<String> {
 
 /// One group size in one follow mode, start to finish.
 async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &Args) -> Result<Case> {
-    let label = format!("[{} × {}]", ids.len(), mode.flag());
+    let label = format!("[{} × {}]", ids.len(), mode.label());
     let events = Events::new();
     let spec = Launch {
         events: Some(events.clone()),
@@ -462,18 +497,21 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
 
     let mut failover_ms = Vec::new();
     let mut after_renewal_ms = Vec::new();
+    let mut failover_writes = Vec::new();
     for round in 1..=args.failovers {
         let crash = failover(sim, &mut group, &spec, &events, &leader, args).await?;
         eprintln!(
-            "{label} failover {round}/{}: {:.0} ms ({leader} → {}; {} after its last renewal)",
+            "{label} failover {round}/{}: {:.0} ms ({leader} → {}; {} after its last renewal; {} takeover writes)",
             args.failovers,
             crash.took_ms,
             crash.next,
             crash
                 .after_last_renewal_ms
-                .map_or("?".to_owned(), |gap| format!("{gap:.0} ms"))
+                .map_or("?".to_owned(), |gap| format!("{gap:.0} ms")),
+            crash.takeover_writes
         );
         failover_ms.push(crash.took_ms);
+        failover_writes.push(crash.takeover_writes);
         after_renewal_ms.extend(crash.after_last_renewal_ms);
         leader = crash.next;
     }
@@ -489,6 +527,7 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
         handover: summarize(&handover_ms),
         handover_ms,
         handover_takeover_writes: summarize(&takeover_writes),
+        handover_takeover_writes_n: takeover_writes,
         handover_slice: summarize(&handover_slice_ms),
         handover_slice_ms,
         slice_after_takeover: summarize(&slice_after_takeover_ms),
@@ -498,6 +537,8 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
         failover_lease_ratio: summarize(&ratios),
         failover_after_last_renewal: summarize(&after_renewal_ms),
         failover_after_last_renewal_ms: after_renewal_ms,
+        failover_takeover_writes: summarize(&failover_writes),
+        failover_takeover_writes_n: failover_writes,
         load_average_after: load_average(),
     })
 }
@@ -684,19 +725,7 @@ async fn handover(
     if !status.success() {
         eprintln!("bench: warning: {leader} exited with {status} after SIGTERM");
     }
-    // The racing takeover attempts were sent when the release was seen, well before the old
-    // leader finished exiting.
-    let counts_after = sim.requests();
-    let takeover_writes = group
-        .iter()
-        .filter(|c| c.id != leader)
-        .map(|c| {
-            request_delta(&counts_before, &counts_after, &c.id, 1.0)
-                .get("update leases")
-                .copied()
-                .unwrap_or(0.0)
-        })
-        .fold(0.0, |sum, n| sum + n);
+    let takeover_writes = takeover_writes(sim, &counts_before, group, leader, next.monotonic_ns, args).await;
     let slice_ms = if args.endpoint_slice {
         slice_names(sim, cursor, &next.id)
             .await
@@ -716,7 +745,7 @@ async fn handover(
 struct Handover {
     took_ms: f64,
     next: String,
-    /// Lease updates the other candidates sent between the SIGTERM and the old leader's exit.
+    /// Lease updates the other candidates sent for the takeover (see [`takeover_writes`]).
     takeover_writes: f64,
     /// SIGTERM -> the slice names the new leader, with `--endpoint-slice`.
     slice_ms: Option<f64>,
@@ -781,6 +810,38 @@ struct Crash {
     took_ms: f64,
     next: String,
     after_last_renewal_ms: Option<f64>,
+    /// Lease updates the surviving candidates sent for the takeover (see [`takeover_writes`]).
+    takeover_writes: f64,
+}
+
+/// The `update leases` requests every candidate but `old` sent since `before`, counted once the
+/// takeover (stamped `became_ns`) is a quarter retry period old and `old` has exited: late
+/// takeover attempts (a drawn delay, a read after a 409) are in, the new leader's first renewal
+/// (a full retry period after its takeover) is not.
+async fn takeover_writes(
+    sim: &Sim,
+    before: &kube_sim::RequestCounts,
+    group: &[Elector],
+    old: &str,
+    became_ns: u64,
+    args: &Args,
+) -> f64 {
+    let settled_ns = became_ns.saturating_add(u64::try_from((args.retry_period / 4).as_nanos()).unwrap_or(0));
+    let now_ns = monotonic_now_ns();
+    if settled_ns > now_ns {
+        tokio::time::sleep(Duration::from_nanos(settled_ns - now_ns)).await;
+    }
+    let after = sim.requests();
+    group
+        .iter()
+        .filter(|c| c.id != old)
+        .map(|c| {
+            request_delta(before, &after, &c.id, 1.0)
+                .get("update leases")
+                .copied()
+                .unwrap_or(0.0)
+        })
+        .fold(0.0, |sum, n| sum + n)
 }
 
 /// SIGKILL to the leader at a random phase of its renew cycle; the time until another process
@@ -800,12 +861,14 @@ async fn failover(
     // the renew cycle.
     let phase = args.retry_period.mul_f64(1.0 + rand::random::<f64>());
     tokio::time::sleep(phase).await;
+    let counts_before = sim.requests();
     let sent = group[index].send(Signal::Kill)?;
     let next = events
         .became_after(sent, Some(leader), args.lease_duration * 4)
         .await
         .with_context(|| format!("failover after SIGKILL to {leader}"))?;
     group[index].try_wait_exit(Duration::from_secs(5)).await?;
+    let takeover_writes = takeover_writes(sim, &counts_before, group, leader, next.monotonic_ns, args).await;
     let lease_writes: Vec<_> = sim
         .writes_since(cursor)
         .into_iter()
@@ -829,6 +892,7 @@ async fn failover(
         took_ms: ms(next.monotonic_ns.saturating_sub(sent)),
         next: next.id,
         after_last_renewal_ms,
+        takeover_writes,
     })
 }
 
@@ -988,9 +1052,15 @@ fn compare(cases: &[Case]) -> Vec<Comparison> {
         v
     });
     type Pick = fn(&Case) -> Option<f64>;
-    let metrics: [(&'static str, Pick); 6] = [
+    let metrics: [(&'static str, Pick); 8] = [
         ("graceful handover median ms", |c| {
             c.handover.as_ref().map(|s| s.median)
+        }),
+        ("lease writes per graceful handover (median)", |c| {
+            c.handover_takeover_writes.as_ref().map(|s| s.median)
+        }),
+        ("lease writes per crash failover (median)", |c| {
+            c.failover_takeover_writes.as_ref().map(|s| s.median)
         }),
         ("crash failover median ms", |c| {
             c.failover.as_ref().map(|s| s.median)
@@ -1013,12 +1083,14 @@ fn compare(cases: &[Case]) -> Vec<Comparison> {
         let (Some(watch), Some(poll)) = (find(Mode::Watch), find(Mode::Poll)) else {
             continue;
         };
+        let before = find(Mode::WatchBefore);
         for (metric, pick) in metrics {
             let (w, p) = (pick(watch), pick(poll));
             out.push(Comparison {
                 candidates: size,
                 metric,
                 watch: w,
+                watch_before: before.and_then(pick),
                 poll: p,
                 poll_over_watch: w.zip(p).and_then(|(w, p)| (w > 0.0).then_some(p / w)),
             });
@@ -1065,6 +1137,66 @@ fn ratio(r: f64) -> String {
     }
 }
 
+/// Lease writes: median / p95 / worst.
+fn writes(summary: Option<&Summary>) -> String {
+    summary.map_or("-".to_owned(), |s| {
+        format!("{:.0} / {:.0} / {:.0}", s.median, s.p95, s.max)
+    })
+}
+
+/// The cells of the "watch, before" column, by row label (the rows of [`table`] it has figures for).
+fn baseline_cells(case: &Case) -> BTreeMap<String, String> {
+    let steady = &case.steady;
+    [
+        (
+            format!("graceful handover (N={})", case.handover_ms.len()),
+            med_p95(case.handover.as_ref(), fmt_ms),
+        ),
+        (
+            "  lease writes per handover (median / p95 / worst)".to_owned(),
+            writes(case.handover_takeover_writes.as_ref()),
+        ),
+        (
+            format!("crash failover (N={})", case.failover_ms.len()),
+            med_p95(case.failover.as_ref(), fmt_ms),
+        ),
+        (
+            "  as a share of the lease".to_owned(),
+            med_p95(case.failover_lease_ratio.as_ref(), |r| format!("{r:.2}")),
+        ),
+        (
+            "  last renewal -> takeover".to_owned(),
+            med_p95(case.failover_after_last_renewal.as_ref(), fmt_ms),
+        ),
+        (
+            "  lease writes per failover (median / p95 / worst)".to_owned(),
+            writes(case.failover_takeover_writes.as_ref()),
+        ),
+        (
+            format!("API req/s per follower (N={})", case.candidates - 1),
+            med_p95(steady.follower_requests_per_s.as_ref(), |r| format!("{r:.2}")),
+        ),
+        (
+            "API req/s of the leader".to_owned(),
+            format!("{:.2}", steady.leader_requests_per_s),
+        ),
+        (
+            "API req/s, whole group".to_owned(),
+            format!("{:.2}", steady.group_requests_per_s),
+        ),
+        (
+            "RSS per follower, MiB".to_owned(),
+            med_p95(steady.follower_rss_mib.as_ref(), |r| format!("{r:.1}")),
+        ),
+        (
+            format!("CPU % per follower (mean, {})", steady.cpu_source),
+            format!("{:.3}", steady.follower_cpu_percent_mean),
+        ),
+    ]
+    .into_iter()
+    .collect()
+}
+
 fn table(report: &Report, args: &Args) -> String {
     let mut out = String::new();
     let t = &report.timings_ms;
@@ -1099,6 +1231,7 @@ fn table(report: &Report, args: &Args) -> String {
         let (Some(w), Some(p)) = (find(Mode::Watch), find(Mode::Poll)) else {
             continue;
         };
+        let before = find(Mode::WatchBefore);
         let rows: Vec<[String; 4]> = vec![
             [
                 format!("graceful handover (N={})", w.handover_ms.len()),
@@ -1127,9 +1260,9 @@ fn table(report: &Report, args: &Args) -> String {
                 String::new(),
             ],
             [
-                "  lease writes per handover".to_owned(),
-                med_p95(w.handover_takeover_writes.as_ref(), |n| format!("{n:.0}")),
-                med_p95(p.handover_takeover_writes.as_ref(), |n| format!("{n:.0}")),
+                "  lease writes per handover (median / p95 / worst)".to_owned(),
+                writes(w.handover_takeover_writes.as_ref()),
+                writes(p.handover_takeover_writes.as_ref()),
                 String::new(),
             ],
             [
@@ -1153,6 +1286,12 @@ fn table(report: &Report, args: &Args) -> String {
                 "  last renewal -> takeover".to_owned(),
                 med_p95(w.failover_after_last_renewal.as_ref(), fmt_ms),
                 med_p95(p.failover_after_last_renewal.as_ref(), fmt_ms),
+                String::new(),
+            ],
+            [
+                "  lease writes per failover (median / p95 / worst)".to_owned(),
+                writes(w.failover_takeover_writes.as_ref()),
+                writes(p.failover_takeover_writes.as_ref()),
                 String::new(),
             ],
             [
@@ -1226,13 +1365,29 @@ fn table(report: &Report, args: &Args) -> String {
             w.steady.window_s,
             args.settle.as_secs_f64()
         ));
-        let header = [
+        let mut header = vec![
             "metric".to_owned(),
             "watch (kube-elector)".to_owned(),
             "poll (client-go)".to_owned(),
             "watch vs poll".to_owned(),
         ];
-        let widths: Vec<usize> = (0..4)
+        // With `--baseline`: the same rows for the earlier binary, after the watch column.
+        let rows: Vec<Vec<String>> = match before {
+            None => rows.into_iter().map(Vec::from).collect(),
+            Some(b) => {
+                header.insert(2, "watch, before (--baseline)".to_owned());
+                let earlier = baseline_cells(b);
+                rows.into_iter()
+                    .map(|row| {
+                        let mut row = Vec::from(row);
+                        let cell = earlier.get(row[0].as_str()).cloned().unwrap_or_default();
+                        row.insert(2, cell);
+                        row
+                    })
+                    .collect()
+            }
+        };
+        let widths: Vec<usize> = (0..header.len())
             .map(|col| {
                 rows.iter()
                     .map(|r| r[col].chars().count())
