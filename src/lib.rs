@@ -32,8 +32,10 @@
 //!   observed and now (`election::decide`, `election::state`); the async shell only performs
 //!   I/O, timers and channels. The decisions are tested on a paused clock without a server.
 //! - **Watch-driven followers.** Followers watch the lock instead of polling it: no requests in
-//!   steady state, a release taken over the moment it arrives, an expiry exactly when the
-//!   observed lease runs out ([`FollowMode::Poll`] keeps client-go's behaviour).
+//!   steady state, a release taken over the moment it arrives, an expiry when the observed
+//!   lease runs out, each after a short drawn delay (milliseconds) that a winner seen in the
+//!   watch cancels, so a handover costs about one write whatever the group's size
+//!   ([`FollowMode::Poll`] keeps client-go's behaviour).
 //! - **Expiry on the observer's monotonic clock.** A follower judges a lease expired a lease
 //!   duration after it first saw the current record, never by comparing `renewTime` with its
 //!   wall clock, so clock skew between nodes does not matter.
