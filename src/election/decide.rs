@@ -294,6 +294,7 @@ pub fn decide(
         incarnation: Some(me.incarnation.clone()),
         fence: observed.highest_token.max(u64::try_from(transitions).ok()),
         unreadable: None,
+        takeover: None,
     };
     let Some(old) = &observed.record else {
         // Taken at once, led a lease later (see `leads_from`).
@@ -446,6 +447,7 @@ pub(crate) mod tests {
             }),
             fence: None,
             unreadable: None,
+            takeover: None,
         }
     }
 

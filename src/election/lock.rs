@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 
 use super::record::{
     INCARNATION_ANNOTATION, LEADER_ANNOTATION, LeaderRecord, fence_in, incarnation_annotation,
-    incarnation_for, truncate_micros,
+    incarnation_for, takeover_for, truncate_micros,
 };
 use crate::metrics::{ElectionMetrics, Verb};
 
@@ -63,6 +63,7 @@ pub trait LockObject:
             .and_then(|a| a.get(INCARNATION_ANNOTATION));
         record.incarnation = incarnation_for(annotation.map(String::as_str), &record.holder_identity);
         record.fence = fence_in(annotation.map(String::as_str));
+        record.takeover = takeover_for(annotation.map(String::as_str), &record.holder_identity);
         record
     }
 
@@ -70,17 +71,16 @@ pub trait LockObject:
     fn set_record(&mut self, record: &LeaderRecord) {
         self.set_bare_record(record);
         let annotations = &mut self.meta_mut().annotations;
-        match (&record.incarnation, record.fence) {
-            (None, None) => {
+        match incarnation_annotation(record) {
+            None => {
                 if let Some(map) = annotations.as_mut() {
                     map.remove(INCARNATION_ANNOTATION);
                 }
             }
-            (incarnation, fence) => {
-                annotations.get_or_insert_with(BTreeMap::new).insert(
-                    INCARNATION_ANNOTATION.to_owned(),
-                    incarnation_annotation(&record.holder_identity, incarnation.as_deref(), fence),
-                );
+            Some(value) => {
+                annotations
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(INCARNATION_ANNOTATION.to_owned(), value);
             }
         }
     }
@@ -109,6 +109,7 @@ impl LockObject for Lease {
             incarnation: None,
             fence: None,
             unreadable: None,
+            takeover: None,
         }
     }
 
@@ -464,6 +465,7 @@ mod tests {
             incarnation: Some("uid/1/ff".into()),
             fence: Some(3),
             unreadable: None,
+            takeover: None,
         }
     }
 

@@ -14,9 +14,13 @@
 //! [`incarnation`](LeaderRecord::incarnation), which the lock keeps in its own annotation
 //! ([`INCARNATION_ANNOTATION`]), and the unreadable text.
 
+use std::time::Duration;
+
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
+
+use super::takeover::TakeoverNote;
 
 /// The annotation under which ConfigMap and Endpoints locks keep the record.
 pub const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
@@ -56,6 +60,11 @@ pub struct LeaderRecord {
     /// held by an unknown holder (see [`super::decide`]).
     #[serde(skip)]
     pub unreadable: Option<String>,
+    /// What the holder's takeover taught the group (see [`super::takeover`]), kept with the
+    /// incarnation in [`INCARNATION_ANNOTATION`] and carried on every renewal and the release,
+    /// so a process that starts later begins from the group's model.
+    #[serde(skip)]
+    pub takeover: Option<TakeoverNote>,
 }
 
 /// Who a record says holds the lock.
@@ -107,6 +116,7 @@ impl LeaderRecord {
             incarnation: None,
             fence: self.fence,
             unreadable: None,
+            takeover: self.takeover,
         }
     }
 
@@ -161,6 +171,7 @@ impl LeaderRecord {
             incarnation: None,
             fence: None,
             unreadable: None,
+            takeover: None,
         }
     }
 }
@@ -199,17 +210,51 @@ fn serialize_time<S: serde::Serializer>(value: &Option<Timestamp>, serializer: S
     }
 }
 
-/// The value of [`INCARNATION_ANNOTATION`]: the holder it belongs to, its incarnation, and the
-/// highest transition count its writer had seen.
-pub fn incarnation_annotation(holder: &str, incarnation: Option<&str>, fence: Option<u64>) -> String {
-    let mut value = serde_json::json!({"holderIdentity": holder});
-    if let Some(incarnation) = incarnation {
-        value["incarnation"] = incarnation.into();
+/// The value of [`INCARNATION_ANNOTATION`] for `record`: the holder it belongs to, its
+/// incarnation, the highest transition count its writer had seen, and its takeover note;
+/// `None` when the record carries none of them.
+pub fn incarnation_annotation(record: &LeaderRecord) -> Option<String> {
+    if record.incarnation.is_none() && record.fence.is_none() && record.takeover.is_none() {
+        return None;
     }
-    if let Some(fence) = fence {
+    let mut value = serde_json::json!({"holderIdentity": record.holder_identity});
+    if let Some(incarnation) = &record.incarnation {
+        value["incarnation"] = incarnation.as_str().into();
+    }
+    if let Some(fence) = record.fence {
         value["highestTransitions"] = fence.into();
     }
-    value.to_string()
+    if let Some(note) = record.takeover {
+        value["takeover"] = serde_json::json!({
+            "delayMicros": micros(note.delay),
+            "unitMicros": micros(note.unit),
+            "size": note.size,
+        });
+    }
+    Some(value.to_string())
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The takeover note an [`INCARNATION_ANNOTATION`] value gives `holder` (the empty holder of a
+/// released lock included); `None` when it is missing, unreadable, or was written for another
+/// holder (a client that rewrote the lock kept an annotation it does not know).
+pub fn takeover_for(annotation: Option<&str>, holder: &str) -> Option<TakeoverNote> {
+    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(annotation?) else {
+        return None;
+    };
+    if fields.get("holderIdentity").and_then(Value::as_str) != Some(holder) {
+        return None;
+    }
+    let note = fields.get("takeover")?;
+    let field = |name: &str| note.get(name).and_then(Value::as_u64);
+    Some(TakeoverNote {
+        delay: Duration::from_micros(field("delayMicros")?),
+        unit: Duration::from_micros(field("unitMicros")?),
+        size: u32::try_from(field("size")?).ok()?,
+    })
 }
 
 /// The highest transition count an [`INCARNATION_ANNOTATION`] value notes, whoever wrote it.
@@ -267,6 +312,7 @@ mod tests {
             incarnation: Some("not in the record".into()),
             fence: Some(9),
             unreadable: None,
+            takeover: None,
         };
         let json: Value = serde_json::from_str(&record.to_annotation()).unwrap();
         assert_eq!(
@@ -345,7 +391,13 @@ mod tests {
 
     #[test]
     fn the_incarnation_annotation_counts_only_for_the_holder_it_names() {
-        let value = incarnation_annotation("pod-a", Some("uid/1/ff"), Some(12));
+        let value = incarnation_annotation(&LeaderRecord {
+            holder_identity: "pod-a".into(),
+            incarnation: Some("uid/1/ff".into()),
+            fence: Some(12),
+            ..LeaderRecord::default()
+        })
+        .unwrap();
         assert_eq!(
             fence_in(Some(&value)),
             Some(12),

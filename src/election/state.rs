@@ -34,7 +34,7 @@ use super::decide::{
 use super::events::Leadership;
 use super::pacing::{self, Backoff};
 use super::record::{Holding, LeaderRecord};
-use super::takeover::{Crowd, Draws};
+use super::takeover::{Crowd, Draws, TakeoverNote};
 use super::{FollowMode, Timing};
 use crate::clock::{Reading, later};
 
@@ -197,6 +197,15 @@ pub enum Withdrawal {
     KeepUntilExpiry,
 }
 
+/// The lock as it stood before a new record: who held it, and when it opened to takeover as
+/// this process saw it.
+#[derive(Clone, Debug)]
+struct Opening {
+    holder: Option<String>,
+    no_past: bool,
+    at: Instant,
+}
+
 /// What the shell does next in an attempt.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step<O> {
@@ -253,6 +262,11 @@ pub struct Election<O> {
     takeover_delay: Duration,
     /// A takeover write lost a race since the record was last observed.
     raced: bool,
+    /// The delay waited before the last takeover write sent.
+    sent_delay: Duration,
+    /// What this process writes into the lock with its record while it holds it: the note of
+    /// the takeover that won the lock (see [`super::takeover::TakeoverNote`]).
+    note: Option<TakeoverNote>,
     effects: Vec<Effect<O>>,
 }
 
@@ -283,6 +297,8 @@ impl<O: Clone> Election<O> {
             draws,
             takeover_delay: Duration::ZERO,
             raced: false,
+            sent_delay: Duration::ZERO,
+            note: None,
             effects: Vec::new(),
         }
     }
@@ -487,12 +503,32 @@ impl<O: Clone> Election<O> {
                 self.succeeded();
                 Step::Done
             }
-            Decision::Create(record) => Step::Create(record),
+            Decision::Create(record) => Step::Create(self.noted(record)),
             Decision::Claim(record) => match self.object.clone() {
-                Some(object) => Step::Update(object, record),
+                Some(object) => Step::Update(object, self.noted(record)),
                 None => Step::Read,
             },
         }
+    }
+
+    /// `record` with the takeover note it carries: a renewal carries the note its takeover
+    /// wrote; a takeover writes the delay it waited (none unless watching) and this process's
+    /// model of the group; a lock taken back from a predecessor in this pod keeps its note.
+    fn noted(&mut self, mut record: LeaderRecord) -> LeaderRecord {
+        if self.claim.is_none() {
+            let known = self.known.as_ref().and_then(|k| k.record.as_ref());
+            let predecessor = known.filter(|r| r.holder() == Some(self.me.identity.as_str()));
+            self.sent_delay = match self.follow {
+                FollowMode::Watch if self.watch_up && predecessor.is_none() => self.takeover_delay,
+                FollowMode::Watch | FollowMode::Poll => Duration::ZERO,
+            };
+            self.note = match predecessor.and_then(|r| r.takeover) {
+                Some(note) => Some(note),
+                None => Some(self.crowd.note(self.sent_delay)),
+            };
+        }
+        record.takeover = self.note;
+        record
     }
 
     /// A write sent at `sent` may take the lock: when it is a takeover of a lock with no past,
@@ -557,7 +593,7 @@ impl<O: Clone> Election<O> {
         if self.claim.is_none() && !self.raced {
             // Others wrote at the same moment: the group is larger than this follower thought.
             self.raced = true;
-            self.crowd.lost_race(self.takeover_delay);
+            self.crowd.lost_race(self.sent_delay);
         }
         if self.claim.is_some() {
             self.effects.push(Effect::SlowPath);
@@ -697,6 +733,11 @@ impl<O: Clone> Election<O> {
         let previous = self.known.as_ref().map(|k| k.holder().map(str::to_owned));
         let previous_record = self.known.as_ref().and_then(|k| k.record.clone());
         let previous_observation = self.known.as_ref().map(|k| k.observed_at);
+        let opening = self.known.as_ref().map(|k| Opening {
+            holder: k.holder().map(str::to_owned),
+            no_past: has_no_past(k.record.as_ref()),
+            at: self.opened_at(k),
+        });
         self.known = Some(observe(
             self.known.take(),
             record,
@@ -705,7 +746,7 @@ impl<O: Clone> Election<O> {
             self.timing.lease_duration,
         ));
         if self.known.as_ref().map(|k| k.observed_at) != previous_observation {
-            self.new_record_seen();
+            self.new_record_seen(opening, now);
         }
         if freshness == Freshness::Changed || self.object.is_none() {
             self.object = object;
@@ -734,8 +775,36 @@ impl<O: Clone> Election<O> {
         }
     }
 
-    /// The lock's record changed: the delay for the record now known is drawn afresh.
-    fn new_record_seen(&mut self) {
+    /// The lock's record changed at `now`, `before` being what it showed until then: a new
+    /// holder's takeover note teaches this follower the group's model (see [`Crowd::learn`]),
+    /// and the delay for the record now known is drawn afresh.
+    fn new_record_seen(&mut self, before: Option<Opening>, now: Instant) {
+        let current = self.known.as_ref().and_then(|k| k.record.as_ref());
+        let holder = current.and_then(LeaderRecord::holder);
+        if let (Some(note), Some(holder)) = (current.and_then(|r| r.takeover), holder)
+            && holder != self.me.identity
+        {
+            match before {
+                // A first look, or a lock taken with no past (each saw that at its own time).
+                None => self.crowd.adopt(&note),
+                Some(before) if before.no_past && before.holder.as_deref() != Some(holder) => {
+                    self.crowd.adopt(&note);
+                }
+                Some(before) if before.holder.as_deref() != Some(holder) => {
+                    let round_trip = now
+                        .checked_duration_since(before.at)
+                        .and_then(|seen| seen.checked_sub(note.delay));
+                    self.crowd.learn(&note, round_trip);
+                    if self.raced {
+                        // This follower's write lost to it: the group is larger, or the unit
+                        // too short, than even the winner's note says.
+                        self.crowd.lost_race(self.sent_delay);
+                    }
+                }
+                // A renewal: nothing new.
+                Some(_) => {}
+            }
+        }
         self.raced = false;
         self.takeover_delay = self.crowd.delay(self.draws.next());
     }
@@ -828,6 +897,7 @@ mod tests {
             incarnation: Some(incarnation.into()),
             fence: None,
             unreadable: None,
+            takeover: None,
         }
     }
 
@@ -1523,6 +1593,122 @@ mod tests {
         let first = followers[0].next_attempt(seen, wall());
         advance(Duration::from_millis(1)).await;
         assert_eq!(followers[0].next_attempt(Instant::now(), wall()), first);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_winner_writes_its_delay_and_model_into_the_lock_and_renewals_carry_them() {
+        let boot = BootClock::manual();
+        let mut follower = watching_follower(ME);
+        follower.absorb(Some("o@1".into()), Some(released()), rv(1), Instant::now());
+        let delay = follower.takeover_delay();
+        advance(delay).await;
+        let taken = write_through(&mut follower, &boot, 2, Duration::from_millis(1)).await;
+        let note = taken.takeover.expect("a takeover writes its note");
+        assert_eq!(
+            note,
+            Crowd::new(&timing()).note(delay),
+            "the delay it waited, its model"
+        );
+        assert!(follower.leading_claim().is_some());
+        advance(timing().retry_period).await;
+        let renewal = write_through(&mut follower, &boot, 3, Duration::from_millis(1)).await;
+        assert_eq!(
+            renewal.takeover,
+            Some(note),
+            "a renewal carries the takeover's note"
+        );
+        assert!(
+            follower.leading_claim().is_some(),
+            "the record read back (micros) is the one written: no step-down"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_follower_learns_the_round_trip_and_the_group_model_from_a_watched_takeover() {
+        let mut follower = watching_follower("f");
+        let holder = held("old", "old-pod/1000/bb", 4, 0);
+        follower.absorb(Some("o@1".into()), Some(holder), rv(1), Instant::now());
+        advance(Duration::from_millis(700)).await;
+        follower.absorb(Some("o@2".into()), Some(released()), rv(2), Instant::now());
+        // The winner waited 5 ms; its write shows up here 25 ms after the release did.
+        let note = TakeoverNote {
+            delay: Duration::from_millis(5),
+            unit: Duration::from_millis(2),
+            size: 256,
+        };
+        advance(Duration::from_millis(25)).await;
+        let winner = LeaderRecord {
+            takeover: Some(note),
+            ..held("w", "w-pod/1/aa", 5, 1)
+        };
+        follower.absorb(Some("o@3".into()), Some(winner.clone()), rv(3), Instant::now());
+        let mut expected = Crowd::new(&timing());
+        expected.learn(&note, Some(Duration::from_millis(20)));
+        assert_eq!(follower.crowd().round_trip(), Some(Duration::from_millis(20)));
+        assert_eq!(follower.crowd(), expected);
+        assert!(
+            follower.crowd().unit() > Crowd::new(&timing()).unit(),
+            "a 20 ms round trip widens the 2 ms unit"
+        );
+        // The winner's renewals teach nothing more.
+        advance(Duration::from_millis(500)).await;
+        let renewed = LeaderRecord {
+            takeover: Some(note),
+            ..held("w", "w-pod/1/aa", 5, 2)
+        };
+        follower.absorb(Some("o@4".into()), Some(renewed), rv(4), Instant::now());
+        assert_eq!(follower.crowd(), expected);
+        // A process starting now adopts the group's model from its first look.
+        let mut fresh = watching_follower("g");
+        fresh.absorb(Some("o@3".into()), Some(winner), rv(3), Instant::now());
+        let mut adopted = Crowd::new(&timing());
+        adopted.adopt(&note);
+        assert_eq!(fresh.crowd(), adopted);
+        assert_eq!(fresh.crowd().round_trip(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_follower_whose_write_lost_learns_the_note_and_its_own_loss_whatever_comes_first() {
+        let note = TakeoverNote {
+            delay: Duration::ZERO,
+            unit: Duration::from_millis(2),
+            size: 64,
+        };
+        let winner = LeaderRecord {
+            takeover: Some(note),
+            ..held("w", "w-pod/1/aa", 5, 1)
+        };
+        let mut sizes = Vec::new();
+        for conflict_first in [true, false] {
+            let boot = BootClock::manual();
+            let mut follower = watching_follower("f");
+            follower.crowd = Crowd::new(&timing()).with_size(2.0);
+            follower.absorb(Some("o@1".into()), Some(released()), rv(1), Instant::now());
+            follower.takeover_delay = Duration::ZERO;
+            follower.begin_attempt(Instant::now(), 0.0);
+            assert!(matches!(
+                follower.next_step(boot.read(), wall()),
+                Step::Update(..)
+            ));
+            let sent = Instant::now();
+            advance(Duration::from_millis(3)).await;
+            if conflict_first {
+                follower.write_conflicted(sent, Instant::now());
+            }
+            follower.absorb(Some("o@2".into()), Some(winner.clone()), rv(2), Instant::now());
+            if !conflict_first {
+                follower.write_conflicted(sent, Instant::now());
+            }
+            sizes.push(follower.crowd().size());
+        }
+        let mut expected = Crowd::new(&timing());
+        expected.learn(&note, None);
+        expected.lost_race(Duration::ZERO);
+        assert_eq!(
+            sizes,
+            vec![expected.size(); 2],
+            "the note, then this follower's loss on top"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -39,35 +39,64 @@ use std::time::Duration;
 
 use super::Timing;
 
-/// The group size a follower assumes before it has seen a handover: large, so that a big
-/// group's first handover is no herd (a group of 3 pays about `unit × ln(CROWD_START / 3)` once).
+/// The group size a follower assumes before the lock tells it the group's: large, so that a big
+/// group's first handover is no herd; a small group's estimate shrinks after a handover or two.
 pub const CROWD_START: f64 = 256.0;
+
+/// The smallest group size the estimate shrinks to (below 2, everyone would write at once).
+pub const CROWD_MIN: f64 = 2.0;
 
 /// The largest group size the estimate grows to.
 pub const CROWD_MAX: f64 = 1024.0;
 
-/// The spread's starting time unit: a retry period / 250 (2 ms for the demo's 500 ms, 8 ms for
-/// client-go's 2 s), at least 1 ms.
+/// The unit per measured round trip: `1 / ln 1.5`, so that on average half a write more than
+/// the first one comes in within a round trip of it (`e^(r / unit) − 1 = 0.5`).
+pub const UNIT_PER_ROUND_TRIP: f64 = 2.466;
+
+/// How much of a new size estimate a follower takes in (in log space): the rest is the group's
+/// estimate as the winner wrote it, so one odd handover moves it only part of the way.
+const SIZE_WEIGHT: f64 = 0.75;
+
+/// How much of the group's unit a follower keeps when its own round trips ask for less: the
+/// unit comes down by a fifth per handover once the round trips are shorter.
+const UNIT_KEPT: f64 = 0.8;
+
+/// The spread's smallest time unit: a retry period / 250 (2 ms for the demo's 500 ms, 8 ms for
+/// client-go's 2 s), at least 1 ms; also where a process starts before it has learned any.
 pub fn unit(timing: &Timing) -> Duration {
     (timing.retry_period / 250).max(Duration::from_millis(1))
 }
 
-/// The largest the unit grows to: such that the longest delay, `unit × ln(CROWD_MAX)`, stays
-/// within a quarter of the retry period (125 ms for the demo's 500 ms). So a takeover still
-/// follows a release within one retry period, and an expiry within half of one.
-pub fn max_unit(timing: &Timing) -> Duration {
-    (timing.retry_period / 4)
-        .div_f64(CROWD_MAX.ln())
-        .max(unit(timing))
+/// The longest delay any follower draws: half a retry period (250 ms for the demo's 500 ms). So
+/// a takeover still follows a release within one retry period, and an expiry within one.
+pub fn spread(timing: &Timing) -> Duration {
+    timing.retry_period / 2
+}
+
+/// What the winner of a takeover writes into the lock with its record (see
+/// [`super::record::LeaderRecord::takeover`]): the delay it waited, and the group's model as it
+/// held it. Every follower learns from it through its watch, with no request of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TakeoverNote {
+    /// How long the winner waited after the lock opened before its write.
+    pub delay: Duration,
+    /// The spread's time unit the winner drew with.
+    pub unit: Duration,
+    /// The group size the winner drew with.
+    pub size: u32,
 }
 
 /// A follower's model of the race for the lock when it opens: how many candidates take part
-/// (`size`), and the time `unit` in which a write reaches them all.
+/// (`size`), and the time `unit` against the round trip in which a write reaches them all.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Crowd {
     size: f64,
     unit: Duration,
-    max_unit: Duration,
+    min_unit: Duration,
+    spread: Duration,
+    /// This follower's estimate of the round trip: from the moment it sees the lock open until
+    /// it sees the winner's write, less the winner's delay.
+    round_trip: Option<Duration>,
 }
 
 impl Crowd {
@@ -76,16 +105,18 @@ impl Crowd {
         Self {
             size: CROWD_START,
             unit: unit(timing),
-            max_unit: max_unit(timing),
+            min_unit: unit(timing),
+            spread: spread(timing),
+            round_trip: None,
         }
     }
 
-    /// The same with an estimate of `size` candidates, kept within `[1, CROWD_MAX]`.
+    /// The same with an estimate of `size` candidates, kept within `[CROWD_MIN, CROWD_MAX]`.
     pub fn with_size(self, size: f64) -> Self {
         let size = if size.is_nan() {
             CROWD_START
         } else {
-            size.clamp(1.0, CROWD_MAX)
+            size.clamp(CROWD_MIN, CROWD_MAX)
         };
         Self { size, ..self }
     }
@@ -96,10 +127,17 @@ impl Crowd {
         self.size
     }
 
-    /// The spread's current time unit.
-    #[cfg(test)]
+    /// The spread's time unit as drawn with: the learned unit, held so that the longest delay,
+    /// `unit × ln(size)`, stays within [`spread`].
     pub fn unit(self) -> Duration {
-        self.unit
+        let cap = self.spread.div_f64(self.size.ln().max(1.0));
+        self.unit.min(cap).max(self.min_unit.min(cap))
+    }
+
+    /// This follower's round-trip estimate, once it has measured one.
+    #[cfg(test)]
+    pub fn round_trip(self) -> Option<Duration> {
+        self.round_trip
     }
 
     /// The delay before a takeover attempt, for `u` uniform in `[0, 1)`: zero with probability
@@ -109,24 +147,79 @@ impl Crowd {
         if scaled <= 1.0 {
             return Duration::ZERO;
         }
-        self.unit.mul_f64(scaled.ln()).min(self.longest())
+        self.unit().mul_f64(scaled.ln()).min(self.longest())
     }
 
-    /// The longest delay this estimate draws: `unit × ln(size)`.
+    /// The longest delay this estimate draws: `unit × ln(size)`, within [`spread`].
     pub fn longest(self) -> Duration {
-        self.unit.mul_f64(self.size.ln())
+        self.unit().mul_f64(self.size.ln()).min(self.spread)
     }
 
     /// This follower's takeover write, sent after a delay of `delay`, lost a race (409): others
     /// wrote within a round trip of it. Written at once, too many write at once: the group is
     /// larger than estimated, and the estimate doubles. Written after a delay, the writes were
-    /// too close together for the round trip: the unit doubles (up to [`max_unit`]).
+    /// too close together for the round trip: the unit doubles (within [`spread`]).
     pub fn lost_race(&mut self, delay: Duration) {
         if delay.is_zero() {
             *self = self.with_size(self.size * 2.0);
         } else {
-            self.unit = (self.unit * 2).min(self.max_unit);
+            self.unit = (self.unit * 2).min(self.spread);
         }
+    }
+
+    /// What a winner that waited `delay` writes into the lock.
+    pub fn note(self, delay: Duration) -> TakeoverNote {
+        // Whole microseconds, as the lock keeps them: the record read back must be the one written.
+        let micros = |d: Duration| Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        TakeoverNote {
+            delay: micros(delay),
+            unit: micros(self.unit),
+            // Within [CROWD_MIN, CROWD_MAX]: the conversion cannot overflow.
+            size: self.size.round() as u32,
+        }
+    }
+
+    /// Takes the group's model from a note found in the lock, with nothing measured (a first
+    /// look at the lock, or a lock taken with no past, whose opening each saw at its own time).
+    pub fn adopt(&mut self, note: &TakeoverNote) {
+        *self = self.with_size(f64::from(note.size));
+        self.unit = note.unit.clamp(self.min_unit, self.spread);
+    }
+
+    /// Learns from a takeover this follower watched: `note` is what the winner wrote, and
+    /// `round_trip` the time from this follower seeing the lock open to seeing the winner's
+    /// write, less the winner's delay (`None` when it did not see the opening itself).
+    ///
+    /// The size: the first of `n` followers draws a delay `d` with `e^(d/unit) / size ≈ 1 / n`,
+    /// so `n ≈ size × e^(−d/unit)`; a winner that wrote at once says the group may be larger
+    /// than `size`, which doubles. Every follower computes the same from the same note, so the
+    /// group keeps one estimate. The unit: the larger of the group's (less a fifth) and
+    /// [`UNIT_PER_ROUND_TRIP`] times this follower's round trip (which rises at once with a
+    /// longer one and comes down slowly).
+    pub fn learn(&mut self, note: &TakeoverNote, round_trip: Option<Duration>) {
+        let size = f64::from(note.size).clamp(CROWD_MIN, CROWD_MAX);
+        let estimate = if note.delay.is_zero() {
+            size * 2.0
+        } else {
+            let units = note.delay.as_secs_f64() / note.unit.as_secs_f64().max(1e-6);
+            size * (-units).exp()
+        };
+        let learned = (size.ln() + SIZE_WEIGHT * (estimate.max(CROWD_MIN).ln() - size.ln())).exp();
+        *self = self.with_size(learned);
+        if let Some(sample) = round_trip {
+            self.round_trip = Some(match self.round_trip {
+                Some(known) if sample < known => known.mul_f64(0.7) + sample.mul_f64(0.3),
+                _ => sample,
+            });
+        }
+        let measured = self
+            .round_trip
+            .map_or(Duration::ZERO, |r| r.mul_f64(UNIT_PER_ROUND_TRIP));
+        self.unit = note
+            .unit
+            .mul_f64(UNIT_KEPT)
+            .max(measured)
+            .clamp(self.min_unit, self.spread);
     }
 }
 
@@ -177,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn the_unit_scales_with_the_retry_period_and_the_longest_delay_is_small_against_it() {
+    fn the_unit_scales_with_the_retry_period_and_the_longest_delay_stays_within_half_of_it() {
         assert_eq!(unit(&demo()), Duration::from_millis(2));
         assert_eq!(unit(&Timing::DEFAULT), Duration::from_millis(8));
         for timing in [demo(), Timing::DEFAULT] {
@@ -185,17 +278,13 @@ mod tests {
             for _ in 0..20 {
                 crowd.lost_race(Duration::from_millis(1));
             }
-            assert_eq!(
-                crowd.unit(),
-                max_unit(&timing),
-                "the unit grows to its cap, no further"
-            );
             let longest = crowd.longest();
             assert!(
-                longest * 4 <= timing.retry_period + Duration::from_millis(1),
+                longest * 2 <= timing.retry_period + Duration::from_millis(1),
                 "longest delay {longest:?} against retry period {:?}",
                 timing.retry_period
             );
+            assert_eq!(crowd.delay(1.0), longest, "the cap binds the draws too");
         }
     }
 
@@ -222,9 +311,9 @@ mod tests {
         assert_eq!(crowd.delay(0.0), Duration::ZERO);
         assert_eq!(crowd.delay(1.0), longest);
         assert_eq!(
-            crowd.with_size(1.0).delay(0.99),
+            crowd.with_size(1.0).delay(0.49),
             Duration::ZERO,
-            "alone: no delay"
+            "the smallest estimate is two: half write at once"
         );
     }
 
@@ -239,6 +328,98 @@ mod tests {
         crowd.lost_race(Duration::from_millis(3));
         assert_eq!(crowd.size(), CROWD_MAX);
         assert_eq!(crowd.unit(), Duration::from_millis(4));
+    }
+
+    #[test]
+    fn the_round_trip_measured_from_a_takeover_sets_the_unit_and_comes_down_slowly() {
+        let mut crowd = Crowd::new(&demo());
+        let note = TakeoverNote {
+            delay: Duration::ZERO,
+            unit: Duration::from_millis(2),
+            size: 256,
+        };
+        crowd.learn(&note, Some(Duration::from_millis(20)));
+        assert_eq!(crowd.round_trip(), Some(Duration::from_millis(20)));
+        let unit = Duration::from_millis(20).mul_f64(UNIT_PER_ROUND_TRIP);
+        assert_eq!(crowd.unit(), unit.min(spread(&demo()).div_f64(crowd.size().ln())));
+        // Shorter round trips pull the estimate down by 30% of the gap each; a longer one at once.
+        crowd.learn(&note, Some(Duration::from_millis(10)));
+        assert_eq!(crowd.round_trip(), Some(Duration::from_millis(17)));
+        crowd.learn(&note, Some(Duration::from_millis(40)));
+        assert_eq!(crowd.round_trip(), Some(Duration::from_millis(40)));
+        // The group's unit, less a fifth, when it is the larger.
+        let mut fresh = Crowd::new(&demo()).with_size(4.0);
+        let wide = TakeoverNote {
+            delay: Duration::from_millis(1),
+            unit: Duration::from_millis(30),
+            size: 4,
+        };
+        fresh.learn(&wide, Some(Duration::from_millis(1)));
+        assert_eq!(fresh.unit(), Duration::from_millis(24));
+        // Within the spread, however long the round trip.
+        fresh.learn(&wide, Some(Duration::from_secs(10)));
+        assert!(fresh.longest() <= spread(&demo()));
+    }
+
+    #[test]
+    fn the_size_follows_the_winners_delay_and_every_follower_learns_the_same_from_one_note() {
+        let timing = demo();
+        // Twenty followers drawing with an estimate of 256: the first draw comes around
+        // e^(d/unit) = 256 / 20, and the estimate moves most of the way to about 20.
+        let unit = Duration::from_millis(4);
+        let winner = unit.mul_f64((256.0_f64 / 20.0).ln());
+        let note = TakeoverNote {
+            delay: winner,
+            unit,
+            size: 256,
+        };
+        let mut a = Crowd::new(&timing);
+        let mut b = Crowd::new(&timing).with_size(3.0);
+        a.learn(&note, Some(Duration::from_millis(3)));
+        b.learn(&note, None);
+        assert_eq!(a.size(), b.size(), "one note, one estimate for the group");
+        let expected = (256.0_f64.ln() + 0.75 * (20.0_f64.ln() - 256.0_f64.ln())).exp();
+        assert!(
+            (a.size() - expected).abs() < 0.01,
+            "size {} expected {expected}",
+            a.size()
+        );
+        // A winner that wrote at once: the group may be larger; the estimate grows.
+        let at_once = TakeoverNote {
+            delay: Duration::ZERO,
+            ..note
+        };
+        a.learn(&at_once, None);
+        assert!(
+            (a.size() - 256.0 * 2.0_f64.powf(0.75)).abs() < 0.01,
+            "size {}",
+            a.size()
+        );
+        // A lone follower's long wait brings the estimate to its floor, never below.
+        let alone = TakeoverNote {
+            delay: Duration::from_millis(100),
+            unit: Duration::from_millis(2),
+            size: 2,
+        };
+        a.learn(&alone, None);
+        assert_eq!(a.size(), CROWD_MIN);
+    }
+
+    #[test]
+    fn a_note_is_kept_in_whole_microseconds_and_adopted_as_written() {
+        let crowd = Crowd::new(&demo()).with_size(37.4);
+        let note = crowd.note(Duration::from_nanos(1_234_567));
+        assert_eq!(note.delay, Duration::from_micros(1_234));
+        assert_eq!(note.size, 37);
+        let mut fresh = Crowd::new(&Timing::DEFAULT);
+        fresh.adopt(&note);
+        assert_eq!(fresh.size(), 37.0);
+        assert_eq!(
+            fresh.unit(),
+            unit(&Timing::DEFAULT),
+            "never below this timing's own floor"
+        );
+        assert_eq!(fresh.round_trip(), None, "adopting measures nothing");
     }
 
     #[test]
