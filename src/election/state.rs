@@ -34,7 +34,7 @@ use super::decide::{
 use super::events::Leadership;
 use super::pacing::{self, Backoff};
 use super::record::{Holding, LeaderRecord};
-use super::takeover::{Crowd, Draws, TakeoverNote};
+use super::takeover::{Crowd, Draws, TakeoverNote, whole_micros};
 use super::{FollowMode, Timing};
 use crate::clock::{Reading, later};
 
@@ -267,6 +267,9 @@ pub struct Election<O> {
     /// What this process writes into the lock with its record while it holds it: the note of
     /// the takeover that won the lock (see [`super::takeover::TakeoverNote`]).
     note: Option<TakeoverNote>,
+    /// The resourceVersion of this process's last write and when it was sent, until the watch
+    /// brings the write back.
+    echo: Option<(Option<String>, Instant)>,
     effects: Vec<Effect<O>>,
 }
 
@@ -299,6 +302,7 @@ impl<O: Clone> Election<O> {
             raced: false,
             sent_delay: Duration::ZERO,
             note: None,
+            echo: None,
             effects: Vec::new(),
         }
     }
@@ -527,6 +531,10 @@ impl<O: Clone> Election<O> {
                 None => Some(self.crowd.note(self.sent_delay)),
             };
         }
+        if let (Some(note), Some(unit)) = (&mut self.note, self.crowd.measured_unit()) {
+            // Holding the lock, its own writes' round trips keep the group's unit current.
+            note.unit = whole_micros(unit);
+        }
         record.takeover = self.note;
         record
     }
@@ -582,7 +590,9 @@ impl<O: Clone> Election<O> {
                 self.claim = Some(claim);
             }
         }
-        self.absorb(Some(object), Some(record), version, at);
+        self.absorb(Some(object), Some(record), version.clone(), at);
+        // The watch brings this write back: the time until then is a round trip to the group.
+        self.echo = Some((version, sent.monotonic));
         self.begin_leading(now, wall);
         self.succeeded();
     }
@@ -723,6 +733,13 @@ impl<O: Clone> Election<O> {
         version: Option<String>,
         now: Instant,
     ) {
+        if let Some((written, sent)) = &self.echo
+            && version.is_some()
+            && *written == version
+        {
+            self.crowd.measured(now.saturating_duration_since(*sent));
+            self.echo = None;
+        }
         let freshness = freshness(self.known.as_ref(), version.as_deref());
         if freshness == Freshness::Stale {
             return;
@@ -801,8 +818,8 @@ impl<O: Clone> Election<O> {
                         self.crowd.lost_race(self.sent_delay);
                     }
                 }
-                // A renewal: nothing new.
-                Some(_) => {}
+                // A renewal: the holder's unit, measured on its own writes.
+                Some(_) => self.crowd.follow(&note),
             }
         }
         self.raced = false;
@@ -879,6 +896,7 @@ mod tests {
     use super::*;
     use crate::clock::BootClock;
     use crate::election::decide::tests::{ME, MY_INCARNATION, me, timing};
+    use crate::election::takeover::UNIT_PER_ROUND_TRIP;
     use tokio::time::advance;
 
     fn wall() -> Timestamp {
@@ -1617,6 +1635,14 @@ mod tests {
             Some(note),
             "a renewal carries the takeover's note"
         );
+        // Its own write comes back through the watch 12 ms after it was sent (11 after the
+        // answer): the next renewal's note carries the unit that round trip asks for.
+        advance(Duration::from_millis(11)).await;
+        follower.absorb(Some("object@3".into()), Some(renewal), rv(3), Instant::now());
+        advance(timing().retry_period).await;
+        let measured = write_through(&mut follower, &boot, 4, Duration::from_millis(1)).await;
+        let unit = whole_micros(Duration::from_millis(12).mul_f64(UNIT_PER_ROUND_TRIP));
+        assert_eq!(measured.takeover, Some(TakeoverNote { unit, ..note }));
         assert!(
             follower.leading_claim().is_some(),
             "the record read back (micros) is the one written: no step-down"

@@ -86,6 +86,12 @@ pub struct TakeoverNote {
     pub size: u32,
 }
 
+/// `duration` in whole microseconds, as the lock keeps a note: the record read back must be the
+/// one written.
+pub fn whole_micros(duration: Duration) -> Duration {
+    Duration::from_micros(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// A follower's model of the race for the lock when it opens: how many candidates take part
 /// (`size`), and the time `unit` against the round trip in which a write reaches them all.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -169,11 +175,9 @@ impl Crowd {
 
     /// What a winner that waited `delay` writes into the lock.
     pub fn note(self, delay: Duration) -> TakeoverNote {
-        // Whole microseconds, as the lock keeps them: the record read back must be the one written.
-        let micros = |d: Duration| Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         TakeoverNote {
-            delay: micros(delay),
-            unit: micros(self.unit),
+            delay: whole_micros(delay),
+            unit: whole_micros(self.unit),
             // Within [CROWD_MIN, CROWD_MAX]: the conversion cannot overflow.
             size: self.size.round() as u32,
         }
@@ -207,18 +211,38 @@ impl Crowd {
         let learned = (size.ln() + SIZE_WEIGHT * (estimate.max(CROWD_MIN).ln() - size.ln())).exp();
         *self = self.with_size(learned);
         if let Some(sample) = round_trip {
-            self.round_trip = Some(match self.round_trip {
-                Some(known) if sample < known => known.mul_f64(0.7) + sample.mul_f64(0.3),
-                _ => sample,
-            });
+            self.measured(sample);
         }
-        let measured = self
-            .round_trip
-            .map_or(Duration::ZERO, |r| r.mul_f64(UNIT_PER_ROUND_TRIP));
         self.unit = note
             .unit
             .mul_f64(UNIT_KEPT)
-            .max(measured)
+            .max(self.measured_unit().unwrap_or_default())
+            .clamp(self.min_unit, self.spread);
+    }
+
+    /// Takes in a round trip measured by this process: from a takeover it watched, or, holding
+    /// the lock, from sending a write to seeing it come back through its own watch. A longer
+    /// one counts at once; a shorter one moves the estimate 30% of the way.
+    pub fn measured(&mut self, sample: Duration) {
+        self.round_trip = Some(match self.round_trip {
+            Some(known) if sample < known => known.mul_f64(0.7) + sample.mul_f64(0.3),
+            _ => sample,
+        });
+    }
+
+    /// The unit this process's own round trips ask for: [`UNIT_PER_ROUND_TRIP`] times its
+    /// estimate, within `[unit(timing), spread]`; `None` until it has measured one.
+    pub fn measured_unit(self) -> Option<Duration> {
+        self.round_trip
+            .map(|r| r.mul_f64(UNIT_PER_ROUND_TRIP).clamp(self.min_unit, self.spread))
+    }
+
+    /// Follows the holder's unit from a renewal's note (the holder measures it on every write),
+    /// or this follower's own when that is longer.
+    pub fn follow(&mut self, note: &TakeoverNote) {
+        self.unit = note
+            .unit
+            .max(self.measured_unit().unwrap_or_default())
             .clamp(self.min_unit, self.spread);
     }
 }
