@@ -196,17 +196,27 @@ impl Crowd {
     ///
     /// The size: the first of `n` followers draws a delay `d` with `e^(d/unit) / size ≈ 1 / n`,
     /// so `n ≈ size × e^(−d/unit)`; a winner that wrote at once says the group may be larger
-    /// than `size`, which doubles. Every follower computes the same from the same note, so the
+    /// than `size`, which doubles. A winner that wrote within a round trip of the opening never
+    /// shrinks the estimate: the opening had not yet reached everyone, so the race it won was
+    /// smaller than the group (on a loaded machine, slow delivery looks like a small group). Every follower computes the same from the same note, so the
     /// group keeps one estimate. The unit: the larger of the group's (less a fifth) and
     /// [`UNIT_PER_ROUND_TRIP`] times this follower's round trip (which rises at once with a
     /// longer one and comes down slowly).
     pub fn learn(&mut self, note: &TakeoverNote, round_trip: Option<Duration>) {
         let size = f64::from(note.size).clamp(CROWD_MIN, CROWD_MAX);
+        // The round trip the winner's unit stands for: a write within it had not yet reached
+        // everyone when the winner wrote, so fewer had joined the race than will next time.
+        let fan_out = note.unit.div_f64(UNIT_PER_ROUND_TRIP);
         let estimate = if note.delay.is_zero() {
             size * 2.0
         } else {
             let units = note.delay.as_secs_f64() / note.unit.as_secs_f64().max(1e-6);
-            size * (-units).exp()
+            let drew_before = size * (-units).exp();
+            if note.delay < fan_out {
+                drew_before.max(size)
+            } else {
+                drew_before
+            }
         };
         let learned = (size.ln() + SIZE_WEIGHT * (estimate.max(CROWD_MIN).ln() - size.ln())).exp();
         *self = self.with_size(learned);
@@ -419,6 +429,17 @@ mod tests {
             "size {}",
             a.size()
         );
+        // A winner within a round trip of the opening (here 2 ms / 2.466) shrinks nothing.
+        let mut c = Crowd::new(&timing);
+        c.learn(
+            &TakeoverNote {
+                delay: Duration::from_micros(700),
+                unit: Duration::from_millis(2),
+                size: 256,
+            },
+            None,
+        );
+        assert_eq!(c.size(), 256.0);
         // A lone follower's long wait brings the estimate to its floor, never below.
         let alone = TakeoverNote {
             delay: Duration::from_millis(100),
