@@ -53,10 +53,6 @@ pub const CROWD_MAX: f64 = 1024.0;
 /// the first one comes in within a round trip of it (`e^(r / unit) − 1 = 0.5`).
 pub const UNIT_PER_ROUND_TRIP: f64 = 2.466;
 
-/// How much of a new size estimate a follower takes in (in log space): the rest is the group's
-/// estimate as the winner wrote it, so one odd handover moves it only part of the way.
-const SIZE_WEIGHT: f64 = 0.75;
-
 /// How much of the group's unit a follower keeps when its own round trips ask for less: the
 /// unit comes down by a fifth per handover once the round trips are shorter.
 const UNIT_KEPT: f64 = 0.8;
@@ -218,8 +214,7 @@ impl Crowd {
                 drew_before
             }
         };
-        let learned = (size.ln() + SIZE_WEIGHT * (estimate.max(CROWD_MIN).ln() - size.ln())).exp();
-        *self = self.with_size(learned);
+        *self = self.with_size(estimate);
         if let Some(sample) = round_trip {
             self.measured(sample);
         }
@@ -399,7 +394,7 @@ mod tests {
     fn the_size_follows_the_winners_delay_and_every_follower_learns_the_same_from_one_note() {
         let timing = demo();
         // Twenty followers drawing with an estimate of 256: the first draw comes around
-        // e^(d/unit) = 256 / 20, and the estimate moves most of the way to about 20.
+        // e^(d/unit) = 256 / 20, and the estimate becomes about 20.
         let unit = Duration::from_millis(4);
         let winner = unit.mul_f64((256.0_f64 / 20.0).ln());
         let note = TakeoverNote {
@@ -412,23 +407,19 @@ mod tests {
         a.learn(&note, Some(Duration::from_millis(3)));
         b.learn(&note, None);
         assert_eq!(a.size(), b.size(), "one note, one estimate for the group");
-        let expected = (256.0_f64.ln() + 0.75 * (20.0_f64.ln() - 256.0_f64.ln())).exp();
+        let expected = 20.0;
         assert!(
             (a.size() - expected).abs() < 0.01,
             "size {} expected {expected}",
             a.size()
         );
-        // A winner that wrote at once: the group may be larger; the estimate grows.
+        // A winner that wrote at once: the group may be larger than the note says; it doubles.
         let at_once = TakeoverNote {
             delay: Duration::ZERO,
             ..note
         };
         a.learn(&at_once, None);
-        assert!(
-            (a.size() - 256.0 * 2.0_f64.powf(0.75)).abs() < 0.01,
-            "size {}",
-            a.size()
-        );
+        assert!((a.size() - 512.0).abs() < 0.01, "size {}", a.size());
         // A winner within a round trip of the opening (here 2 ms / 2.466) shrinks nothing.
         let mut c = Crowd::new(&timing);
         c.learn(
