@@ -53,6 +53,10 @@ pub const CROWD_MAX: f64 = 1024.0;
 /// the first one comes in within a round trip of it (`e^(r / unit) − 1 = 0.5`).
 pub const UNIT_PER_ROUND_TRIP: f64 = 2.466;
 
+/// The most the size estimate shrinks by in one handover: one winner's delay is a noisy count
+/// (a follower starved of CPU draws its delay late), and an estimate far too small is a herd.
+const SHRINK_AT_MOST: f64 = 4.0;
+
 /// How much of the group's unit a follower keeps when its own round trips ask for less: the
 /// unit comes down by a fifth per handover once the round trips are shorter.
 const UNIT_KEPT: f64 = 0.8;
@@ -214,7 +218,7 @@ impl Crowd {
                 drew_before
             }
         };
-        *self = self.with_size(estimate);
+        *self = self.with_size(estimate.max(size / SHRINK_AT_MOST));
         if let Some(sample) = round_trip {
             self.measured(sample);
         }
@@ -394,7 +398,7 @@ mod tests {
     fn the_size_follows_the_winners_delay_and_every_follower_learns_the_same_from_one_note() {
         let timing = demo();
         // Twenty followers drawing with an estimate of 256: the first draw comes around
-        // e^(d/unit) = 256 / 20, and the estimate becomes about 20.
+        // e^(d/unit) = 256 / 20, and the estimate comes down towards 20, by a factor 4 at most.
         let unit = Duration::from_millis(4);
         let winner = unit.mul_f64((256.0_f64 / 20.0).ln());
         let note = TakeoverNote {
@@ -407,12 +411,20 @@ mod tests {
         a.learn(&note, Some(Duration::from_millis(3)));
         b.learn(&note, None);
         assert_eq!(a.size(), b.size(), "one note, one estimate for the group");
-        let expected = 20.0;
+        let expected = 256.0 / 4.0;
         assert!(
             (a.size() - expected).abs() < 0.01,
             "size {} expected {expected}",
             a.size()
         );
+        // The next winner, drawing with 64 among the same twenty, brings it to about 20.
+        let second = TakeoverNote {
+            delay: unit.mul_f64((64.0_f64 / 20.0).ln()),
+            unit,
+            size: 64,
+        };
+        a.learn(&second, None);
+        assert!((a.size() - 20.0).abs() < 0.01, "size {}", a.size());
         // A winner that wrote at once: the group may be larger than the note says; it doubles.
         let at_once = TakeoverNote {
             delay: Duration::ZERO,
