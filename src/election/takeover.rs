@@ -19,17 +19,22 @@
 //! everyone through their watches) writes too: on average `e^(r / unit) − 1` more. So the
 //! expected writes per handover are about `N·p + e^(r/unit)` when the estimate is right, and
 //! the expected added latency about `unit × ln(1 / (N·p))` when it is too large (none when it
-//! is right or too small). The longest delay is `unit × ln(crowd)`.
+//! is right or too small). The longest delay is `unit × ln(crowd)`, within [`spread`].
 //!
-//! **Learning from lost races.** A follower cannot count the others or time their watches (they
-//! make no requests), but a write that lost a race (409) says the spread was too tight
-//! ([`Crowd::lost_race`]): one sent at once doubles the size estimate, one sent after a delay
-//! doubles the unit (up to [`max_unit`]). Nothing shrinks them: a winner that shows up late says
-//! either "a small group" or "a slow round trip", and the two cannot be told apart (shrinking
-//! the estimate on it made large groups on a loaded machine herd again). A new process starts
-//! from [`CROWD_START`], which is large so that a big group's first handover is no herd; a small
-//! group pays `unit × ln(CROWD_START / N)` on every handover (about 9 ms for 3 candidates with
-//! the demo's timings).
+//! **Learning from the lock.** The winner writes a [`TakeoverNote`] with its record: the delay
+//! it waited and the model it drew with. Every follower sees that write in its watch, and has
+//! seen the lock open on its own clock, so it measures the round trip with no request of its
+//! own: `r = (write seen − opening seen) − winner's delay` ([`Crowd::learn`]); the holder
+//! measures it on every renewal too (send to its own watch's echo, [`Crowd::measured`]) and
+//! keeps the note's unit current, which followers follow ([`Crowd::follow`]). The unit is
+//! [`UNIT_PER_ROUND_TRIP`] times `r`. The size is read off the winner's delay (the first of `n`
+//! draws about `e^(d/unit) / size = 1 / n`), the same for every follower of one note; it
+//! never shrinks on a winner that wrote within a round trip of the opening (the opening had not
+//! reached everyone: slow delivery must not pass for a small group), and by a factor
+//! [`SHRINK_AT_MOST`] at most per handover. A write that lost a race (409) still widens this
+//! follower's model ([`Crowd::lost_race`]). A new process adopts the group's model from its
+//! first look at the lock ([`Crowd::adopt`]); before any note exists it starts from
+//! [`CROWD_START`], large so that a big group's first handover is no herd.
 //!
 //! **Safety is untouched.** The delay only postpones a write the follower would have made
 //! anyway; every write stays conditional on the resourceVersion it observed, so two followers
@@ -55,7 +60,7 @@ pub const UNIT_PER_ROUND_TRIP: f64 = 2.466;
 
 /// The most the size estimate shrinks by in one handover: one winner's delay is a noisy count
 /// (a follower starved of CPU draws its delay late), and an estimate far too small is a herd.
-const SHRINK_AT_MOST: f64 = 4.0;
+pub const SHRINK_AT_MOST: f64 = 4.0;
 
 /// How much of the group's unit a follower keeps when its own round trips ask for less: the
 /// unit comes down by a fifth per handover once the round trips are shorter.
