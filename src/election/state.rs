@@ -526,17 +526,16 @@ impl<O: Clone> Election<O> {
                 FollowMode::Watch if self.watch_up && predecessor.is_none() => self.takeover_delay,
                 FollowMode::Watch | FollowMode::Poll => Duration::ZERO,
             };
+            let no_past = has_no_past(known);
             self.note = match predecessor.and_then(|r| r.takeover) {
                 Some(note) => Some(note),
-                None => Some(self.crowd.note(self.sent_delay)),
+                None => Some(self.crowd.won(self.sent_delay, no_past)),
             };
         }
         if let Some(note) = &mut self.note
             && self.claim.is_some()
         {
-            // A renewal carries the group's model as learned from this takeover (for processes
-            // that start later), and the unit its own writes' round trips ask for.
-            note.size = self.crowd.note(Duration::ZERO).size;
+            // A renewal carries the unit its own writes' round trips ask for.
             if let Some(unit) = self.crowd.measured_unit() {
                 note.unit = whole_micros(unit);
             }
@@ -580,7 +579,6 @@ impl<O: Clone> Election<O> {
             }
             _ => {
                 self.step_down(StepDown::AnsweredAfterDeadline, at);
-                self.won_takeover(&record);
                 let Some(claim) = Claim::won(&record, wall, sent, now, &timing, self.not_before) else {
                     self.effects.push(Effect::AnsweredLate {
                         after: at.saturating_duration_since(sent.monotonic),
@@ -796,18 +794,6 @@ impl<O: Clone> Election<O> {
                 Some(_) => StepDown::ForeignRecord,
             };
             self.step_down(reason, now);
-        }
-    }
-
-    /// This process's takeover write of `record` went through: it learns from its own note what
-    /// every follower learns from it (see [`Crowd::learn`]), so its renewals carry the group's
-    /// model; not for a lock taken with no past (each saw that at its own time).
-    fn won_takeover(&mut self, record: &LeaderRecord) {
-        let no_past = has_no_past(self.known.as_ref().and_then(|k| k.record.as_ref()));
-        if let Some(note) = &record.takeover
-            && !no_past
-        {
-            self.crowd.learn(note, None);
         }
     }
 
@@ -1643,28 +1629,17 @@ mod tests {
         let note = taken.takeover.expect("a takeover writes its note");
         assert_eq!(
             note,
-            Crowd::new(&timing()).note(delay),
-            "the delay it waited, its model"
+            Crowd::new(&timing()).won(delay, false),
+            "the delay it waited, its unit, the size it read off its delay"
         );
+        assert!(note.size < 256, "a winner after {delay:?} shrinks the estimate");
         assert!(follower.leading_claim().is_some());
         advance(timing().retry_period).await;
         let renewal = write_through(&mut follower, &boot, 3, Duration::from_millis(1)).await;
-        // What every follower learns from that note, the winner learns too: its renewals carry
-        // the group's model for processes that start later.
-        let mut learned = Crowd::new(&timing());
-        learned.learn(&note, None);
-        let carried = TakeoverNote {
-            size: learned.note(Duration::ZERO).size,
-            ..note
-        };
-        assert!(
-            carried.size < note.size,
-            "a winner after {delay:?} shrinks the estimate"
-        );
         assert_eq!(
             renewal.takeover,
-            Some(carried),
-            "a renewal carries the takeover's delay and the learned size"
+            Some(note),
+            "a renewal carries the takeover's note, for processes that start later"
         );
         // Its own write comes back through the watch 12 ms after it was sent (11 after the
         // answer): the next renewal's note carries the unit that round trip asks for.
@@ -1673,7 +1648,7 @@ mod tests {
         advance(timing().retry_period).await;
         let measured = write_through(&mut follower, &boot, 4, Duration::from_millis(1)).await;
         let unit = whole_micros(Duration::from_millis(12).mul_f64(UNIT_PER_ROUND_TRIP));
-        assert_eq!(measured.takeover, Some(TakeoverNote { unit, ..carried }));
+        assert_eq!(measured.takeover, Some(TakeoverNote { unit, ..note }));
         assert!(
             follower.leading_claim().is_some(),
             "the record read back (micros) is the one written: no step-down"

@@ -195,35 +195,49 @@ impl Crowd {
         self.unit = note.unit.clamp(self.min_unit, self.spread);
     }
 
-    /// Learns from a takeover this follower watched: `note` is what the winner wrote, and
-    /// `round_trip` the time from this follower seeing the lock open to seeing the winner's
-    /// write, less the winner's delay (`None` when it did not see the opening itself).
+    /// The note a winner that waited `delay` writes: the delay, the unit it drew with, and the
+    /// group size the next race should draw with (`after_a_lock_with_no_past`: none is learned).
     ///
     /// The size: the first of `n` followers draws a delay `d` with `e^(d/unit) / size ≈ 1 / n`,
     /// so `n ≈ size × e^(−d/unit)`; a winner that wrote at once says the group may be larger
     /// than `size`, which doubles. A winner that wrote within a round trip of the opening never
     /// shrinks the estimate: the opening had not yet reached everyone, so the race it won was
-    /// smaller than the group (on a loaded machine, slow delivery looks like a small group). Every follower computes the same from the same note, so the
-    /// group keeps one estimate. The unit: the larger of the group's (less a fifth) and
-    /// [`UNIT_PER_ROUND_TRIP`] times this follower's round trip (which rises at once with a
-    /// longer one and comes down slowly).
-    pub fn learn(&mut self, note: &TakeoverNote, round_trip: Option<Duration>) {
-        let size = f64::from(note.size).clamp(CROWD_MIN, CROWD_MAX);
-        // The round trip the winner's unit stands for: a write within it had not yet reached
-        // everyone when the winner wrote, so fewer had joined the race than will next time.
-        let fan_out = note.unit.div_f64(UNIT_PER_ROUND_TRIP);
-        let estimate = if note.delay.is_zero() {
-            size * 2.0
+    /// smaller than the group (on a loaded machine, slow delivery looks like a small group). It
+    /// shrinks by [`SHRINK_AT_MOST`] at most. The winner computes it, so every follower, and a
+    /// process that starts later, takes the same estimate from the lock.
+    pub fn won(self, delay: Duration, after_a_lock_with_no_past: bool) -> TakeoverNote {
+        let drew_with = self.note(delay);
+        if after_a_lock_with_no_past {
+            // Each saw the missing lock at its own start-up: the delay counts nothing.
+            return drew_with;
+        }
+        let unit = self.unit();
+        let round_trip = self.round_trip.unwrap_or(unit.div_f64(UNIT_PER_ROUND_TRIP));
+        let estimate = if delay.is_zero() {
+            self.size * 2.0
         } else {
-            let units = note.delay.as_secs_f64() / note.unit.as_secs_f64().max(1e-6);
-            let drew_before = size * (-units).exp();
-            if note.delay < fan_out {
-                drew_before.max(size)
+            let drew_before = self.size * (-(delay.as_secs_f64() / unit.as_secs_f64().max(1e-6))).exp();
+            if delay < round_trip {
+                drew_before.max(self.size)
             } else {
                 drew_before
             }
         };
-        *self = self.with_size(estimate.max(size / SHRINK_AT_MOST));
+        let next = self.with_size(estimate.max(self.size / SHRINK_AT_MOST));
+        TakeoverNote {
+            size: next.note(delay).size,
+            ..drew_with
+        }
+    }
+
+    /// Learns from a takeover this follower watched: `note` is what the winner wrote, and
+    /// `round_trip` the time from this follower seeing the lock open to seeing the winner's
+    /// write, less the winner's delay (`None` when it did not see the opening itself). The
+    /// size is the winner's (see [`Crowd::won`]); the unit the larger of the group's (less a
+    /// fifth) and [`UNIT_PER_ROUND_TRIP`] times this follower's round trip (which rises at once
+    /// with a longer one and comes down slowly).
+    pub fn learn(&mut self, note: &TakeoverNote, round_trip: Option<Duration>) {
+        *self = self.with_size(f64::from(note.size));
         if let Some(sample) = round_trip {
             self.measured(sample);
         }
@@ -400,62 +414,37 @@ mod tests {
     }
 
     #[test]
-    fn the_size_follows_the_winners_delay_and_every_follower_learns_the_same_from_one_note() {
+    fn the_winner_reads_the_group_size_off_its_delay_and_every_follower_takes_it() {
         let timing = demo();
+        let crowd = Crowd::new(&timing);
+        let unit = crowd.unit();
         // Twenty followers drawing with an estimate of 256: the first draw comes around
-        // e^(d/unit) = 256 / 20, and the estimate comes down towards 20, by a factor 4 at most.
-        let unit = Duration::from_millis(4);
-        let winner = unit.mul_f64((256.0_f64 / 20.0).ln());
-        let note = TakeoverNote {
-            delay: winner,
-            unit,
-            size: 256,
-        };
-        let mut a = Crowd::new(&timing);
-        let mut b = Crowd::new(&timing).with_size(3.0);
-        a.learn(&note, Some(Duration::from_millis(3)));
-        b.learn(&note, None);
-        assert_eq!(a.size(), b.size(), "one note, one estimate for the group");
-        let expected = 256.0 / 4.0;
-        assert!(
-            (a.size() - expected).abs() < 0.01,
-            "size {} expected {expected}",
-            a.size()
+        // e^(d/unit) = 256 / 20; the estimate comes down towards 20, by a factor 4 at most.
+        let first = unit.mul_f64((256.0_f64 / 20.0).ln());
+        let note = crowd.won(first, false);
+        assert_eq!(
+            (note.delay, note.unit, note.size),
+            (whole_micros(first), unit, 64)
         );
-        // The next winner, drawing with 64 among the same twenty, brings it to about 20.
-        let second = TakeoverNote {
-            delay: unit.mul_f64((64.0_f64 / 20.0).ln()),
-            unit,
-            size: 64,
-        };
-        a.learn(&second, None);
-        assert!((a.size() - 20.0).abs() < 0.01, "size {}", a.size());
-        // A winner that wrote at once: the group may be larger than the note says; it doubles.
-        let at_once = TakeoverNote {
-            delay: Duration::ZERO,
-            ..note
-        };
-        a.learn(&at_once, None);
-        assert!((a.size() - 512.0).abs() < 0.01, "size {}", a.size());
+        let second = unit.mul_f64((64.0_f64 / 20.0).ln());
+        assert_eq!(crowd.with_size(64.0).won(second, false).size, 20);
+        // A winner that wrote at once: the group may be larger; the estimate doubles.
+        assert_eq!(crowd.won(Duration::ZERO, false).size, 512);
         // A winner within a round trip of the opening (here 2 ms / 2.466) shrinks nothing.
-        let mut c = Crowd::new(&timing);
-        c.learn(
-            &TakeoverNote {
-                delay: Duration::from_micros(700),
-                unit: Duration::from_millis(2),
-                size: 256,
-            },
-            None,
-        );
-        assert_eq!(c.size(), 256.0);
+        assert_eq!(crowd.won(Duration::from_micros(700), false).size, 256);
+        // A lock taken with no past teaches nothing.
+        assert_eq!(crowd.won(first, true).size, 256);
         // A lone follower's long wait brings the estimate to its floor, never below.
-        let alone = TakeoverNote {
-            delay: Duration::from_millis(100),
-            unit: Duration::from_millis(2),
-            size: 2,
-        };
-        a.learn(&alone, None);
-        assert_eq!(a.size(), CROWD_MIN);
+        assert_eq!(
+            crowd.with_size(4.0).won(Duration::from_millis(100), false).size,
+            2
+        );
+        // Every follower, whatever its own estimate, takes the winner's.
+        for own in [3.0, 1000.0] {
+            let mut follower = Crowd::new(&timing).with_size(own);
+            follower.learn(&note, Some(Duration::from_millis(3)));
+            assert_eq!(follower.size(), 64.0);
+        }
     }
 
     #[test]
