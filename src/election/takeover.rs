@@ -22,16 +22,16 @@
 //! is right or too small). The longest delay is `unit × ln(crowd)`, within [`spread`].
 //!
 //! **Learning from the lock.** The winner writes a [`TakeoverNote`] with its record: the delay
-//! it waited and the model it drew with. Every follower sees that write in its watch, and has
+//! it waited, the unit it drew with, and the group size for the next race ([`Crowd::won`]),
+//! read off its own delay (the first of `n` draws about `e^(d/unit) / size = 1 / n`); that
+//! estimate never shrinks on a winner that wrote within a round trip of the opening (the
+//! opening had not reached everyone: slow delivery must not pass for a small group), and by a
+//! factor [`SHRINK_AT_MOST`] at most. Every follower sees that write in its watch, and has
 //! seen the lock open on its own clock, so it measures the round trip with no request of its
 //! own: `r = (write seen − opening seen) − winner's delay` ([`Crowd::learn`]); the holder
 //! measures it on every renewal too (send to its own watch's echo, [`Crowd::measured`]) and
 //! keeps the note's unit current, which followers follow ([`Crowd::follow`]). The unit is
-//! [`UNIT_PER_ROUND_TRIP`] times `r`. The size is read off the winner's delay (the first of `n`
-//! draws about `e^(d/unit) / size = 1 / n`), the same for every follower of one note; it
-//! never shrinks on a winner that wrote within a round trip of the opening (the opening had not
-//! reached everyone: slow delivery must not pass for a small group), and by a factor
-//! [`SHRINK_AT_MOST`] at most per handover. A write that lost a race (409) still widens this
+//! [`UNIT_PER_ROUND_TRIP`] times `r`. A write that lost a race (409) still widens this
 //! follower's model ([`Crowd::lost_race`]). A new process adopts the group's model from its
 //! first look at the lock ([`Crowd::adopt`]); before any note exists it starts from
 //! [`CROWD_START`], large so that a big group's first handover is no herd.
