@@ -88,17 +88,26 @@ pub mod clock;
 pub mod config;
 pub mod election;
 pub mod elector;
+// Unused parts (a verb only the sidecar sends, the label strings) without the `metrics` feature.
 #[cfg(feature = "sidecar")]
 pub mod endpoint_slice;
 #[cfg(feature = "sidecar")]
 pub mod exec;
 #[cfg(feature = "sidecar")]
 pub mod http;
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+mod labels;
 #[cfg(feature = "sidecar")]
 pub mod leader_file;
 #[cfg(feature = "sidecar")]
 mod leadership_output;
+#[cfg(feature = "metrics")]
 pub mod metrics;
+// Without the feature the election counts into a handle that does nothing: one swap here, no
+// `cfg` in the election's logic.
+#[cfg(not(feature = "metrics"))]
+#[path = "metrics_disabled.rs"]
+mod metrics;
 #[cfg(feature = "sidecar")]
 pub mod pod_deletion_cost;
 #[cfg(feature = "sidecar")]
