@@ -578,7 +578,7 @@ def check_monitoring(docs, base_dep):
     for want in ("KubeElectorNoLeader", "KubeElectorAbsent", "KubeElectorSplitBrain",
                  "KubeElectorLeadershipFlapping", "KubeElectorRenewLatencyHigh", "KubeElectorRenewFailures",
                  "KubeElectorLeaderStale", "KubeElectorAPIErrors", "KubeElectorLeaderAppUnhealthy",
-                 "KubeElectorNoHealthyCandidate"):
+                 "KubeElectorNoHealthyCandidate", "KubeElectorProxyRejecting"):
         if want not in alerts:
             fail(f"{where}: PrometheusRule lacks alert {want}")
     # The leadership alerts count only samples younger than a bound; it must span at least three
