@@ -46,6 +46,8 @@ pub struct Settings {
     pub identity: String,
     /// This pod's UID (downward API), part of the incarnation (see [`super::incarnation`]).
     pub pod_uid: Option<String>,
+    /// The address published with every claim (see [`super::record::ADDRESS_ANNOTATION`]).
+    pub advertise_address: Option<String>,
     /// The lease duration, renew deadline and retry period.
     pub timing: Timing,
     /// How a follower learns of changes to the lock: watching it or polling it.
@@ -149,6 +151,7 @@ impl<K: LockObject> Driver<K> {
         let me = Me {
             identity: settings.identity.clone(),
             incarnation: super::incarnation::draw(settings.pod_uid.as_deref(), wall.now()),
+            address: settings.advertise_address.clone(),
         };
         let election = Election::new(me, settings.timing, settings.follow, Instant::now());
         Self {
@@ -582,6 +585,7 @@ impl<K: LockObject> Driver<K> {
         let election = &self.election;
         let mut state = LeaderState::new(self.settings.identity.clone(), Instant::now());
         state.leader = election.leader().map(str::to_owned);
+        state.leader_address = election.leader_address().map(str::to_owned);
         state.boot_clock = self.boot.clone();
         state.observed_transitions = election
             .known()
