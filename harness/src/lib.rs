@@ -2,6 +2,7 @@
 //! suite, the benchmarks, the demo and the live proofs of `scripts/check-ship.sh`.
 //!
 //! - [`app`]: a stand-in application whose health endpoint a test flips (`--app-health`).
+//! - [`echo`]: the proxy's stand-in application (names its pod, echoes its token) and load client.
 //! - [`elector`]: the one launcher: one process, its logs, its HTTP surface, signals.
 //! - [`exec_child`]: exec mode's recording child and the no-overlap check of children.
 //! - [`events`]: the leadership transitions of a group of processes, on one channel.
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod echo;
 pub mod elector;
 pub mod events;
 pub mod exec_child;
