@@ -7,6 +7,7 @@
 //! - [`exec_child`]: exec mode's recording child and the no-overlap check of children.
 //! - [`events`]: the leadership transitions of a group of processes, on one channel.
 //! - [`fleet`]: the simulator as a child process, `/proc` samples, statistics.
+//! - [`proxy_bench`]: the leader-forwarding proxy's section of the benchmark.
 //! - [`flood`]: idle and slow-header connection floods against an elector's port.
 //! - [`timeline`]: leadership intervals on the shared monotonic clock, and the safety checks.
 //! - [`tools`]: external programs a test needs: run, or skip saying so (fail under CI).
@@ -22,6 +23,7 @@ pub mod events;
 pub mod exec_child;
 pub mod fleet;
 pub mod flood;
+pub mod proxy_bench;
 pub mod timeline;
 pub mod tools;
 
