@@ -173,12 +173,7 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
     // while the release waits.
     let (election_done_tx, election_done_rx) = watch::channel(false);
 
-    // The HTTP surface and the leader file live on the HTTP runtime.
-    let server = http_runtime
-        .block_on(http::bind(config.http))
-        .with_context(|| format!("binding the HTTP listener on {} (--http)", config.http))
-        .map_err(Failure::Config)?;
-    tracing::info!(address = %server.local_addr(), "serving /readyz, /livez, /metrics and status");
+    // The proxy is bound before the HTTP surface: once /readyz answers, the proxy listens.
     let proxy = match (config.proxy_listen, config.proxy_upstream, proxy_metrics) {
         (Some(listen), Some(upstream), Some(proxy_metrics)) => {
             let settings = proxy::Settings {
@@ -192,7 +187,7 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
                 .with_context(|| format!("binding the proxy listener on {listen} (--proxy-listen)"))
                 .map_err(Failure::Config)?;
             tracing::info!(
-                address = %bound.local_addr(),
+                proxy = %bound.local_addr(),
                 %upstream,
                 advertised = config.advertise_address.as_deref().unwrap_or_default(),
                 "proxying requests to the leader's application"
@@ -201,6 +196,12 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
         }
         _ => None,
     };
+    // The HTTP surface and the leader file live on the HTTP runtime.
+    let server = http_runtime
+        .block_on(http::bind(config.http))
+        .with_context(|| format!("binding the HTTP listener on {} (--http)", config.http))
+        .map_err(Failure::Config)?;
+    tracing::info!(address = %server.local_addr(), "serving /readyz, /livez, /metrics and status");
     let (label_status_tx, label_status_rx) = pod_label::status_channel();
     // Whether the leader file may still name this process; a withdrawn leader's release waits
     // until it does not.

@@ -277,6 +277,8 @@ enum Unplaced {
     TimedOut,
     /// A forwarded request at a proxy that will not lead again.
     WillNotLead,
+    /// This replica's election has ended (shutdown) with the request still unplaced.
+    ElectionEnded,
 }
 
 impl Shared {
@@ -316,8 +318,8 @@ impl Shared {
             }
             match tokio::time::timeout_at(deadline, state.changed()).await {
                 Ok(Ok(())) => {}
-                // The election has ended, or the wait is over.
-                Ok(Err(_)) | Err(_) => return Err(Unplaced::TimedOut),
+                Ok(Err(_)) => return Err(Unplaced::ElectionEnded),
+                Err(_) => return Err(Unplaced::TimedOut),
             }
         }
     }
@@ -356,6 +358,12 @@ impl Shared {
                             "no leader took the request within {} ms (--proxy-queue-timeout)\n",
                             self.settings.queue_timeout.as_millis()
                         ),
+                    ));
+                }
+                Err(Unplaced::ElectionEnded) => {
+                    return self.reject(forward::answer(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "this replica is shutting down and no new leader was seen in time\n".to_owned(),
                     ));
                 }
                 Err(Unplaced::WillNotLead) => {
