@@ -104,6 +104,7 @@ pub struct ElectorBuilder {
     identity: String,
     timing: (Duration, Duration, Duration),
     pod_uid: Option<String>,
+    advertise_address: Option<String>,
     follow: FollowMode,
     release_on_shutdown: bool,
     shutdown_timeout: Duration,
@@ -144,6 +145,17 @@ impl ElectorBuilder {
     /// before it (default none: the identity and the start time are used).
     pub fn pod_uid(mut self, uid: impl Into<String>) -> Self {
         self.pod_uid = Some(uid.into());
+        self
+    }
+
+    /// An address (`HOST:PORT`) at which the other replicas reach this process, published in
+    /// the lock with every claim (the `kube-elector.io/leader-address` annotation, written in
+    /// the same conditional write) and seen by every candidate as
+    /// [`LeaderState::leader_address`](crate::LeaderState::leader_address). The sidecar's
+    /// leader-forwarding proxy sends followers' requests there. Default none: nothing is
+    /// published.
+    pub fn advertise_address(mut self, address: impl Into<String>) -> Self {
+        self.advertise_address = Some(address.into());
         self
     }
 
@@ -302,6 +314,7 @@ impl ElectorBuilder {
         let settings = Settings {
             identity: self.identity,
             pod_uid: self.pod_uid,
+            advertise_address: self.advertise_address,
             timing,
             follow: self.follow,
             release_on_shutdown: self.release_on_shutdown,
@@ -358,6 +371,7 @@ impl Elector {
                 Timing::DEFAULT.retry_period,
             ),
             pod_uid: None,
+            advertise_address: None,
             follow: FollowMode::Watch,
             release_on_shutdown: true,
             shutdown_timeout: Duration::from_secs(10),

@@ -130,6 +130,8 @@ pub mod pod_deletion_cost;
 pub mod pod_label;
 #[cfg(feature = "sidecar")]
 pub mod process_metrics;
+#[cfg(feature = "sidecar")]
+pub mod proxy;
 pub mod status;
 
 pub use election::{

@@ -422,7 +422,74 @@ impl Resolved<'_> {
             });
         }
         self.check_app_health(&config)?;
+        self.proxy_rules(&mut config)?;
         Ok(config)
+    }
+
+    /// The proxy needs its upstream and an address the other replicas reach it at (given, or
+    /// the pod IP with the listen port); its other settings mean nothing without it, so giving
+    /// them alone is refused rather than ignored (a default written back by `--print-config` is
+    /// accepted).
+    fn proxy_rules(&self, config: &mut Config) -> Result<(), Error> {
+        let listen = setting::proxy_listen.meta.name;
+        let Some(listen_address) = config.proxy_listen else {
+            let host = self.host;
+            let given = [
+                (setting::proxy_upstream.meta.name, config.proxy_upstream.is_some()),
+                (
+                    setting::advertise_address.meta.name,
+                    config.advertise_address.is_some(),
+                ),
+                (
+                    setting::proxy_queue_timeout.meta.name,
+                    (setting::proxy_queue_timeout.default)(host) != Some(config.proxy_queue_timeout),
+                ),
+                (
+                    setting::proxy_queue_limit.meta.name,
+                    (setting::proxy_queue_limit.default)(host) != Some(config.proxy_queue_limit),
+                ),
+            ];
+            if let Some((name, _)) = given.into_iter().find(|(_, set)| *set) {
+                return Err(Error::Conflict {
+                    first: name,
+                    first_origin: self.origin(name),
+                    second: listen,
+                    second_origin: self.origin(listen),
+                    fix: format!(
+                        "{name} configures the leader-forwarding proxy, which is off without \
+                         --proxy-listen: pass --proxy-listen ADDR or remove {name}"
+                    ),
+                });
+            }
+            return Ok(());
+        };
+        if config.proxy_upstream.is_none() {
+            let meta = setting::proxy_upstream.meta;
+            return Err(Error::Missing {
+                field: meta.name,
+                fix: format!(
+                    "proxy-listen {listen_address} (from {}) passes requests to the local application: \
+                     pass --proxy-upstream ADDR (e.g. 127.0.0.1:8081) or set {}",
+                    self.origin(listen),
+                    meta.env()
+                ),
+            });
+        }
+        if config.advertise_address.is_none() {
+            let Some(ip) = config.pod_ip else {
+                return Err(Error::Missing {
+                    field: setting::advertise_address.meta.name,
+                    fix: format!(
+                        "proxy-listen {listen_address} (from {}) needs an address the other replicas \
+                         reach this proxy at: set POD_IP from the downward API (fieldRef status.podIP) \
+                         to use it with the proxy's port, or pass --advertise-address HOST:PORT",
+                        self.origin(listen)
+                    ),
+                });
+            };
+            config.advertise_address = Some(std::net::SocketAddr::new(ip, listen_address.port()).to_string());
+        }
+        Ok(())
     }
 
     /// The application health check's settings hold together: the timeout fits in the period
