@@ -15,6 +15,7 @@ k8s/endpointslice/, k8s/proxy/) and checks:
 Schema validation of the core kinds is done separately with `kubernetes-validate --strict`.
 """
 import argparse
+import copy
 import json
 import math
 import re
@@ -273,9 +274,24 @@ def check_endpointslice_workload(docs, dep, el, w, where):
             fail(f"{w}: --endpoint-slice-ports port {number} is no container port of the app ({sorted(app_ports)})")
 
 
+def expect_caught(docs, variant, mutations):
+    """Each mutation of a variant's rendered manifests must fail check_workload (so the checks can
+    fail): a negative control per rule."""
+    global failures
+    for name, mutate in mutations.items():
+        mutant = copy.deepcopy(docs)
+        mutate(mutant)
+        saved, failures = failures, []
+        check_workload(mutant, "mutant", variant)
+        caught, failures = bool(failures), saved
+        if not caught:
+            fail(f"k8s/{variant}: the checks miss a mutation: {name}")
+    print(f"  k8s/{variant}: the checks catch each of {len(mutations)} mutations "
+          f"({', '.join(mutations)})")
+
+
 def endpointslice_mutations(docs):
     """Negative controls: each mutation of the EndpointSlice render must fail the checks."""
-    import copy
 
     def elector(d):
         return next(c for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "elector")
@@ -300,17 +316,7 @@ def endpointslice_mutations(docs):
             env=[e for e in elector(deployment(m))["env"] if e["name"] != "POD_IP"]),
         "get/update on every slice": lambda m: role_rule(m).pop("resourceNames"),
     }
-    global failures
-    for name, mutate in mutations.items():
-        mutant = copy.deepcopy(docs)
-        mutate(mutant)
-        saved, failures = failures, []
-        check_workload(mutant, "mutant", "endpointslice")
-        caught, failures = bool(failures), saved
-        if not caught:
-            fail(f"k8s/endpointslice: the checks miss a mutation: {name}")
-    print(f"  k8s/endpointslice: the checks catch each of {len(mutations)} mutations "
-          f"({', '.join(mutations)})")
+    expect_caught(docs, "endpointslice", mutations)
 
 
 def host_port(addr):
@@ -388,7 +394,6 @@ def proxy_rule_admits_replicas(rule, labels, port):
 
 def proxy_mutations(docs):
     """Negative controls: each mutation of the proxy render must fail the checks."""
-    import copy
 
     def deployment(m):
         return next(d for d in m if d["kind"] == "Deployment")
@@ -418,16 +423,7 @@ def proxy_mutations(docs):
         "proxy port closed to the replicas": lambda m: policy(m)["spec"].update(ingress=[
             r for r in policy(m)["spec"]["ingress"] if r.get("from") and "namespaceSelector" in r["from"][0]]),
     }
-    global failures
-    for name, mutate in mutations.items():
-        mutant = copy.deepcopy(docs)
-        mutate(mutant)
-        saved, failures = failures, []
-        check_workload(mutant, "mutant", "proxy")
-        caught, failures = bool(failures), saved
-        if not caught:
-            fail(f"k8s/proxy: the checks miss a mutation: {name}")
-    print(f"  k8s/proxy: the checks catch each of {len(mutations)} mutations ({', '.join(mutations)})")
+    expect_caught(docs, "proxy", mutations)
 
 
 # ----------------------------------------------------------------- rollout and PDB arithmetic
