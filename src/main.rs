@@ -258,7 +258,18 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
         None => (None, context),
     };
     let proxy_task = proxy.map(|proxy| {
-        http_runtime.spawn(proxy.serve(stopped(election_done_rx.clone()), config.shutdown_timeout))
+        // The proxy listens until the election is done (queued requests still find the
+        // successor), then drains until the shutdown timeout, counted from the stop.
+        let (stop, done, budget) = (stop_rx.clone(), election_done_rx.clone(), config.shutdown_timeout);
+        http_runtime.spawn(proxy.serve(async move {
+            tokio::select! {
+                () = stopped(stop) => {}
+                () = stopped(done.clone()) => {}
+            }
+            let deadline = tokio::time::Instant::now() + budget;
+            stopped(done).await;
+            deadline
+        }))
     });
     let http_task = http_runtime.spawn(server.serve(context, stopped(election_done_rx)));
     let leader_file_task = config.leader_file.clone().map(|path| {

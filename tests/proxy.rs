@@ -321,6 +321,16 @@ async fn bodies_stream_and_upgrades_tunnel_through_a_follower_and_http2_is_refus
     .await;
     assert!(via_b.token.is_some());
 
+    // A client that connects and says nothing holds up only its own connection: the next
+    // request, on a new connection (a fresh client), is answered long before the silent one's
+    // header read timeout (30 s).
+    let silent = tokio::net::TcpStream::connect(a.proxy).await.expect("connects");
+    let answer = tokio::time::timeout(WITHIN, echo::get(&echo::client(), a.proxy, "/"))
+        .await
+        .expect("answered while a silent connection is open");
+    assert_eq!((answer.status, answer.pod.as_str()), (Some(200), "a"));
+    drop(silent);
+
     // A body through the follower reaches the leader's application whole.
     let body: String = (0..64 * 1024u32).map(|i| format!("{:04}", i % 10_000)).collect();
     let answer = echo::send(&client, b.proxy, "POST", "/upload", body.clone().into()).await;

@@ -20,7 +20,8 @@
 //! - **In-flight requests drain.** Requests passed to this pod's application are counted until
 //!   their response body has been sent; [`Proxy::serving_locally`] lets the release wait for
 //!   them. At shutdown the listener stays open until the election has finished (queued
-//!   requests go to the new leader), then stops accepting and lets open requests finish.
+//!   requests go to the new leader), then stops accepting and lets open requests finish until
+//!   `--shutdown-timeout` after the stop: the drain adds nothing to the shutdown budget.
 //! - **HTTP/1.1** with keep-alive, bodies streamed both ways, connections to the application and
 //!   to other proxies pooled. **Upgrades** (`Connection: upgrade`, e.g. WebSocket) are passed to
 //!   the leader's application and, on its `101`, tunnelled both ways. **HTTP/2** is not served:
@@ -163,17 +164,18 @@ impl Proxy {
         self.busy.clone()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and lets open requests finish,
-    /// for at most `drain`.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>, drain: Duration) {
+    /// Serves until `shutdown` completes with a deadline, then stops accepting and lets open
+    /// requests finish until that deadline (the end of the shutdown budget, so the proxy's drain
+    /// does not add to `--shutdown-timeout`).
+    pub async fn serve(self, shutdown: impl Future<Output = Instant>) {
         tokio::pin!(shutdown);
         let (drain_tx, drain_rx) = watch::channel(false);
         let mut connections = tokio::task::JoinSet::new();
-        loop {
+        let deadline = loop {
             while connections.try_join_next().is_some() {}
             let (stream, peer) = tokio::select! {
                 biased;
-                () = &mut shutdown => break,
+                deadline = &mut shutdown => break deadline,
                 accepted = self.listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
@@ -185,22 +187,24 @@ impl Proxy {
                 },
             };
             let _ = stream.set_nodelay(true);
-            if speaks_http2(&stream).await {
-                tokio::spawn(refuse_http2(stream));
-                continue;
-            }
             let shared = self.shared.clone();
-            let service = hyper::service::service_fn(move |request| {
-                let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(shared.handle(request).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
             let mut draining = drain_rx.clone();
             connections.spawn(async move {
+                // Looked at on the connection's own task: a client that connects and says nothing
+                // holds up only itself, not the accept loop.
+                if speaks_http2(&stream).await {
+                    refuse_http2(stream).await;
+                    return;
+                }
+                let service = hyper::service::service_fn(move |request| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, std::convert::Infallible>(shared.handle(request).await) }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades();
                 tokio::pin!(connection);
                 let ended = tokio::select! {
                     ended = connection.as_mut() => ended,
@@ -214,15 +218,12 @@ impl Proxy {
                     tracing::debug!(%peer, %error, "proxy: connection ended with an error");
                 }
             });
-        }
+        };
         drop(self.listener);
         drain_tx.send_replace(true);
         let drained = async { while connections.join_next().await.is_some() {} };
-        if tokio::time::timeout(drain, drained).await.is_err() {
-            tracing::warn!(
-                drain_ms = drain.as_millis(),
-                "proxy: open requests did not finish in time"
-            );
+        if tokio::time::timeout_at(deadline, drained).await.is_err() {
+            tracing::warn!("proxy: open requests did not finish within the shutdown timeout");
         }
     }
 }
