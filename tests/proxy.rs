@@ -401,3 +401,27 @@ async fn bodies_stream_and_upgrades_tunnel_through_a_follower_and_http2_is_refus
         assert_eq!(status, 200, "{}: {text}", replica.elector.id);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_replica_exits_well_before_a_long_shutdown_timeout_with_a_silent_connection_open() {
+    // Neither a connection that sends nothing (an HTTP client pool's spare, say) nor the wait
+    // for a successor that never comes (no other replica) may keep the process alive to the end
+    // of a long shutdown budget.
+    let sim = sim(&["a"]).await;
+    let mut a = replica(&sim, "a", &["--shutdown-timeout", "60s"]).await;
+    wait_served(&echo::client(), &a).await;
+    let _silent = tokio::net::TcpStream::connect(a.proxy).await.expect("connects");
+    // Connections are accepted in order: once a later one is answered, the silent one is open
+    // at the proxy.
+    let answer = echo::get(&echo::client(), a.proxy, "/").await;
+    assert_eq!(answer.status, Some(200), "{}", answer.text);
+    let status = a
+        .elector
+        .stop(Duration::from_secs(30))
+        .await
+        .expect("the elector stops");
+    assert!(
+        status.success(),
+        "exits 0 well before its 60 s shutdown timeout (killed after 30 s): {status:?}"
+    );
+}

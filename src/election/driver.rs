@@ -614,8 +614,9 @@ impl<K: LockObject> Driver<K> {
     /// with no past, see [`leads_from`]) is not released either.
     ///
     /// With an advertised address (the sidecar's proxy), a leader that released keeps following
-    /// the lock (the watch, `follow`) until it names a successor, within the shutdown timeout, and
-    /// publishes it: requests still waiting at this process's proxy go to the new leader.
+    /// the lock (the watch, `follow`) until it names a successor, for at most two retry periods and
+    /// within the shutdown timeout, and publishes it: requests still waiting at this process's
+    /// proxy go to the new leader.
     async fn shut_down(mut self, follow: Option<(JoinHandle<()>, mpsc::Receiver<WatchNews<K>>)>) {
         let stepped_down = Instant::now();
         let deadline = later(stepped_down, self.settings.shutdown_timeout);
@@ -646,7 +647,10 @@ impl<K: LockObject> Driver<K> {
                 return;
             }
             if let (Some((_, news)), Some(_)) = (follow.as_mut(), &self.settings.advertise_address) {
-                let _ = tokio::time::timeout_at(deadline, self.follow_successor(news)).await;
+                // Followers take a released lock at once (watching) or within a retry period
+                // (polling); with none left (the last replica) this wait is what exit costs.
+                let until = deadline.min(later(Instant::now(), 2 * self.settings.timing.retry_period));
+                let _ = tokio::time::timeout_at(until, self.follow_successor(news)).await;
             }
         }
         if let Some((watcher, _)) = follow {

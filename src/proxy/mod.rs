@@ -191,8 +191,13 @@ impl Proxy {
             let mut draining = drain_rx.clone();
             connections.spawn(async move {
                 // Looked at on the connection's own task: a client that connects and says nothing
-                // holds up only itself, not the accept loop.
-                if speaks_http2(&stream).await {
+                // (a pool's spare connection, say) holds up only itself, not the accept loop, and
+                // not the drain either.
+                let http2 = tokio::select! {
+                    http2 = speaks_http2(&stream) => http2,
+                    _ = draining.wait_for(|draining| *draining) => return,
+                };
+                if http2 {
                     refuse_http2(stream).await;
                     return;
                 }
