@@ -449,19 +449,12 @@ impl Resolved<'_> {
                     (setting::proxy_queue_limit.default)(host) != Some(config.proxy_queue_limit),
                 ),
             ];
-            if let Some((name, _)) = given.into_iter().find(|(_, set)| *set) {
-                return Err(Error::Conflict {
-                    first: name,
-                    first_origin: self.origin(name),
-                    second: listen,
-                    second_origin: self.origin(listen),
-                    fix: format!(
-                        "{name} configures the leader-forwarding proxy, which is off without \
-                         --proxy-listen: pass --proxy-listen ADDR or remove {name}"
-                    ),
-                });
-            }
-            return Ok(());
+            return self.refuse_without(listen, given, |name| {
+                format!(
+                    "{name} configures the leader-forwarding proxy, which is off without \
+                     --proxy-listen: pass --proxy-listen ADDR or remove {name}"
+                )
+            });
         };
         if config.proxy_upstream.is_none() {
             let meta = setting::proxy_upstream.meta;
@@ -492,6 +485,26 @@ impl Resolved<'_> {
         Ok(())
     }
 
+    /// Settings that mean nothing while `enabler` is off are refused rather than ignored: the
+    /// first of `given` (name, set to other than its default) is the error, `fix` its advice.
+    fn refuse_without(
+        &self,
+        enabler: &'static str,
+        given: impl IntoIterator<Item = (&'static str, bool)>,
+        fix: impl FnOnce(&str) -> String,
+    ) -> Result<(), Error> {
+        match given.into_iter().find(|(_, set)| *set) {
+            Some((name, _)) => Err(Error::Conflict {
+                first: name,
+                first_origin: self.origin(name),
+                second: enabler,
+                second_origin: self.origin(enabler),
+                fix: fix(name),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The application health check's settings hold together: the timeout fits in the period
     /// (checks never overlap), and none is set to other than its default without `app-health`
     /// (it would be ignored; a default written back by `--print-config` is accepted).
@@ -513,19 +526,12 @@ impl Resolved<'_> {
                 != Some(config.app_health_success_threshold),
         ];
         if config.app_health.is_none() {
-            if let Some((name, _)) = tuning.into_iter().zip(changed).find(|(_, changed)| *changed) {
-                return Err(Error::Conflict {
-                    first: name,
-                    first_origin: self.origin(name),
-                    second: url,
-                    second_origin: self.origin(url),
-                    fix: format!(
-                        "{name} tunes the application health check, which is off without --app-health: \
-                         pass --app-health URL or remove {name}"
-                    ),
-                });
-            }
-            return Ok(());
+            return self.refuse_without(url, tuning.into_iter().zip(changed), |name| {
+                format!(
+                    "{name} tunes the application health check, which is off without --app-health: \
+                     pass --app-health URL or remove {name}"
+                )
+            });
         }
         if config.app_health_timeout > config.app_health_period {
             let (timeout, period) = (tuning[1], tuning[0]);
@@ -635,17 +641,9 @@ impl Resolved<'_> {
                         config.endpoint_slice_ports.is_some(),
                     ),
                 ];
-                if let Some((name, _)) = given.into_iter().find(|(_, set)| *set) {
-                    return Err(Error::Conflict {
-                        first: name,
-                        first_origin: self.origin(name),
-                        second: slice,
-                        second_origin: self.origin(slice),
-                        fix: format!(
-                            "{name} only shapes the EndpointSlice: pass --endpoint-slice NAME too, or remove {name}"
-                        ),
-                    });
-                }
+                self.refuse_without(slice, given, |name| {
+                    format!("{name} only shapes the EndpointSlice: pass --endpoint-slice NAME too, or remove {name}")
+                })?;
             }
         }
         Ok(())

@@ -617,11 +617,10 @@ impl<K: LockObject> Driver<K> {
     /// the lock (the watch, `follow`) until it names a successor, for at most two retry periods and
     /// within the shutdown timeout, and publishes it: requests still waiting at this process's
     /// proxy go to the new leader.
-    async fn shut_down(mut self, follow: Option<(JoinHandle<()>, mpsc::Receiver<WatchNews<K>>)>) {
+    async fn shut_down(mut self, mut follow: Option<(JoinHandle<()>, mpsc::Receiver<WatchNews<K>>)>) {
         let stepped_down = Instant::now();
         let deadline = later(stepped_down, self.settings.shutdown_timeout);
         let held = self.election.leading_claim().is_some();
-        let mut follow = follow;
         // A lock taken with no past, not yet led on (or such a take in flight), is not released:
         // others take a released lock at once, and the hazard its wait covers may still be
         // there. They take it over when its lease runs out.

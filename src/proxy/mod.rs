@@ -108,6 +108,8 @@ pub struct Proxy {
 
 struct Shared {
     settings: Settings,
+    /// `settings.upstream` as the request target, written once.
+    upstream: String,
     state: StateReceiver,
     client: forward::Upstream,
     metrics: ProxyMetrics,
@@ -141,6 +143,7 @@ pub async fn bind(
         local_addr,
         busy,
         shared: Arc::new(Shared {
+            upstream: settings.upstream.to_string(),
             settings,
             state,
             client: forward::upstream(),
@@ -297,10 +300,6 @@ impl Shared {
     ) -> Result<Route, Unplaced> {
         let mut state = self.state.clone();
         let decide = |state: &LeaderState| route(state, Instant::now(), forwarded, refused_by);
-        let first = decide(&state.borrow_and_update());
-        if first != Route::Wait {
-            return Ok(first);
-        }
         let mut waiting = None;
         loop {
             {
@@ -383,9 +382,8 @@ impl Shared {
                     return self.reject(response);
                 }
             };
-            let upstream = self.settings.upstream.to_string();
             let (target, mark, outcome) = match &placed {
-                Route::Local { token } => (upstream.as_str(), Mark::Token(*token), Outcome::Local),
+                Route::Local { token } => (self.upstream.as_str(), Mark::Token(*token), Outcome::Local),
                 Route::Forward { to } => (
                     to.as_str(),
                     Mark::ForwardedBy(&self.settings.identity),
