@@ -21,11 +21,15 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(MAKE) lint-library
 
-## The library crate on its own: without the sidecar feature, and its docs (every public item
-## documented, no broken links).
+## The library crate on its own, in each feature combination a user can pick (the lib target only:
+## tests and examples pull in the harness, which enables the default features), and its docs
+## (every public item documented, no broken links) without and with every feature.
 lint-library:
-	$(CARGO) clippy -p kube-elector --no-default-features --lib --examples -- -D warnings
-	RUSTDOCFLAGS="-D warnings -D missing_docs" $(CARGO) doc --no-deps -p kube-elector
+	$(CARGO) clippy -p kube-elector --lib --no-default-features -- -D warnings
+	$(CARGO) clippy -p kube-elector --lib --no-default-features --features metrics -- -D warnings
+	$(CARGO) clippy -p kube-elector --lib --no-default-features --features events -- -D warnings
+	RUSTDOCFLAGS="-D warnings -D missing_docs" $(CARGO) doc --no-deps -p kube-elector --no-default-features
+	RUSTDOCFLAGS="-D warnings -D missing_docs" $(CARGO) doc --no-deps -p kube-elector --all-features
 
 unit:
 	$(CARGO) test --workspace

@@ -5,7 +5,8 @@
 #   scripts/check-ship.sh            static checks, then the live proofs (builds the binaries)
 #   scripts/check-ship.sh --static   static checks only (no Rust build, no processes)
 #
-# Static: hadolint; kustomize renders of k8s/, k8s/pod-label/, k8s/monitoring/, k8s/endpointslice/;
+# Static: hadolint; kustomize renders of k8s/, k8s/pod-label/, k8s/monitoring/, k8s/exec/,
+#   k8s/endpointslice/, k8s/proxy/;
 #   kubernetes-validate --strict (oldest supported and newest Kubernetes); README invariants and
 #   a rollout/PDB model (scripts/ship/validate_manifests.py); two copies built with
 #   k8s/components/election elect through distinct Leases (check_copies.py); the service-account token only in the
@@ -71,23 +72,25 @@ kubectl kustomize k8s/pod-label/ > "$WORK/pod-label.yaml"
 kubectl kustomize k8s/monitoring/ > "$WORK/monitoring.yaml"
 kubectl kustomize k8s/exec/ > "$WORK/exec.yaml"
 kubectl kustomize k8s/endpointslice/ > "$WORK/endpointslice.yaml"
-for f in base pod-label monitoring exec endpointslice; do
+kubectl kustomize k8s/proxy/ > "$WORK/proxy.yaml"
+for f in base pod-label monitoring exec endpointslice proxy; do
   echo "  $f: $(grep -c '^kind:' "$WORK/$f.yaml") objects"
 done
 
 step "k8s: kubernetes-validate --strict (core kinds)"
 for v in 1.30.0 ""; do
   kubernetes-validate --strict --quiet ${v:+-k "$v"} "$WORK/base.yaml" "$WORK/pod-label.yaml" \
-    "$WORK/exec.yaml" "$WORK/endpointslice.yaml"
-  echo "  base, pod-label, exec and endpointslice: valid against Kubernetes ${v:-latest known to kubernetes-validate}"
+    "$WORK/exec.yaml" "$WORK/endpointslice.yaml" "$WORK/proxy.yaml"
+  echo "  base, pod-label, exec, endpointslice and proxy: valid against Kubernetes ${v:-latest known to kubernetes-validate}"
 done
 
 step "k8s: invariants, rollout and PDB model"
 python3 scripts/ship/validate_manifests.py "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/monitoring.yaml" \
-  --operator-out "$WORK/operator.json" --endpointslice "$WORK/endpointslice.yaml"
+  --operator-out "$WORK/operator.json" --endpointslice "$WORK/endpointslice.yaml" --proxy "$WORK/proxy.yaml"
 
 step "k8s: API credentials only in the elector container"
-python3 scripts/ship/credentials_check.py "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/endpointslice.yaml"
+python3 scripts/ship/credentials_check.py "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/endpointslice.yaml" \
+  "$WORK/proxy.yaml"
 
 step "k8s: three copies in one namespace through k8s/components/election* (distinct Leases, slices)"
 kubectl kustomize k8s/examples/two-copies/alpha/ > "$WORK/copy-alpha.yaml"
@@ -102,7 +105,7 @@ python3 scripts/ship/admission_policy_test.py "$WORK/pod-label.yaml"
 step "security scan: checkov on every rendered kustomization and on the Dockerfile"
 mkdir -p "$WORK/checkov"
 cp "$WORK/base.yaml" "$WORK/pod-label.yaml" "$WORK/monitoring.yaml" "$WORK/exec.yaml" "$WORK/endpointslice.yaml" \
-  "$WORK/checkov/"
+  "$WORK/proxy.yaml" "$WORK/checkov/"
 python3 scripts/ship/checkov_scan.py --checkov "$CHECKOV" --rendered "$WORK/checkov" --dockerfile Dockerfile
 
 step "alert rules: generated file up to date, promtool check"

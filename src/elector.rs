@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use crate::election::events::Recorder;
 use crate::election::{self, Candidacy, LockType, ReleaseGate, Settings, Target, Timing, TimingError};
 use crate::metrics::ElectionMetrics;
 use crate::status::{self, StateReceiver, StateSender};
@@ -103,6 +104,7 @@ pub struct ElectorBuilder {
     identity: String,
     timing: (Duration, Duration, Duration),
     pod_uid: Option<String>,
+    advertise_address: Option<String>,
     follow: FollowMode,
     release_on_shutdown: bool,
     shutdown_timeout: Duration,
@@ -110,6 +112,7 @@ pub struct ElectorBuilder {
     release_gate: ReleaseGate,
     candidacy: Candidacy,
     step_down_gate: ReleaseGate,
+    #[cfg(feature = "events")]
     events: bool,
     metrics: Option<ElectionMetrics>,
     state: (StateSender, StateReceiver),
@@ -142,6 +145,17 @@ impl ElectorBuilder {
     /// before it (default none: the identity and the start time are used).
     pub fn pod_uid(mut self, uid: impl Into<String>) -> Self {
         self.pod_uid = Some(uid.into());
+        self
+    }
+
+    /// An address (`HOST:PORT`) at which the other replicas reach this process, published in
+    /// the lock with every claim (the `kube-elector.io/leader-address` annotation, written in
+    /// the same conditional write) and seen by every candidate as
+    /// [`LeaderState::leader_address`](crate::LeaderState::leader_address). The sidecar's
+    /// leader-forwarding proxy sends followers' requests there. Default none: nothing is
+    /// published.
+    pub fn advertise_address(mut self, address: impl Into<String>) -> Self {
+        self.advertise_address = Some(address.into());
         self
     }
 
@@ -192,12 +206,16 @@ impl ElectorBuilder {
 
     /// Records "became leader" / "stopped leading" Kubernetes Events in the lock's namespace
     /// (default false; needs `create` on `events`).
+    #[cfg(feature = "events")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "events")))]
     pub fn events(mut self, record: bool) -> Self {
         self.events = record;
         self
     }
 
     /// Counts into these metric handles (default: handles registered nowhere).
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     pub fn metrics(mut self, metrics: ElectionMetrics) -> Self {
         self.metrics = Some(metrics);
         self
@@ -223,6 +241,8 @@ impl ElectorBuilder {
     /// assert!(text.contains(r#"leader_election_master_status{election="app",namespace="default",name="app"} 0"#), "{text}");
     /// # }
     /// ```
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     pub fn register_metrics(self, registry: &mut prometheus_client::registry::Registry) -> Self {
         let metrics = ElectionMetrics::register(registry, &self.lock.name, &self.lock.namespace);
         self.metrics(metrics)
@@ -273,6 +293,19 @@ impl ElectorBuilder {
         }
         let (lease, renew, retry) = self.timing;
         let timing = Timing::new(lease, renew, retry)?;
+        let metrics = self.metrics.unwrap_or_default();
+        #[cfg(feature = "events")]
+        let recorder = self.events.then(|| {
+            Recorder::new(
+                self.client.clone(),
+                &self.lock.namespace,
+                &self.identity,
+                metrics.clone(),
+                timing.renew_deadline,
+            )
+        });
+        #[cfg(not(feature = "events"))]
+        let recorder: Option<Recorder> = None;
         let target = Target {
             lock_type: self.lock.kind,
             namespace: self.lock.namespace,
@@ -281,6 +314,7 @@ impl ElectorBuilder {
         let settings = Settings {
             identity: self.identity,
             pod_uid: self.pod_uid,
+            advertise_address: self.advertise_address,
             timing,
             follow: self.follow,
             release_on_shutdown: self.release_on_shutdown,
@@ -294,8 +328,8 @@ impl ElectorBuilder {
             client: self.client,
             target,
             settings,
-            events: self.events,
-            metrics: self.metrics.unwrap_or_default(),
+            recorder,
+            metrics,
             state: self.state.0,
         })
     }
@@ -307,7 +341,7 @@ pub struct Elector {
     client: kube::Client,
     target: Target,
     settings: Settings,
-    events: bool,
+    recorder: Option<Recorder>,
     metrics: ElectionMetrics,
     state: StateSender,
 }
@@ -317,7 +351,7 @@ impl std::fmt::Debug for Elector {
         f.debug_struct("Elector")
             .field("target", &self.target)
             .field("settings", &self.settings)
-            .field("events", &self.events)
+            .field("events", &self.recorder.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -337,6 +371,7 @@ impl Elector {
                 Timing::DEFAULT.retry_period,
             ),
             pod_uid: None,
+            advertise_address: None,
             follow: FollowMode::Watch,
             release_on_shutdown: true,
             shutdown_timeout: Duration::from_secs(10),
@@ -344,6 +379,7 @@ impl Elector {
             release_gate: ReleaseGate::default(),
             candidacy: Candidacy::always(),
             step_down_gate: ReleaseGate::default(),
+            #[cfg(feature = "events")]
             events: false,
             metrics: None,
             state,
@@ -375,7 +411,7 @@ impl Elector {
             self.client,
             &self.target,
             self.settings,
-            self.events,
+            self.recorder,
             self.state,
             self.metrics,
             shutdown,

@@ -3,14 +3,13 @@
 //! pod's readiness stays its application's own.
 //!
 //! Follows the published state only, like the pod label. While this process leads
-//! ([`LeaderState::is_leader_at`](crate::status::LeaderState::is_leader_at)) it writes the
-//! slice with its own address and the configured ports: created when absent, otherwise
-//! replaced conditionally on the resourceVersion it just read (a 409 means someone wrote in
-//! between: read again and retry). It never writes while its claim is not valid, and no call
-//! outlives the claim. When leadership ends (step-down, lapse of
-//! the claim, shutdown) it empties the slice, but only if the slice still names this pod's
-//! address: a successor that already wrote its own address is left alone. The successor
-//! overwrites whatever is there, so a leader that could not empty the slice (partitioned,
+//! ([`LeaderState::is_leader_at`](crate::LeaderState::is_leader_at)) it writes the slice with its
+//! own address and the configured ports: created when absent, otherwise replaced conditionally on
+//! the resourceVersion it just read (a 409 means someone wrote in between: read again and retry).
+//! It never writes while its claim is not valid, and no call outlives the claim. When leadership
+//! ends (step-down, lapse of the claim, shutdown) it empties the slice, but only if the slice still
+//! names this pod's address: a successor that already wrote its own address is left alone. The
+//! successor overwrites whatever is there, so a leader that could not empty the slice (partitioned,
 //! killed) is replaced by the next leader's first write. A failed write is retried every retry
 //! period.
 //!

@@ -13,6 +13,10 @@
 //!   `leader` label ([`crate::pod_label::LabelStatus`]) but this process's claim is not valid (a
 //!   partitioned ex-leader that cannot reset its label), or while `/livez` fails; 200 otherwise.
 //!   Without `--pod-label` it answers as `/livez`.
+//! - `/readyz/proxy`: readiness for the proxy variant (`--proxy-listen`): 200 while this
+//!   replica's proxy is listening and can place requests (`/livez` passes and, with
+//!   `--app-health`, the application is healthy), whoever leads; 503 with the reason otherwise,
+//!   also when the proxy is off.
 //! - `/`, `/status`: JSON built from the state by [`StatusBody`]: vapor-ware k8s-elector's fields
 //!   (`is_leader`, `leader`, `node`, `timestamp`), the contrib leader-elector's `name`, and more.
 //! - `/metrics`: OpenMetrics text; state-derived families are brought up to date first.
@@ -109,6 +113,8 @@ pub struct Context {
     /// Exec mode's command, for the `child` object of the status JSON.
     child: Option<crate::exec::StatusReceiver>,
     endpoint_slice: Option<crate::endpoint_slice::StatusReceiver>,
+    /// The leader-forwarding proxy is listening.
+    proxy: bool,
 }
 
 impl Context {
@@ -153,7 +159,14 @@ impl Context {
             app_health: None,
             child: None,
             endpoint_slice: None,
+            proxy: false,
         }
+    }
+
+    /// The leader-forwarding proxy is listening: `/readyz/proxy` may answer 200.
+    pub fn with_proxy(mut self) -> Self {
+        self.proxy = true;
+        self
     }
 
     /// Adds exec mode's `child` object (state, pid, started, restarts, last exit) to `/status`.
@@ -197,6 +210,7 @@ impl Context {
             "/readyz" => Self::readyz,
             "/livez" | "/healthz" => Self::livez,
             "/readyz/pod-label" => Self::pod_label_readyz,
+            "/readyz/proxy" => Self::proxy_readyz,
             "/" | "/status" => Self::status,
             "/metrics" => Self::metrics,
             _ => {
@@ -282,6 +296,35 @@ impl Context {
         plain(
             StatusCode::OK,
             format!("ok: last progress {} ms ago\n", idle.as_millis()),
+        )
+    }
+
+    fn proxy_readyz(&self, state: &LeaderState, now: Instant) -> Response<Full<Bytes>> {
+        if !self.proxy {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the proxy is off (no --proxy-listen)\n".to_owned(),
+            );
+        }
+        let live = self.livez(state, now);
+        if live.status() != StatusCode::OK {
+            return live;
+        }
+        if let Some(health) = &self.app_health {
+            let health = health.borrow();
+            if health.state != crate::app_health::AppState::Healthy {
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: the application is {}\n", health.state.as_str()),
+                );
+            }
+        }
+        plain(
+            StatusCode::OK,
+            match &state.leader {
+                Some(leader) => format!("ready: proxying to the leader, {leader}\n"),
+                None => "ready: proxying; requests wait for a leader\n".to_owned(),
+            },
         )
     }
 
@@ -1146,6 +1189,54 @@ mod tests {
         assert_eq!(
             ask(now + BOUND + Duration::from_secs(1)),
             StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn proxy_readiness_is_every_healthy_replica_whoever_leads() {
+        let now = Instant::now();
+        let off = fixture();
+        follow(&off.tx, now, "pod-b");
+        let answer = off.context.respond(&Method::GET, "/readyz/proxy", now);
+        assert_eq!(
+            answer.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the proxy is off"
+        );
+
+        let (health_tx, health_rx) = watch::channel(crate::app_health::Health::new(1, 1));
+        let f = fixture();
+        let context = f.context.with_proxy().with_app_health(health_rx);
+        let ask = |now| context.respond(&Method::GET, "/readyz/proxy", now).status();
+        follow(&f.tx, now, "pod-b");
+        assert_eq!(
+            ask(now),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the application has not passed a check"
+        );
+        health_tx.send_modify(|health| health.record(Ok(())));
+        assert_eq!(
+            ask(now),
+            StatusCode::OK,
+            "a follower with a healthy application is ready"
+        );
+        lead(&f.tx, now, Duration::from_secs(2));
+        assert_eq!(
+            ask(now + Duration::from_secs(3)),
+            StatusCode::OK,
+            "a lapsed claim does not matter"
+        );
+        health_tx.send_modify(|health| health.record(Err("down".into())));
+        assert_eq!(
+            ask(now),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "an unhealthy application is not"
+        );
+        health_tx.send_modify(|health| health.record(Ok(())));
+        assert_eq!(
+            ask(now + BOUND + Duration::from_secs(1)),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not live, not ready"
         );
     }
 

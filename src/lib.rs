@@ -69,12 +69,26 @@
 //! - All candidates must use the same lock with these rules (a client-go elector on the same
 //!   Lease interoperates).
 //!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `metrics` | via `sidecar` | the election's Prometheus families (client-go's `leader_election_*` and `elector_*`), registered in the caller's `prometheus_client::Registry` by `ElectorBuilder::register_metrics`; the `metrics` module. Without it nothing is counted and `prometheus-client` is not built. |
+//! | `events` | via `sidecar` | "became leader" / "stopped leading" Kubernetes Events on the lock object (`ElectorBuilder::events`). |
+//! | `sidecar` | yes | the sidecar binary and its building blocks (HTTP surface, CLI and configuration, leader file, pod label, exec mode, EndpointSlice); enables `metrics` and `events`. |
+//!
+//! A program embedding the election takes `default-features = false` and adds what it uses:
+//!
+//! ```toml
+//! kube-elector = { version = "0.1", default-features = false, features = ["metrics", "events"] }
+//! ```
+//!
 //! # Public surface and stability
 //!
 //! The library's surface is [`Elector`], [`ElectorBuilder`], [`ElectorHandle`], [`Lock`],
 //! [`LeaderState`], [`Timing`], [`Candidacy`], [`ReleaseGate`], [`FollowMode`], [`LockType`],
-//! the errors and the [`metrics::ElectionMetrics`] handles (see
-//! [`ElectorBuilder::register_metrics`]), re-exported at the crate root.
+//! the errors, the `status` module's channel types, and with the `metrics` feature the `metrics`
+//! module's `ElectionMetrics` handles; the items at the crate root are re-exported there.
 //! The modules behind the `sidecar` feature are the sidecar binary's building blocks (the HTTP
 //! surface, leader file, pod label, exec mode, EndpointSlice, configuration): public for the
 //! binary, the test harness and the end-to-end tests, with **no stability promise**.
@@ -82,6 +96,7 @@
 // (`CommandExt::pre_exec`, an unsafe API), allowed in that one place (`exec::process::spawn`).
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "sidecar")]
 pub mod app_health;
@@ -90,23 +105,35 @@ pub mod clock;
 pub mod config;
 pub mod election;
 pub mod elector;
+// Unused parts (a verb only the sidecar sends, the label strings) without the `metrics` feature.
 #[cfg(feature = "sidecar")]
 pub mod endpoint_slice;
 #[cfg(feature = "sidecar")]
 pub mod exec;
 #[cfg(feature = "sidecar")]
 pub mod http;
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+mod labels;
 #[cfg(feature = "sidecar")]
 pub mod leader_file;
 #[cfg(feature = "sidecar")]
 mod leadership_output;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
+// Without the feature the election counts into a handle that does nothing: one swap here, no
+// `cfg` in the election's logic.
+#[cfg(not(feature = "metrics"))]
+#[path = "metrics_disabled.rs"]
+mod metrics;
 #[cfg(feature = "sidecar")]
 pub mod pod_deletion_cost;
 #[cfg(feature = "sidecar")]
 pub mod pod_label;
 #[cfg(feature = "sidecar")]
 pub mod process_metrics;
+#[cfg(feature = "sidecar")]
+pub mod proxy;
 pub mod status;
 
 pub use election::{

@@ -10,7 +10,10 @@
 //! the leader file is removed, the pod label reset and the EndpointSlice emptied (if it names this
 //! pod), and only when all are done and
 //! `--release-delay` has passed since the step-down is the release written; all within
-//! `--shutdown-timeout`.
+//! `--shutdown-timeout`. With the proxy, the release also waits (at most half the shutdown
+//! timeout) until the requests passed to this pod's application have finished; the proxy keeps
+//! listening until the election has finished (requests arriving meanwhile wait for the new
+//! leader), then lets open requests finish within the shutdown timeout.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -21,7 +24,7 @@ use kube_elector::config::{Config, LogFormat};
 use kube_elector::metrics::{AppHealthMetrics, ElectionMetrics};
 use kube_elector::{Candidacy, Elector, Lock, ReleaseGate};
 use kube_elector::{
-    app_health, endpoint_slice, exec, http, leader_file, pod_deletion_cost, pod_label, process_metrics,
+    app_health, endpoint_slice, exec, http, leader_file, pod_deletion_cost, pod_label, process_metrics, proxy,
 };
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -87,7 +90,8 @@ fn init_tracing(config: &Config) {
 
 fn run(config: Config) -> Result<Option<u8>, Failure> {
     let http_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        // The proxy's traffic gets a second thread, so a probe is not queued behind it.
+        .worker_threads(if config.proxy_listen.is_some() { 2 } else { 1 })
         .thread_name("http")
         .enable_all()
         .build()
@@ -119,6 +123,10 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
         .is_some()
         .then(|| AppHealthMetrics::register(&mut registry, &config.election, &config.namespace));
     let exec_parts = exec_parts(&config, &mut registry);
+    let proxy_metrics = config
+        .proxy_listen
+        .is_some()
+        .then(|| proxy::ProxyMetrics::register(&mut registry, &config.election, &config.namespace));
     let slice_writer = endpoint_slice::SliceWriter::from_config(&config, &client, &metrics, &mut registry);
     let registry = Arc::new(registry);
 
@@ -148,6 +156,10 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
         Some(uid) => elector_builder.pod_uid(uid.clone()),
         None => elector_builder,
     };
+    let elector_builder = match (&config.proxy_listen, &config.advertise_address) {
+        (Some(_), Some(address)) => elector_builder.advertise_address(address.clone()),
+        _ => elector_builder,
+    };
     let state_rx = elector_builder.subscribe();
     let child = exec_parts.map(|(spec, metrics)| {
         let (status_tx, status_rx) = exec::status_channel();
@@ -161,6 +173,29 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
     // while the release waits.
     let (election_done_tx, election_done_rx) = watch::channel(false);
 
+    // The proxy is bound before the HTTP surface: once /readyz answers, the proxy listens.
+    let proxy = match (config.proxy_listen, config.proxy_upstream, proxy_metrics) {
+        (Some(listen), Some(upstream), Some(proxy_metrics)) => {
+            let settings = proxy::Settings {
+                identity: config.identity.clone(),
+                upstream,
+                queue_timeout: config.proxy_queue_timeout,
+                queue_limit: config.proxy_queue_limit,
+            };
+            let bound = http_runtime
+                .block_on(proxy::bind(listen, settings, state_rx.clone(), proxy_metrics))
+                .with_context(|| format!("binding the proxy listener on {listen} (--proxy-listen)"))
+                .map_err(Failure::Config)?;
+            tracing::info!(
+                proxy = %bound.local_addr(),
+                %upstream,
+                advertised = config.advertise_address.as_deref().unwrap_or_default(),
+                "proxying requests to the leader's application"
+            );
+            Some(bound)
+        }
+        _ => None,
+    };
     // The HTTP surface and the leader file live on the HTTP runtime.
     let server = http_runtime
         .block_on(http::bind(config.http))
@@ -202,6 +237,10 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
         let alive = http_runtime.block_on(async { exec::alive(child_status_rx.clone()) });
         step_down_gate = step_down_gate.and(ReleaseGate::while_false(alive));
     }
+    let serving_locally = proxy.as_ref().map(proxy::Proxy::serving_locally);
+    if let Some(busy) = &serving_locally {
+        step_down_gate = step_down_gate.and(ReleaseGate::while_false(busy.clone()));
+    }
     let mut context = http::Context::new(state_rx.clone(), registry, metrics.clone(), &config)
         .with_pod_label(label_status_rx);
     if let Some(health) = app_health_rx {
@@ -210,11 +249,28 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
     if let Some((_, child_status_rx)) = &child {
         context = context.with_child(child_status_rx.clone());
     }
+    if proxy.is_some() {
+        context = context.with_proxy();
+    }
     let request_stop = stop_tx.clone();
     let (slice_writer, context) = match slice_writer {
         Some((writer, status)) => (Some(writer), context.with_endpoint_slice(status)),
         None => (None, context),
     };
+    let proxy_task = proxy.map(|proxy| {
+        // The proxy listens until the election is done (queued requests still find the
+        // successor), then drains until the shutdown timeout, counted from the stop.
+        let (stop, done, budget) = (stop_rx.clone(), election_done_rx.clone(), config.shutdown_timeout);
+        http_runtime.spawn(proxy.serve(async move {
+            tokio::select! {
+                () = stopped(stop) => {}
+                () = stopped(done.clone()) => {}
+            }
+            let deadline = tokio::time::Instant::now() + budget;
+            stopped(done).await;
+            deadline
+        }))
+    });
     let http_task = http_runtime.spawn(server.serve(context, stopped(election_done_rx)));
     let leader_file_task = config.leader_file.clone().map(|path| {
         http_runtime.spawn(leader_file::run_reporting(
@@ -265,6 +321,7 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
         _ => None,
     };
     let retry = config.timing.retry_period;
+    let shutdown_timeout = config.shutdown_timeout;
     let exec_outcome = election_runtime.block_on(async {
         let labeller =
             pod_label.map(|label| tokio::spawn(label.run(state_rx.clone(), retry, stopped(stop_rx.clone()))));
@@ -282,6 +339,7 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
         // The release waits until the command has exited (exec mode), the leader file is gone,
         // the label says follower and the EndpointSlice no longer names this pod (or emptying it
         // failed or timed out): each task ends only after its last update at shutdown.
+        let stop_rx_outputs = stop_rx.clone();
         let outputs = async move {
             let mut exec_outcome = None;
             if let Some(supervisor) = supervisor {
@@ -298,6 +356,15 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
             }
             if let Some(labeller) = labeller {
                 let _ = labeller.await;
+            }
+            // Requests passed to the application finish before the release, within half the
+            // shutdown timeout (the other half is the release's).
+            if let Some(mut busy) = serving_locally {
+                stopped(stop_rx_outputs).await;
+                let drained = busy.wait_for(|busy| !*busy);
+                if tokio::time::timeout(shutdown_timeout / 2, drained).await.is_err() {
+                    tracing::warn!("releasing while requests passed to the application are still open");
+                }
             }
             gate_opener.open();
             exec_outcome
@@ -324,6 +391,9 @@ fn run(config: Config) -> Result<Option<u8>, Failure> {
     let _ = election_done_tx.send(true);
     http_runtime.block_on(async {
         signals.abort();
+        if let Some(task) = proxy_task {
+            let _ = task.await;
+        }
         match http_task.await {
             Ok(Ok(())) => Ok(exit_code),
             Ok(Err(error)) => Err(Failure::Runtime(

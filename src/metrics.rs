@@ -47,6 +47,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use tokio::time::Instant;
 
+pub use crate::labels::{RenewResult, Verb};
 use crate::status::LeaderState;
 
 /// Histogram buckets for API requests and renews: 1 ms … 10 s.
@@ -54,66 +55,9 @@ pub const DURATION_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0,
 ];
 
-/// The API verbs the elector uses, as a bounded label value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Verb {
-    /// A read of the lock object.
-    Get,
-    /// The creation of the lock object, or of a Kubernetes Event.
-    Create,
-    /// A conditional write of the leader record over the lock object.
-    Update,
-    /// A change of the leadership label on this pod.
-    Patch,
-    /// The opening of a watch on the lock object.
-    Watch,
-}
-
-impl Verb {
-    /// The label value: Kubernetes' lower-case verb names.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verb::Get => "get",
-            Verb::Create => "create",
-            Verb::Update => "update",
-            Verb::Patch => "patch",
-            Verb::Watch => "watch",
-        }
-    }
-}
-
-impl Verb {
-    /// The HTTP status of a successful call.
-    fn success_code(self) -> u16 {
-        match self {
-            Verb::Create => 201,
-            Verb::Get | Verb::Update | Verb::Patch | Verb::Watch => 200,
-        }
-    }
-}
-
 impl EncodeLabelValue for Verb {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         EncodeLabelValue::encode(&self.as_str(), encoder)
-    }
-}
-
-/// Outcome of one renew (or acquire) attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RenewResult {
-    /// The write went through while the claim was still valid.
-    Success,
-    /// The write failed, timed out or lost a race (409).
-    Failure,
-}
-
-impl RenewResult {
-    /// The label value of `result`: `success` or `failure`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RenewResult::Success => "success",
-            RenewResult::Failure => "failure",
-        }
     }
 }
 

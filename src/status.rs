@@ -31,6 +31,10 @@ pub struct LeaderState {
     /// The holder named by the most recently observed record; `None` when the lock is free
     /// (released, or not created yet) or has not been read.
     pub leader: Option<String>,
+    /// The address the leader named in [`Self::leader`] advertises for its leader-forwarding
+    /// proxy (the lock's `kube-elector.io/leader-address` annotation, written with its claim);
+    /// `None` when it advertises none.
+    pub leader_address: Option<String>,
     /// The lock's transition count with which this process holds it, while it claims leadership.
     pub fencing_token: Option<u64>,
     /// Wall-clock time at which this process last became leader, while it claims leadership.
@@ -71,6 +75,7 @@ impl LeaderState {
             identity: identity.into(),
             claims_leadership: false,
             leader: None,
+            leader_address: None,
             fencing_token: None,
             leader_since: None,
             valid_until: None,

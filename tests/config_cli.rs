@@ -384,6 +384,43 @@ fn each_layer_beats_the_one_below_for_every_field() {
             expected: owned(["false", "true", "false", "true"]),
             get: |c| c.pod_deletion_cost.to_string(),
         },
+        // The proxy's settings need the proxy (see `proxy_base` below), and the proxy its
+        // upstream; the advertise address defaults to the pod IP and the listen port.
+        Case {
+            key: "proxy-listen",
+            values: ["127.0.0.1:1001", "127.0.0.1:1002", ":1003"],
+            expected: owned(["<conflict>", "127.0.0.1:1001", "127.0.0.1:1002", "0.0.0.0:1003"]),
+            get: |c| c.proxy_listen.map_or("<none>".to_owned(), |a| a.to_string()),
+        },
+        Case {
+            key: "proxy-upstream",
+            values: ["127.0.0.1:2001", "127.0.0.1:2002", "[::1]:2003"],
+            expected: owned(["<missing>", "127.0.0.1:2001", "127.0.0.1:2002", "[::1]:2003"]),
+            get: |c| c.proxy_upstream.map_or("<none>".to_owned(), |a| a.to_string()),
+        },
+        Case {
+            key: "advertise-address",
+            values: ["10.0.0.1:8000", "pod-a.svc.cluster.local:8000", "[fd00::3]:8000"],
+            expected: owned([
+                "10.0.0.9:8000",
+                "10.0.0.1:8000",
+                "pod-a.svc.cluster.local:8000",
+                "[fd00::3]:8000",
+            ]),
+            get: |c| c.advertise_address.clone().unwrap_or_else(|| "<none>".to_owned()),
+        },
+        Case {
+            key: "proxy-queue-timeout",
+            values: ["1s", "250ms", "1m"],
+            expected: owned(["5000ms", "1000ms", "250ms", "60000ms"]),
+            get: |c| format!("{}ms", c.proxy_queue_timeout.as_millis()),
+        },
+        Case {
+            key: "proxy-queue-limit",
+            values: ["0", "10", "100000"],
+            expected: owned(["1024", "0", "10", "100000"]),
+            get: |c| c.proxy_queue_limit.to_string(),
+        },
     ];
     // Every field --print-config renders (each one a config-file key, a flag and a variable) has a
     // case; --ttl, which sets three of them, is tested on its own.
@@ -420,6 +457,17 @@ fn each_layer_beats_the_one_below_for_every_field() {
         ];
         if case.key.starts_with("endpoint-slice") {
             for (key, value) in slice_base.iter().filter(|(key, _)| *key != case.key) {
+                base.extend([format!("--{key}"), (*value).to_owned()]);
+            }
+        }
+        // The proxy's settings, given by flag (the pod IP supplies the advertise address).
+        let proxy_base = [
+            ("proxy-listen", "0.0.0.0:8000"),
+            ("proxy-upstream", "127.0.0.1:8081"),
+            ("pod-ip", "10.0.0.9"),
+        ];
+        if case.key.starts_with("proxy-") || case.key == "advertise-address" {
+            for (key, value) in proxy_base.iter().filter(|(key, _)| *key != case.key) {
                 base.extend([format!("--{key}"), (*value).to_owned()]);
             }
         }
@@ -1281,4 +1329,80 @@ fn the_application_health_check_is_validated_naming_the_field_and_the_fix() {
             "pass --app-health URL",
         ],
     );
+}
+
+#[test]
+fn the_proxy_refuses_what_it_cannot_run_with_naming_the_fix() {
+    refused(
+        &[
+            "--election",
+            "e",
+            "--proxy-listen",
+            ":8000",
+            "--proxy-upstream",
+            "127.0.0.1:8081",
+        ],
+        &[],
+        &[
+            "advertise-address is required",
+            "POD_IP",
+            "--advertise-address HOST:PORT",
+        ],
+    );
+    refused(
+        &[
+            "--election",
+            "e",
+            "--proxy-listen",
+            ":8000",
+            "--pod-ip",
+            "10.0.0.1",
+        ],
+        &[],
+        &["proxy-upstream is required", "--proxy-upstream ADDR"],
+    );
+    refused(
+        &["--election", "e"],
+        &[("ELECTOR_PROXY_QUEUE_LIMIT", "5")],
+        &[
+            "proxy-queue-limit",
+            "conflicts with proxy-listen",
+            "pass --proxy-listen ADDR or remove",
+        ],
+    );
+    for (flag, value, rule) in [
+        ("--proxy-upstream", "localhost:8081", "use IP:PORT"),
+        ("--advertise-address", "10.0.0.1", "is not HOST:PORT"),
+        ("--advertise-address", "Bad_Host:80", "is not HOST:PORT"),
+        ("--proxy-queue-timeout", "0s", "above 0"),
+        ("--proxy-queue-limit", "2000000", "from 0 to 1000000"),
+    ] {
+        refused(
+            &[
+                "--election",
+                "e",
+                "--proxy-listen",
+                ":8000",
+                "--pod-ip",
+                "10.0.0.1",
+                flag,
+                value,
+            ],
+            &[],
+            &[&flag[2..], value, rule],
+        );
+    }
+    let config = load(
+        &[
+            "--election",
+            "e",
+            "--proxy-listen",
+            ":8000",
+            "--proxy-upstream",
+            "127.0.0.1:8081",
+        ],
+        &[("POD_IP", "fd00::7")],
+    )
+    .unwrap();
+    assert_eq!(config.advertise_address.as_deref(), Some("[fd00::7]:8000"));
 }

@@ -37,6 +37,15 @@ async fn leads(elector: &Elector) -> Value {
     .await
 }
 
+/// The monotonic time of a log line.
+fn stamp(line: &Value) -> u64 {
+    line["monotonic_ns"]
+        .as_str()
+        .and_then(|n| n.parse().ok())
+        .or_else(|| line["monotonic_ns"].as_u64())
+        .unwrap_or_else(|| panic!("no monotonic_ns in {line}"))
+}
+
 /// The monotonic time of `elector`'s log line `message` (the last one).
 fn logged_at(elector: &Elector, message: &str) -> u64 {
     let lines = elector.log_messages(message);
@@ -47,11 +56,35 @@ fn logged_at(elector: &Elector, message: &str) -> u64 {
             elector.dump_logs()
         )
     });
-    line["monotonic_ns"]
-        .as_str()
-        .and_then(|n| n.parse().ok())
-        .or_else(|| line["monotonic_ns"].as_u64())
-        .unwrap_or_else(|| panic!("no monotonic_ns in {line}"))
+    stamp(line)
+}
+
+/// The monotonic time of `elector`'s first "became leader" line stamped after `after_ns` (on the
+/// simulator's clock, CLOCK_MONOTONIC like the elector's), waiting for it: `/status` can say
+/// "leader" before the harness has read the log line, and an elector that led before the fault
+/// has an earlier line that must not be taken for this one.
+async fn became_leader_after(elector: &Elector, after_ns: u64) -> u64 {
+    eventually(
+        WITHIN,
+        &format!("{}'s \"became leader\" line after the fault", elector.id),
+        || async {
+            elector
+                .log_messages("became leader")
+                .iter()
+                .map(stamp)
+                .find(|&at| at > after_ns)
+        },
+    )
+    .await
+}
+
+/// The simulator's monotonic time of its write `seq`.
+fn written_at(sim: &Sim, seq: u64) -> u64 {
+    sim.writes()
+        .into_iter()
+        .find(|w| w.seq == seq)
+        .map(|w| w.monotonic_ns)
+        .unwrap_or_else(|| panic!("write {seq} is in the write log"))
 }
 
 /// The last write to the lock by `client` before the write with sequence `before`.
@@ -119,7 +152,7 @@ async fn assert_safe_takeover(
         .find(|c| c.id == takeover.client)
         .unwrap_or_else(|| panic!("the takeover was written by {}", takeover.client));
     leads(new).await;
-    let began = logged_at(new, "became leader");
+    let began = became_leader_after(new, written_at(sim, fault_seq)).await;
     let last_renewal = last_write_by(sim, &old.id, fault_seq);
     assert!(
         began >= last_renewal.monotonic_ns + LEASE_NS,
@@ -195,7 +228,7 @@ async fn a_lease_deleted_after_its_holder_died_is_led_again_only_after_the_holde
     assert_eq!(created.verb, "create");
     assert_eq!(created.client, follower.id);
     leads(&follower).await;
-    let began = logged_at(&follower, "became leader");
+    let began = became_leader_after(&follower, deleted.monotonic_ns).await;
     let last_renewal = last_write_by(&sim, &leader.id, deleted.seq);
     assert!(
         began >= last_renewal.monotonic_ns + LEASE_NS,
@@ -475,7 +508,7 @@ async fn a_poller_that_missed_a_whole_leadership_does_not_lead_over_it_when_the_
     assert_eq!(takeover.verb, "create");
     let new = if takeover.client == "p" { &p } else { &x };
     leads(new).await;
-    let began = logged_at(new, "became leader");
+    let began = became_leader_after(new, deleted.monotonic_ns).await;
     let last_renewal = last_write_by(&sim, "x", deleted.seq);
     assert!(
         began >= last_renewal.monotonic_ns + LEASE_NS,

@@ -57,6 +57,11 @@ impl StandInApp {
         })
     }
 
+    /// Where it listens: what `--proxy-upstream` names.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The URL to give `--app-health`.
     pub fn url(&self) -> String {
         format!("http://{}/healthz", self.addr)

@@ -2,10 +2,12 @@
 //! suite, the benchmarks, the demo and the live proofs of `scripts/check-ship.sh`.
 //!
 //! - [`app`]: a stand-in application whose health endpoint a test flips (`--app-health`).
+//! - [`echo`]: the proxy's stand-in application (names its pod, echoes its token) and load client.
 //! - [`elector`]: the one launcher: one process, its logs, its HTTP surface, signals.
 //! - [`exec_child`]: exec mode's recording child and the no-overlap check of children.
 //! - [`events`]: the leadership transitions of a group of processes, on one channel.
 //! - [`fleet`]: the simulator as a child process, `/proc` samples, statistics.
+//! - [`proxy_bench`]: the leader-forwarding proxy's section of the benchmark.
 //! - [`flood`]: idle and slow-header connection floods against an elector's port.
 //! - [`timeline`]: leadership intervals on the shared monotonic clock, and the safety checks.
 //! - [`tools`]: external programs a test needs: run, or skip saying so (fail under CI).
@@ -15,11 +17,13 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod echo;
 pub mod elector;
 pub mod events;
 pub mod exec_child;
 pub mod fleet;
 pub mod flood;
+pub mod proxy_bench;
 pub mod timeline;
 pub mod tools;
 

@@ -90,6 +90,51 @@ def add_app_health_panels(add):
                            "{{election}} candidates standing", "B")], decimals=0))
 
 
+def add_proxy_panels(add):
+    """The leader-forwarding proxy (--proxy-listen), in a row of its own: what each pod's proxy did
+    with the requests it received, how many had to wait for a leader, and what the proxy adds to
+    a request's latency. The elector_proxy_* series exist only on electors run with --proxy-listen."""
+    add({"id": 40, "type": "row", "title": "Proxy (--proxy-listen)", "collapsed": False,
+         "gridPos": {"x": 0, "y": 78, "w": 24, "h": 1}, "panels": []})
+    add(timeseries(41, "Proxy requests",
+                   "Requests per second by what the proxies did with them: local (passed to the "
+                   "leader's own application), forwarded (a follower sent it on to the leader's proxy; "
+                   "it is then counted local there too), rejected (answered 503 with Retry-After: no "
+                   "leader within --proxy-queue-timeout, or the queue full); and queued, those that had "
+                   "to wait for a leader (during a handover) before one of the above.", (0, 79, 12, 8),
+                   [target(f"sum by (namespace, election, outcome) (rate(elector_proxy_requests_total{{{S}}}[{RI}]))",
+                           "{{outcome}}", "A"),
+                    target(f"sum by (namespace, election) (rate(elector_proxy_queued_total{{{S}}}[{RI}]))",
+                           "queued", "B")], unit="reqps"))
+    add(timeseries(42, "Proxy requests by pod",
+                   "Each pod's proxy by outcome: the pod the Service sent a request to, not the one "
+                   "whose application answered it. Local requests come from the leader only.",
+                   (12, 79, 12, 8),
+                   [target(f"sum by (pod, outcome) (rate(elector_proxy_requests_total{{{S}}}[{RI}]))",
+                           "{{pod}} {{outcome}}")], unit="reqps"))
+    q = ("histogram_quantile({p}, sum by (namespace, election, le) "
+         "(rate(elector_proxy_added_latency_seconds_bucket{{{S}}}[{RI}])))")
+    add(timeseries(43, "Proxy added latency",
+                   "What the proxy adds to a request, per hop: from its arrival at a proxy until the "
+                   "response head is passed back, minus the upstream's own time to the response head. "
+                   "A forwarded request is counted at both proxies; time spent queued for a leader is "
+                   "included.", (0, 87, 12, 8),
+                   [target(q.format(p=p, S=S, RI=RI), f"p{int(p * 100)}", ref)
+                    for p, ref in ((0.5, "A"), (0.99, "B"))], unit="s"))
+    all_q = f"sum by (namespace, election) (rate(elector_proxy_requests_total{{{S}}}[{RI}]))"
+    rej_q = (f'(sum by (namespace, election) (rate(elector_proxy_requests_total{{{S}, outcome="rejected"}}[{RI}]))'
+             f" or {all_q} * 0) / ({all_q} > 0)")
+    add(timeseries(44, "Proxy rejected share",
+                   "Share of the proxies' requests answered 503 (0 when none were; left out without "
+                   "traffic). KubeElectorProxyRejecting fires above 5% for 5m.", (12, 87, 6, 8),
+                   [target(rej_q, "{{election}}")], unit="percentunit"))
+    add(timeseries(45, "Proxy queue depth",
+                   "Requests waiting for a leader at each pod's proxy (at most --proxy-queue-limit). "
+                   "Non-zero only during handovers; a lasting queue means no reachable leader.",
+                   (18, 87, 6, 8),
+                   [target(f"max by (pod) (elector_proxy_queue_depth{{{S}}})", "{{pod}}")], decimals=0))
+
+
 def dashboard():
     panels = []
     add = panels.append
@@ -270,6 +315,7 @@ def dashboard():
                    unit="percentunit"))
 
     add_app_health_panels(add)
+    add_proxy_panels(add)
 
     def var(name, label, query):
         return {"name": name, "label": label, "type": "query", "datasource": DS,
@@ -283,7 +329,7 @@ def dashboard():
         "uid": "kube-elector",
         "title": "kube-elector",
         "description": "Leader election with kube-elector: who leads, handovers, renew latency and errors, "
-                       "fencing token, elector process resources.",
+                       "fencing token, elector process resources, the leader-forwarding proxy.",
         "tags": ["kube-elector", "kubernetes", "leader-election"],
         "schemaVersion": 42,
         "version": 1,

@@ -17,7 +17,11 @@ prometheus: kube-sim over plain HTTP, three electors with short timings, Prometh
             for static targets carrying the same __meta labels, plus decoys it must drop; and a
             fixture target with kube-state-metrics- and cAdvisor-shaped series), a
             graceful (SIGTERM) and a crash (SIGKILL) failover, then every dashboard query and every
-            alert expression through Prometheus's HTTP API with per-panel expectations.
+            alert expression through Prometheus's HTTP API with per-panel expectations. Each
+            elector runs its proxy (--proxy-listen) in front of a stand-in application, and a
+            client sends requests through the proxies the whole time (ProxyLoad): none may fail
+            across the graceful handover; during the crash, a burst at one follower past
+            --proxy-queue-limit must be answered 503 with Retry-After.
 Everything waits by polling with generous deadlines; nothing sleeps in place of an event.
 Logs: <workdir>/fleet.log (the fleet and the simulator), <workdir>/<id>.log (each elector).
 Figures measured are printed as `figure: name = value` lines.
@@ -128,7 +132,7 @@ class Fleet:
     `kill ID` and `start ID` on stdin with one JSON line each; closing stdin stops everything."""
 
     def __init__(self, a, workdir: pathlib.Path, clients, *, plain_http: bool, sim_only=False,
-                 election="test", pod_env=False, flags=(), stand_in_app=False):
+                 election="test", pod_env=False, flags=(), stand_in_app=False, proxy=False):
         cmd = [a.fleet, "--sim", a.sim, "--workdir", str(workdir), "--clients", ",".join(clients),
                "--election", election]
         if getattr(a, "elector", None):
@@ -141,6 +145,8 @@ class Fleet:
             cmd.append("--pod-env")
         if stand_in_app:
             cmd.append("--stand-in-app")
+        if proxy:
+            cmd.append("--proxy")
         cmd += ["--", *flags]
         self.log_path = workdir / "fleet.log"
         try:
@@ -352,7 +358,12 @@ class Elector:
     def __init__(self, fleet: Fleet, workdir: pathlib.Path, info: dict):
         self.fleet, self.workdir, self.ident = fleet, workdir, info["id"]
         self.port = int(info["addr"].rsplit(":", 1)[1])
+        # With the fleet's --proxy: where this elector's proxy listens (kept across restarts).
+        self.proxy_port = int(info["proxy"].rsplit(":", 1)[1]) if "proxy" in info else None
         self.alive = True
+        # Taken out of the client load before it is stopped (as the kubelet's preStop and endpoint
+        # removal take a terminating pod out of a Service), put back once its proxy is ready.
+        self.in_load = False
         self.wait_live()
 
     def wait_live(self):
@@ -363,6 +374,9 @@ class Elector:
         port = int(got["addr"].rsplit(":", 1)[1])
         if port != self.port:
             raise Failure(f"{self.ident} restarted on port {port}, not its old {self.port}; see {self.workdir}/{self.ident}.log")
+        proxy = got.get("proxy")
+        if self.proxy_port is not None and (proxy is None or int(proxy.rsplit(":", 1)[1]) != self.proxy_port):
+            raise Failure(f"{self.ident} restarted with its proxy at {proxy}, not on its old port {self.proxy_port}")
         self.alive = True
         self.wait_live()
 
@@ -374,6 +388,78 @@ class Elector:
 
     def ready(self) -> bool:
         return ready(self.port)
+
+    def proxy_ready(self) -> bool:
+        """/readyz/proxy: this replica's proxy listens and can place requests (the k8s/proxy probe)."""
+        return http_get(f"http://127.0.0.1:{self.port}/readyz/proxy")[0] == 200
+
+
+class ProxyLoad:
+    """A client sending GET / through the electors' proxies, one request at a time, round robin
+    over the electors in the load (Elector.in_load), as a Service would spread them. Every
+    answer is recorded: (sent, answered, ident, status or None, Retry-After, body or error)."""
+
+    def __init__(self, electors):
+        self.electors = electors
+        self.results: list = []
+        self.current = None  # the elector a request is in flight to
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def send(port: int, timeout: float = 15.0):
+        """(status or None, Retry-After, body or error) of one GET / through a proxy."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeout) as r:
+                return r.status, r.headers.get("Retry-After"), r.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("Retry-After"), e.read().decode(errors="replace")
+        except (urllib.error.URLError, OSError) as e:
+            return None, None, str(e)
+
+    def run(self):
+        while not self.stopped.is_set():
+            targets = [e for e in self.electors if e.in_load]
+            if not targets:
+                self.stopped.wait(0.05)
+                continue
+            for e in targets:
+                with self.lock:
+                    if not e.in_load or self.stopped.is_set():
+                        continue
+                    self.current = e
+                t0 = time.time()
+                status, retry_after, body = self.send(e.proxy_port)
+                with self.lock:
+                    self.current = None
+                    self.results.append((t0, time.time(), e.ident, status, retry_after, body))
+                # At most ~250 requests/s: enough for every panel, little CPU taken from renewals.
+                self.stopped.wait(0.004)
+
+    def take_out(self, elector):
+        """Stop sending to `elector` and wait for the request in flight to it, if any."""
+        with self.lock:
+            elector.in_load = False
+        wait_for(f"the request in flight to {elector.ident}'s proxy to finish",
+                 lambda: self.current is not elector, 30, 0.01)
+
+    def put_back(self, elector):
+        wait_for(f"{elector.ident} /readyz/proxy 200", elector.proxy_ready, 30)
+        elector.in_load = True
+
+    def answered_since(self, t: float) -> int:
+        with self.lock:
+            return sum(1 for r in self.results if r[0] >= t)
+
+    def between(self, t0: float, t1: float):
+        with self.lock:
+            return [r for r in self.results if r[0] >= t0 and r[0] < t1]
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join(timeout=30)
 
 
 def leader_of(electors):
@@ -388,10 +474,13 @@ def cmd_prometheus(a) -> None:
     idents = ["elector-0", "elector-1", "elector-2"]
     t_start = time.time()
     # Each elector checks a healthy stand-in application (--app-health), so the application
-    # health series and their dashboard panel are proven here too.
+    # health series and their dashboard panel are proven here too; and proxies requests to it
+    # (--proxy-listen), for the proxy row. A queue of one request per proxy makes a burst of
+    # concurrent requests during the crash failover exceed it: the rejections the panels show.
     fleet = Fleet(a, workdir, idents, plain_http=True, election=election, pod_env=True,
-                  flags=["--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "500ms"],
-                  stand_in_app=True)
+                  flags=["--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "500ms",
+                         "--proxy-queue-limit", "1"],
+                  stand_in_app=True, proxy=True)
     url = fleet.url
     log(f"kube-sim (plain HTTP) at {url} and {len(idents)} electors, started by the harness's fleet binary")
     electors = [Elector(fleet, workdir, info) for info in fleet.ready["electors"]]
@@ -459,8 +548,16 @@ def cmd_prometheus(a) -> None:
 
     wait_for(f"Prometheus to record {first.ident} leading for 3 scrapes", lambda: recorded_leading(first.ident), 30, 0.25)
 
+    # Requests through every proxy from now to the end of the run.
+    load = ProxyLoad(electors)
+    for e in electors:
+        load.put_back(e)
+    t_load = time.time()
+    wait_for("100 requests answered through the proxies", lambda: load.answered_since(t_load) >= 100, 60, 0.1)
+
     # Failover 1: SIGTERM the leader (graceful release), then start it again.
     old = first
+    load.take_out(old)
     t0, t_term = time.monotonic(), time.time()
     exit = old.stop("term")
     if exit.get("code") != 0:
@@ -470,10 +567,21 @@ def cmd_prometheus(a) -> None:
     if new is old:
         raise Failure("the terminated elector still leads")
     log(f"SIGTERM {old.ident}: exit 0, {new.ident} leads")
+    # The graceful handover through the proxies: from the SIGTERM until 50 more requests were
+    # answered after the new leader's /readyz, every request succeeds (they wait for the leader).
+    t_led = time.time()
+    wait_for("50 requests answered through the new leader", lambda: load.answered_since(t_led) >= 50, 60, 0.05)
+    across = load.between(t_term, time.time())
+    failed = [r for r in across if r[3] != 200]
+    figure("requests through the proxies across the graceful handover (sent, failed)", (len(across), len(failed)))
+    if failed:
+        raise Failure(f"{len(failed)} of {len(across)} requests through the proxies failed across the graceful "
+                      f"handover (a graceful handover should cost none): {failed[:5]}")
     fixture.holder = new.ident
     events = [(t_term, f"SIGTERM {old.ident}")]
     wait_for(f"Prometheus to record {new.ident} leading for 3 scrapes", lambda: recorded_leading(new.ident), 30, 0.25)
     old.start()
+    load.put_back(old)
     # The restart is counted once Prometheus has the restarted elector's series again, as
     # kube-state-metrics would count it with the pod running (the panels join on them).
     def rejoined(ident):
@@ -484,19 +592,37 @@ def cmd_prometheus(a) -> None:
 
     # Failover 2: SIGKILL the leader (no release: the others wait out the lease), restart it.
     victim = wait_for("a single leader before SIGKILL", lambda: leader_of(electors), 15)
+    load.take_out(victim)
     t0 = time.monotonic()
-    events.append((time.time(), f"SIGKILL {victim.ident}"))
+    t_kill = time.time()
+    events.append((t_kill, f"SIGKILL {victim.ident}"))
     victim.stop("kill")
+    # Nobody can lead until the lease (3s) runs out: a burst of concurrent requests at one
+    # follower's proxy fills its queue of one, and the rest must be answered 503 + Retry-After.
+    target = next(e for e in electors if e is not victim)
+    burst: list = []
+    threads = [threading.Thread(target=lambda: burst.append(ProxyLoad.send(target.proxy_port))) for _ in range(4)]
+    for t in threads:
+        t.start()
     # A killed process logs no `stopped leading`: its leadership ended by this moment at the latest.
     killed = {victim.ident: time.time()}
     taker = wait_for("a new leader after SIGKILL", lambda: leader_of(electors), 30, 0.05)
     took = time.monotonic() - t0
+    t_taken = time.time()
+    for t in threads:
+        t.join(timeout=30)
+    rejected = [b for b in burst if b[0] == 503]
+    figure("burst of 4 at one proxy while no one leads (status codes)", sorted(str(b[0]) for b in burst))
+    if not rejected or any(not b[1] for b in rejected) or any(b[0] not in (200, 503) for b in burst):
+        raise Failure(f"a burst of 4 requests at {target.ident}'s proxy (queue limit 1) with no leader: expected "
+                      f"200 for those that waited and 503 with Retry-After for the rest, got {burst}")
     figure("takeover after SIGKILL (s, lease 3s)", round(took, 2))
     if taker is victim:
         raise Failure("the killed elector still leads")
     log(f"SIGKILL {victim.ident}: {taker.ident} took over after {took:.1f}s")
     fixture.holder = taker.ident
     victim.start()
+    load.put_back(victim)
     rejoined(victim.ident)
     fixture.restarts[victim.ident] += 1
     fixture.oom[victim.ident] = 1
@@ -516,6 +642,21 @@ def cmd_prometheus(a) -> None:
              lambda: float(prom.query(f'timestamp(elector_is_leader{{{sel}, pod="{leader.ident}"}})')[0]["value"][1])
              > t_settled + 1.0, 15, 0.2)
     t_end = time.time()
+    load.stop()
+    # A crash may fail a request, a graceful handover none: after the kill, a 503 with Retry-After
+    # (no leader yet), or until the takeover a 502 naming the killed proxy (the request was in
+    # flight to it and may have been passed on: it is never sent again).
+    dead = f"127.0.0.1:{victim.proxy_port} did not answer"
+    def crash_failure(r):
+        return (r[3] == 503 and r[4] and t_kill <= r[0]) or \
+            (r[3] == 502 and r[5].startswith(dead) and t_kill <= r[0] <= t_taken)
+    bad = [r for r in load.results if r[3] != 200 and not crash_failure(r)]
+    figure("requests through the proxies in the run (all, 503 and 502 during the crash failover)",
+           (len(load.results), sum(1 for r in load.results if r[3] == 503),
+            sum(1 for r in load.results if r[3] == 502)))
+    if bad:
+        raise Failure(f"{len(bad)} requests through the proxies failed outside the crash failover, or without "
+                      f"Retry-After: {bad[:5]}")
     elapsed = t_end - t_start
     rate_interval = f"{int(elapsed) + 30}s"
     log(f"steady: {leader.ident} leads; run took {elapsed:.0f}s; $__rate_interval := {rate_interval}")
@@ -577,9 +718,11 @@ def cmd_prometheus(a) -> None:
     # (Flapping), local renewals far under 1 s (RenewLatencyHigh), no failed renewal
     # (RenewFailures), and no API error other than 404/409 (APIErrors). Every stand-in
     # application is healthy and every elector stands (LeaderAppUnhealthy, NoHealthyCandidate).
+    # A handful of deliberate proxy rejections among thousands of proxied requests stay far under
+    # KubeElectorProxyRejecting's 5% (the "Proxy rejected share" expectation checks the share).
     must_be_empty = {r["alert"] for g in rules["groups"] for r in g["rules"]}
-    if len(must_be_empty) != 10:
-        raise Failure(f"expected the 10 shipped alerts, found {sorted(must_be_empty)}: update this check")
+    if len(must_be_empty) != 11:
+        raise Failure(f"expected the 11 shipped alerts, found {sorted(must_be_empty)}: update this check")
     for g in rules["groups"]:
         for r in g["rules"]:
             res = prom.query(r["expr"])
@@ -876,7 +1019,50 @@ def expect_panel(q, res, vals, leader, idents, prom, sel, t_start, t_end, lease_
                 return f"expected one series per pod {idents}, got {sorted(by_pod)}"
             return None if all(v == 1 for v in vals) else f"expected every application healthy (1), got {by_pod}"
         return None if vals == [3.0] else f"expected 3 candidates standing, got {vals}"
+    if title.startswith("Proxy"):
+        return expect_proxy_panel(q, res, vals, by_pod, idents, prom, sel, t_start, t_end)
     return "no expectation written for this panel; add one to live.py expect_panel()"
+
+
+def expect_proxy_panel(q, res, vals, by_pod, idents, prom, sel, t_start, t_end):
+    """The proxy row, after a run with requests through every proxy, a graceful handover, and a
+    crash failover with a burst past the queue limit at one follower (ProxyLoad, cmd_prometheus)."""
+    title = q["panel"]
+    if title == "Proxy requests":
+        if q["ref"] == "B":
+            # the requests that waited for a leader: at least the burst's first one
+            return None if vals and vals[0] > 0 else f"expected queued requests > 0/s, got {vals}"
+        outcomes = {r["metric"].get("outcome"): float(r["value"][1]) for r in res}
+        if not all(outcomes.get(o, 0) > 0 for o in ("local", "forwarded", "rejected")):
+            return f"expected local, forwarded and rejected requests > 0/s, got {outcomes}"
+        # each forwarded request is served locally by the leader's proxy (one hop), so local
+        # covers forwarded
+        return None if outcomes["local"] >= outcomes["forwarded"] else             f"expected local >= forwarded (a forwarded request is served by the leader), got {outcomes}"
+    if title == "Proxy requests by pod":
+        pods = {r["metric"].get("pod") for r in res}
+        if sorted(pods) != idents:
+            return f"expected series for every pod {idents}, got {sorted(pods)}"
+        led = {r["metric"].get("pod") for r in prom.query(
+            f"max_over_time(elector_is_leader{{{sel}}}[{int(t_end - t_start) + 30}s]) == 1")}
+        local = {r["metric"].get("pod") for r in res if r["metric"].get("outcome") == "local" and float(r["value"][1]) > 0}
+        if not local or not local <= led:
+            return f"expected local requests only at pods that led ({sorted(led)}), got them at {sorted(local)}"
+        fwd = {r["metric"].get("pod") for r in res if r["metric"].get("outcome") == "forwarded" and float(r["value"][1]) > 0}
+        return None if len(fwd) >= 2 else f"expected at least two pods to have forwarded as followers, got {sorted(fwd)}"
+    if title == "Proxy added latency":
+        # loopback, a stand-in answering at once: the median is small; the p99 may include a
+        # request that waited out a handover (at most the 3s lease) in the queue
+        if q["ref"] == "A":
+            return None if all(0 < v < 0.5 for v in vals) else f"expected a p50 in (0, 0.5s), got {vals}"
+        return None if all(0 < v < 6 for v in vals) else f"expected a p99 in (0, 6s), got {vals}"
+    if title == "Proxy rejected share":
+        # a few rejections among thousands of requests: above 0, under the alert's 5%
+        return None if all(0 < v < 0.05 for v in vals) else f"expected a share in (0, 5%), got {vals}"
+    if title == "Proxy queue depth":
+        if sorted(by_pod) != idents:
+            return f"expected one series per pod {idents}, got {sorted(by_pod)}"
+        return None if all(v == 0 for v in vals) else f"expected empty queues in steady state, got {by_pod}"
+    return "no expectation written for this proxy panel; add one to live.py expect_proxy_panel()"
 
 
 def own_intervals(workdir: pathlib.Path, idents, killed: dict, t_start: float, t_end: float) -> dict:

@@ -2,10 +2,10 @@
 """Offline checks of the rendered k8s/ manifests beyond schema validation.
 
     validate_manifests.py BASE.yaml POD_LABEL.yaml MONITORING.yaml --operator-out OUT.json \
-        [--endpointslice ENDPOINTSLICE.yaml]
+        [--endpointslice ENDPOINTSLICE.yaml] [--proxy PROXY.yaml]
 
 Reads the `kubectl kustomize` output of k8s/, k8s/pod-label/, k8s/monitoring/ (and
-k8s/endpointslice/) and checks:
+k8s/endpointslice/, k8s/proxy/) and checks:
   * the invariants the README promises (probes, security context, downward API, RBAC scope,
     Services, resources), naming the object and field on failure;
   * a model of the Deployment controller's rolling update and of the PDB's eviction arithmetic,
@@ -15,6 +15,7 @@ k8s/endpointslice/) and checks:
 Schema validation of the core kinds is done separately with `kubernetes-validate --strict`.
 """
 import argparse
+import copy
 import json
 import math
 import re
@@ -133,6 +134,8 @@ def check_workload(docs, where, mode):
     rp = el.get("readinessProbe", {})
     if mode == "endpointslice":
         check_endpointslice_workload(docs, dep, el, w, where)
+    elif mode == "proxy":
+        check_proxy_workload(docs, dep, el, w, where)
     else:
         want_ready = "/readyz" if mode == "base" else "/readyz/pod-label"
         expect(w, "elector readinessProbe.httpGet.path", get(rp, "httpGet.path"), want_ready)
@@ -156,7 +159,8 @@ def check_workload(docs, where, mode):
         fail(f"{w}: timings must satisfy retry-period < renew-deadline < lease-duration, got {retry}/{renew}/{lease}")
     # the old leader must be out of the endpoints (renew deadline + probe period) before a new
     # leader can take over (lease duration); the margin is left for endpoint propagation
-    if mode != "endpointslice" and renew + rp.get("periodSeconds", 10) * rp.get("failureThreshold", 3) >= lease:
+    # (Not for the variants whose readiness is health: there traffic does not follow readiness.)
+    if mode in ("base", "pod-label") and renew + rp.get("periodSeconds", 10) * rp.get("failureThreshold", 3) >= lease:
         fail(f"{w}: renew-deadline {renew}s + readiness detection must be < lease-duration {lease}s")
 
     pod_label = arg_value(args, "--pod-label")
@@ -174,6 +178,11 @@ def check_workload(docs, where, mode):
     if mode == "endpointslice":
         want_sel = {}
     expect(f"{where} Service/example-app", "spec.selector", sel, want_sel)
+    if mode == "proxy":
+        targets = [p.get("targetPort") for p in get(svc, "spec.ports", [])]
+        if targets != ["http"]:
+            fail(f"{where} Service/example-app: targetPort must be the proxy's port `http`, got {targets!r} "
+                 f"(a request that bypasses the proxy reaches whichever pod, leader or not)")
     msvc = one(docs, "Service", "example-app-elector-metrics", where)
     expect(f"{where} Service/example-app-elector-metrics", "spec.publishNotReadyAddresses",
            get(msvc, "spec.publishNotReadyAddresses"), True)
@@ -265,9 +274,24 @@ def check_endpointslice_workload(docs, dep, el, w, where):
             fail(f"{w}: --endpoint-slice-ports port {number} is no container port of the app ({sorted(app_ports)})")
 
 
+def expect_caught(docs, variant, mutations):
+    """Each mutation of a variant's rendered manifests must fail check_workload (so the checks can
+    fail): a negative control per rule."""
+    global failures
+    for name, mutate in mutations.items():
+        mutant = copy.deepcopy(docs)
+        mutate(mutant)
+        saved, failures = failures, []
+        check_workload(mutant, "mutant", variant)
+        caught, failures = bool(failures), saved
+        if not caught:
+            fail(f"k8s/{variant}: the checks miss a mutation: {name}")
+    print(f"  k8s/{variant}: the checks catch each of {len(mutations)} mutations "
+          f"({', '.join(mutations)})")
+
+
 def endpointslice_mutations(docs):
     """Negative controls: each mutation of the EndpointSlice render must fail the checks."""
-    import copy
 
     def elector(d):
         return next(c for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "elector")
@@ -292,17 +316,114 @@ def endpointslice_mutations(docs):
             env=[e for e in elector(deployment(m))["env"] if e["name"] != "POD_IP"]),
         "get/update on every slice": lambda m: role_rule(m).pop("resourceNames"),
     }
-    global failures
-    for name, mutate in mutations.items():
-        mutant = copy.deepcopy(docs)
-        mutate(mutant)
-        saved, failures = failures, []
-        check_workload(mutant, "mutant", "endpointslice")
-        caught, failures = bool(failures), saved
-        if not caught:
-            fail(f"k8s/endpointslice: the checks miss a mutation: {name}")
-    print(f"  k8s/endpointslice: the checks catch each of {len(mutations)} mutations "
-          f"({', '.join(mutations)})")
+    expect_caught(docs, "endpointslice", mutations)
+
+
+def host_port(addr):
+    host, _, port = (addr or "").rpartition(":")
+    return host.strip("[]"), int(port) if port.isdigit() else None
+
+
+def check_proxy_workload(docs, dep, el, w, where):
+    """The proxy variant: clients reach the elector's proxy on `http`, the app only on loopback."""
+    args = el.get("args", [])
+    ready = get(el, "readinessProbe.httpGet.path")
+    if ready != "/readyz/proxy":
+        fail(f"{w}: in the proxy variant the elector's readiness is the proxy's health (/readyz/proxy), never "
+             f"leadership; got {ready!r}")
+    expect(w, "elector readinessProbe.httpGet.port", get(el, "readinessProbe.httpGet.port"), "elector-http")
+    listen_host, listen_port = host_port(arg_value(args, "--proxy-listen"))
+    up_host, up_port = host_port(arg_value(args, "--proxy-upstream"))
+    if listen_port is None:
+        fail(f"{w}: the proxy variant needs --proxy-listen=0.0.0.0:PORT, got {arg_value(args, '--proxy-listen')!r}")
+    elif listen_host not in ("0.0.0.0", "::"):
+        fail(f"{w}: --proxy-listen must listen on every address (clients and the other replicas reach it at "
+             f"the pod IP), got host {listen_host!r}")
+    ports = {p.get("name"): p.get("containerPort") for p in el.get("ports", [])}
+    if ports.get("http") != listen_port:
+        fail(f"{w}: the elector's port `http` (the Service's targetPort) must be the --proxy-listen port "
+             f"{listen_port}, got {ports.get('http')!r}")
+    if up_host not in ("127.0.0.1", "::1", "localhost"):
+        fail(f"{w}: --proxy-upstream must be the app on loopback (127.0.0.1:PORT), got "
+             f"{arg_value(args, '--proxy-upstream')!r}: anything reachable from outside the pod lets "
+             f"requests bypass the proxy and the leader's claim check")
+    app = container(dep, "app", w)
+    app_ports = {p.get("name"): p.get("containerPort") for p in app.get("ports", [])}
+    if "http" in app_ports or up_port in app_ports.values():
+        fail(f"{w}: the app container must not expose a port to the Service or the network ({app_ports}); it "
+             f"listens on loopback behind the proxy")
+    if up_port is not None and f"127.0.0.1:{up_port}" not in " ".join(app.get("command", []) + app.get("args", [])):
+        fail(f"{w}: the app must listen on 127.0.0.1:{up_port} (--proxy-upstream), got command "
+             f"{app.get('command')!r}")
+    if not app.get("readinessProbe") or not app.get("livenessProbe"):
+        fail(f"{w}: the app container needs its own probes (every pod's readiness is its health)")
+    env = {e["name"]: get(e, "valueFrom.fieldRef.fieldPath") for e in el.get("env", [])}
+    if arg_value(args, "--advertise-address") is None:
+        expect(w, "elector env POD_IP fieldRef (the default --advertise-address)", env.get("POD_IP"),
+               "status.podIP")
+    # Followers forward to the leader's proxy at its pod IP: the policy must admit the replicas.
+    labels = get(dep, "spec.template.metadata.labels", {})
+    for np in find(docs, "NetworkPolicy"):
+        sel = get(np, "spec.podSelector.matchLabels", {})
+        if any(labels.get(k) != v for k, v in sel.items()):
+            continue
+        if "Ingress" not in get(np, "spec.policyTypes", ["Ingress"]):
+            continue
+        if not any(proxy_rule_admits_replicas(r, labels, listen_port) for r in get(np, "spec.ingress", [])):
+            fail(f"{where} NetworkPolicy/{np['metadata']['name']}: no ingress rule admits the replicas "
+                 f"(podSelector matching {labels}) to the proxy port `http` ({listen_port}); followers could "
+                 f"not forward to the leader")
+
+
+def proxy_rule_admits_replicas(rule, labels, port):
+    """Whether one ingress rule admits pods with `labels` to the proxy port."""
+    ports = rule.get("ports")
+    if ports and not any(p.get("port") in ("http", port) and p.get("protocol", "TCP") == "TCP" for p in ports):
+        return False
+    peers = rule.get("from")
+    if not peers:
+        return True
+    for peer in peers:
+        if "namespaceSelector" in peer or "ipBlock" in peer:
+            continue
+        sel = get(peer, "podSelector.matchLabels", {})
+        if all(labels.get(k) == v for k, v in sel.items()) and not get(peer, "podSelector.matchExpressions"):
+            return True
+    return False
+
+
+def proxy_mutations(docs):
+    """Negative controls: each mutation of the proxy render must fail the checks."""
+
+    def deployment(m):
+        return next(d for d in m if d["kind"] == "Deployment")
+
+    def cont(m, name):
+        return next(c for c in deployment(m)["spec"]["template"]["spec"]["containers"] if c["name"] == name)
+
+    def service(m):
+        return next(d for d in m if d["kind"] == "Service" and d["metadata"]["name"] == "example-app")
+
+    def policy(m):
+        return next(d for d in m if d["kind"] == "NetworkPolicy")
+
+    def set_arg(m, flag, value):
+        el = cont(m, "elector")
+        el["args"] = [f"{flag}={value}" if a.startswith(flag + "=") else a for a in el["args"]]
+
+    mutations = {
+        "leader-only readiness": lambda m: cont(m, "elector")["readinessProbe"]["httpGet"].update(path="/readyz"),
+        "Service straight to the app": lambda m: service(m)["spec"]["ports"][0].update(targetPort=8081),
+        "app exposed on the pod network": lambda m: cont(m, "app").update(
+            ports=[{"name": "app", "containerPort": 8081, "protocol": "TCP"}]),
+        "upstream off loopback": lambda m: set_arg(m, "--proxy-upstream", "0.0.0.0:8081"),
+        "proxy on loopback only": lambda m: set_arg(m, "--proxy-listen", "127.0.0.1:8000"),
+        "no POD_IP": lambda m: cont(m, "elector").update(
+            env=[e for e in cont(m, "elector")["env"] if e["name"] != "POD_IP"]),
+        "proxy port closed to the replicas": lambda m: policy(m)["spec"].update(ingress=[
+            r for r in policy(m)["spec"]["ingress"] if r.get("from") and "namespaceSelector" in r["from"][0]]),
+    }
+    expect_caught(docs, "proxy", mutations)
 
 
 # ----------------------------------------------------------------- rollout and PDB arithmetic
@@ -453,7 +574,7 @@ def check_monitoring(docs, base_dep):
     for want in ("KubeElectorNoLeader", "KubeElectorAbsent", "KubeElectorSplitBrain",
                  "KubeElectorLeadershipFlapping", "KubeElectorRenewLatencyHigh", "KubeElectorRenewFailures",
                  "KubeElectorLeaderStale", "KubeElectorAPIErrors", "KubeElectorLeaderAppUnhealthy",
-                 "KubeElectorNoHealthyCandidate"):
+                 "KubeElectorNoHealthyCandidate", "KubeElectorProxyRejecting"):
         if want not in alerts:
             fail(f"{where}: PrometheusRule lacks alert {want}")
     # The leadership alerts count only samples younger than a bound; it must span at least three
@@ -475,6 +596,7 @@ def main() -> int:
     ap.add_argument("monitoring")
     ap.add_argument("--operator-out", required=True)
     ap.add_argument("--endpointslice", help="render of k8s/endpointslice/")
+    ap.add_argument("--proxy", help="render of k8s/proxy/")
     a = ap.parse_args()
     base, pod_label, mon = load(a.base), load(a.pod_label), load(a.monitoring)
     dep = check_workload(base, "k8s", "base")
@@ -486,10 +608,15 @@ def main() -> int:
         check_workload(endpointslice, "k8s/endpointslice", "endpointslice")
         check_disruption(endpointslice, "k8s/endpointslice", "endpointslice")
         endpointslice_mutations(endpointslice)
+    proxy = load(a.proxy) if a.proxy else []
+    if a.proxy:
+        check_workload(proxy, "k8s/proxy", "proxy")
+        check_disruption(proxy, "k8s/proxy", "proxy")
+        proxy_mutations(proxy)
     operator = check_monitoring(mon, dep)
     with open(a.operator_out, "w") as f:
         json.dump(operator, f)
-    for d in base + pod_label + endpointslice:
+    for d in base + pod_label + endpointslice + proxy:
         if d.get("apiVersion", "").startswith("monitoring.coreos.com/"):
             fail(f"{d['kind']}/{d['metadata']['name']} belongs in k8s/monitoring, not in the base")
     if failures:
@@ -497,7 +624,7 @@ def main() -> int:
             print(f"FAIL {m}", file=sys.stderr)
         return 1
     print(f"  manifests: invariants hold ({len(base)} base, {len(pod_label)} pod-label, {len(endpointslice)} "
-          f"endpointslice, {len(mon)} monitoring objects)")
+          f"endpointslice, {len(proxy)} proxy, {len(mon)} monitoring objects)")
     return 0
 
 

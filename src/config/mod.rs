@@ -422,7 +422,87 @@ impl Resolved<'_> {
             });
         }
         self.check_app_health(&config)?;
+        self.proxy_rules(&mut config)?;
         Ok(config)
+    }
+
+    /// The proxy needs its upstream and an address the other replicas reach it at (given, or
+    /// the pod IP with the listen port); its other settings mean nothing without it, so giving
+    /// them alone is refused rather than ignored (a default written back by `--print-config` is
+    /// accepted).
+    fn proxy_rules(&self, config: &mut Config) -> Result<(), Error> {
+        let listen = setting::proxy_listen.meta.name;
+        let Some(listen_address) = config.proxy_listen else {
+            let host = self.host;
+            let given = [
+                (setting::proxy_upstream.meta.name, config.proxy_upstream.is_some()),
+                (
+                    setting::advertise_address.meta.name,
+                    config.advertise_address.is_some(),
+                ),
+                (
+                    setting::proxy_queue_timeout.meta.name,
+                    (setting::proxy_queue_timeout.default)(host) != Some(config.proxy_queue_timeout),
+                ),
+                (
+                    setting::proxy_queue_limit.meta.name,
+                    (setting::proxy_queue_limit.default)(host) != Some(config.proxy_queue_limit),
+                ),
+            ];
+            return self.refuse_without(listen, given, |name| {
+                format!(
+                    "{name} configures the leader-forwarding proxy, which is off without \
+                     --proxy-listen: pass --proxy-listen ADDR or remove {name}"
+                )
+            });
+        };
+        if config.proxy_upstream.is_none() {
+            let meta = setting::proxy_upstream.meta;
+            return Err(Error::Missing {
+                field: meta.name,
+                fix: format!(
+                    "proxy-listen {listen_address} (from {}) passes requests to the local application: \
+                     pass --proxy-upstream ADDR (e.g. 127.0.0.1:8081) or set {}",
+                    self.origin(listen),
+                    meta.env()
+                ),
+            });
+        }
+        if config.advertise_address.is_none() {
+            let Some(ip) = config.pod_ip else {
+                return Err(Error::Missing {
+                    field: setting::advertise_address.meta.name,
+                    fix: format!(
+                        "proxy-listen {listen_address} (from {}) needs an address the other replicas \
+                         reach this proxy at: set POD_IP from the downward API (fieldRef status.podIP) \
+                         to use it with the proxy's port, or pass --advertise-address HOST:PORT",
+                        self.origin(listen)
+                    ),
+                });
+            };
+            config.advertise_address = Some(std::net::SocketAddr::new(ip, listen_address.port()).to_string());
+        }
+        Ok(())
+    }
+
+    /// Settings that mean nothing while `enabler` is off are refused rather than ignored: the
+    /// first of `given` (name, set to other than its default) is the error, `fix` its advice.
+    fn refuse_without(
+        &self,
+        enabler: &'static str,
+        given: impl IntoIterator<Item = (&'static str, bool)>,
+        fix: impl FnOnce(&str) -> String,
+    ) -> Result<(), Error> {
+        match given.into_iter().find(|(_, set)| *set) {
+            Some((name, _)) => Err(Error::Conflict {
+                first: name,
+                first_origin: self.origin(name),
+                second: enabler,
+                second_origin: self.origin(enabler),
+                fix: fix(name),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The application health check's settings hold together: the timeout fits in the period
@@ -446,19 +526,12 @@ impl Resolved<'_> {
                 != Some(config.app_health_success_threshold),
         ];
         if config.app_health.is_none() {
-            if let Some((name, _)) = tuning.into_iter().zip(changed).find(|(_, changed)| *changed) {
-                return Err(Error::Conflict {
-                    first: name,
-                    first_origin: self.origin(name),
-                    second: url,
-                    second_origin: self.origin(url),
-                    fix: format!(
-                        "{name} tunes the application health check, which is off without --app-health: \
-                         pass --app-health URL or remove {name}"
-                    ),
-                });
-            }
-            return Ok(());
+            return self.refuse_without(url, tuning.into_iter().zip(changed), |name| {
+                format!(
+                    "{name} tunes the application health check, which is off without --app-health: \
+                     pass --app-health URL or remove {name}"
+                )
+            });
         }
         if config.app_health_timeout > config.app_health_period {
             let (timeout, period) = (tuning[1], tuning[0]);
@@ -568,17 +641,9 @@ impl Resolved<'_> {
                         config.endpoint_slice_ports.is_some(),
                     ),
                 ];
-                if let Some((name, _)) = given.into_iter().find(|(_, set)| *set) {
-                    return Err(Error::Conflict {
-                        first: name,
-                        first_origin: self.origin(name),
-                        second: slice,
-                        second_origin: self.origin(slice),
-                        fix: format!(
-                            "{name} only shapes the EndpointSlice: pass --endpoint-slice NAME too, or remove {name}"
-                        ),
-                    });
-                }
+                self.refuse_without(slice, given, |name| {
+                    format!("{name} only shapes the EndpointSlice: pass --endpoint-slice NAME too, or remove {name}")
+                })?;
             }
         }
         Ok(())

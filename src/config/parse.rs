@@ -402,6 +402,54 @@ pub(super) fn app_health_threshold(text: &str) -> Result<u32, String> {
     }
 }
 
+/// The leader-forwarding proxy's upstream: the local application's `IP:PORT`.
+pub(super) fn proxy_upstream(text: &str) -> Result<SocketAddr, String> {
+    match text.trim().parse::<SocketAddr>() {
+        Ok(address) if address.port() != 0 => Ok(address),
+        _ => Err("is not the application's address; use IP:PORT such as 127.0.0.1:8081".to_owned()),
+    }
+}
+
+/// How other replicas reach this proxy: `HOST:PORT`, the host an IP address (IPv6 in brackets)
+/// or a DNS name, the port from 1 to 65535.
+pub(super) fn advertise_address(text: &str) -> Result<String, String> {
+    let rule = || {
+        "is not HOST:PORT; use the pod's IP and the proxy's port such as 10.1.2.3:8000 (or leave \
+         it unset and set POD_IP from the downward API, fieldRef status.podIP)"
+            .to_owned()
+    };
+    let text = text.trim();
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return if address.port() == 0 {
+            Err(rule())
+        } else {
+            Ok(address.to_string())
+        };
+    }
+    let (host, port) = text.rsplit_once(':').ok_or_else(rule)?;
+    match port.parse::<u16>() {
+        Ok(port) if port != 0 && check_dns_subdomain(host).is_ok() => Ok(format!("{host}:{port}")),
+        _ => Err(rule()),
+    }
+}
+
+/// How long a request waits for a leader: above 0, at most 1h.
+pub(super) fn proxy_queue_timeout(text: &str) -> Result<Duration, String> {
+    let value = parse_duration(text)?;
+    if value.is_zero() || value > Duration::from_secs(3600) {
+        return Err("must be above 0 and at most 1h; use e.g. 5s".to_owned());
+    }
+    Ok(value)
+}
+
+/// How many requests may wait for a leader at once: 0 (none wait) to 1000000.
+pub(super) fn proxy_queue_limit(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(value) if value <= 1_000_000 => Ok(value),
+        _ => Err("must be a whole number from 0 to 1000000; use e.g. 1024".to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

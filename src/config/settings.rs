@@ -490,6 +490,42 @@ settings! {
         help: "Set controller.kubernetes.io/pod-deletion-cost on this pod while it leads, so scale-downs \
                and rolling updates delete followers first; needs the pod name and patch on pods",
     }
+    "proxy-listen" => proxy_listen: Option<SocketAddr> {
+        value: "ADDR",
+        default: |_| Some(None),
+        parse: |text| parse::optional(text, parse::parse_http),
+        help: "Run the leader-forwarding proxy on this address (the Service's targetPort, e.g. \
+               0.0.0.0:8000): every request goes to the leader's application; needs proxy-upstream",
+    }
+    "proxy-upstream" => proxy_upstream: Option<SocketAddr> {
+        value: "ADDR",
+        default: |_| Some(None),
+        parse: |text| parse::optional(text, parse::proxy_upstream),
+        help: "The local application the proxy passes requests to while this process leads, e.g. \
+               127.0.0.1:8081; needs proxy-listen",
+    }
+    "advertise-address" => advertise_address: Option<String> {
+        value: "HOST:PORT",
+        default: |_| Some(None),
+        default_note: "pod-ip and the proxy-listen port",
+        parse: |text| parse::optional(text, parse::advertise_address),
+        help: "How the other replicas reach this proxy, published in the lock with the claim; \
+               needs proxy-listen",
+    }
+    "proxy-queue-timeout" => proxy_queue_timeout: Duration {
+        value: "DURATION",
+        default: |_| Some(Duration::from_secs(5)),
+        parse: parse::proxy_queue_timeout,
+        help: "How long a request waits for a leader (during a handover) before a 503 with \
+               Retry-After; above 0, at most 1h; needs proxy-listen",
+    }
+    "proxy-queue-limit" => proxy_queue_limit: u32 {
+        value: "N",
+        default: |_| Some(1024),
+        parse: parse::proxy_queue_limit,
+        help: "How many requests may wait for a leader at once; more get a 503 at once; 0 to \
+               1000000; needs proxy-listen",
+    }
     "log-level" => log_level: String {
         value: "LEVEL",
         default: |_| Some("info".to_owned()),

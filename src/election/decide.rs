@@ -52,6 +52,8 @@ pub struct Me {
     pub identity: String,
     /// This process's incarnation (see [`super::incarnation`]).
     pub incarnation: String,
+    /// The address published with every claim (see [`super::record::ADDRESS_ANNOTATION`]).
+    pub address: Option<String>,
 }
 
 impl Me {
@@ -293,6 +295,7 @@ pub fn decide(
         leader_transitions: transitions,
         incarnation: Some(me.incarnation.clone()),
         fence: observed.highest_token.max(u64::try_from(transitions).ok()),
+        address: me.address.clone(),
         unreadable: None,
         takeover: None,
     };
@@ -407,6 +410,7 @@ pub(crate) mod tests {
         Me {
             identity: ME.into(),
             incarnation: MY_INCARNATION.into(),
+            address: None,
         }
     }
 
@@ -414,6 +418,7 @@ pub(crate) mod tests {
         Me {
             identity: identity.into(),
             incarnation: format!("{identity}-pod/1000/bb"),
+            address: None,
         }
     }
 
@@ -446,6 +451,7 @@ pub(crate) mod tests {
                 format!("{holder}-pod/1000/bb")
             }),
             fence: None,
+            address: None,
             unreadable: None,
             takeover: None,
         }

@@ -47,6 +47,8 @@ pub struct Settings {
     pub identity: String,
     /// This pod's UID (downward API), part of the incarnation (see [`super::incarnation`]).
     pub pod_uid: Option<String>,
+    /// The address published with every claim (see [`super::record::ADDRESS_ANNOTATION`]).
+    pub advertise_address: Option<String>,
     /// The lease duration, renew deadline and retry period.
     pub timing: Timing,
     /// How a follower learns of changes to the lock: watching it or polling it.
@@ -150,6 +152,7 @@ impl<K: LockObject> Driver<K> {
         let me = Me {
             identity: settings.identity.clone(),
             incarnation: super::incarnation::draw(settings.pod_uid.as_deref(), wall.now()),
+            address: settings.advertise_address.clone(),
         };
         let election = Election::new(me, settings.timing, settings.follow, Instant::now());
         Self {
@@ -237,10 +240,8 @@ impl<K: LockObject> Driver<K> {
             self.carry_out();
             self.publish(false);
         }
-        if let Some(watcher) = watcher {
-            watcher.abort();
-        }
-        self.shut_down().await;
+        let follow = watcher.map(|watcher| (watcher, news_rx));
+        self.shut_down(follow).await;
     }
 
     /// Stands for election (`may_stand`) or withdraws; a leader withdrawn steps down, publishes
@@ -583,6 +584,7 @@ impl<K: LockObject> Driver<K> {
         let election = &self.election;
         let mut state = LeaderState::new(self.settings.identity.clone(), Instant::now());
         state.leader = election.leader().map(str::to_owned);
+        state.leader_address = election.leader_address().map(str::to_owned);
         state.boot_clock = self.boot.clone();
         state.observed_transitions = election
             .known()
@@ -611,7 +613,12 @@ impl<K: LockObject> Driver<K> {
     /// from the step-down; if the gate is not open by the shutdown timeout, there is no release
     /// and others take over when the lease expires. A lock held without leading on it yet (taken
     /// with no past, see [`leads_from`]) is not released either.
-    async fn shut_down(mut self) {
+    ///
+    /// With an advertised address (the sidecar's proxy), a leader that released keeps following
+    /// the lock (the watch, `follow`) until it names a successor, for at most two retry periods and
+    /// within the shutdown timeout, and publishes it: requests still waiting at this process's
+    /// proxy go to the new leader.
+    async fn shut_down(mut self, mut follow: Option<(JoinHandle<()>, mpsc::Receiver<WatchNews<K>>)>) {
         let stepped_down = Instant::now();
         let deadline = later(stepped_down, self.settings.shutdown_timeout);
         let held = self.election.leading_claim().is_some();
@@ -634,11 +641,41 @@ impl<K: LockObject> Driver<K> {
                 if let Some(event) = self.last_event.take() {
                     event.abort();
                 }
+                if let Some((watcher, _)) = follow {
+                    watcher.abort();
+                }
                 return;
             }
+            if let (Some((_, news)), Some(_)) = (follow.as_mut(), &self.settings.advertise_address) {
+                // Followers take a released lock at once (watching) or within a retry period
+                // (polling); with none left (the last replica) this wait is what exit costs.
+                let until = deadline.min(later(Instant::now(), 2 * self.settings.timing.retry_period));
+                let _ = tokio::time::timeout_at(until, self.follow_successor(news)).await;
+            }
+        }
+        if let Some((watcher, _)) = follow {
+            watcher.abort();
         }
         if let Some(event) = self.last_event.take() {
             let _ = tokio::time::timeout_at(deadline, event).await;
+        }
+    }
+
+    /// Reads watch events until the lock names another holder, publishing each (with no claim,
+    /// shutting down).
+    async fn follow_successor(&mut self, news: &mut mpsc::Receiver<WatchNews<K>>) {
+        loop {
+            let successor = self
+                .election
+                .leader()
+                .is_some_and(|leader| leader != self.settings.identity);
+            if successor {
+                return;
+            }
+            let Some(event) = news.recv().await else { return };
+            self.on_watch(event);
+            self.publish(true);
+            self.state.send_modify(LeaderState::shut_down);
         }
     }
 

@@ -27,8 +27,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::record::{
-    INCARNATION_ANNOTATION, LEADER_ANNOTATION, LeaderRecord, fence_in, incarnation_annotation,
-    incarnation_for, takeover_for, truncate_micros,
+    ADDRESS_ANNOTATION, INCARNATION_ANNOTATION, LEADER_ANNOTATION, LeaderRecord, fence_in,
+    incarnation_annotation, incarnation_for, takeover_for, truncate_micros,
 };
 use crate::metrics::{ElectionMetrics, Verb};
 
@@ -64,13 +64,33 @@ pub trait LockObject:
         record.incarnation = incarnation_for(annotation.map(String::as_str), &record.holder_identity);
         record.fence = fence_in(annotation.map(String::as_str));
         record.takeover = takeover_for(annotation.map(String::as_str), &record.holder_identity);
+        // The address counts only while the incarnation annotation is the holder's.
+        record.address = record
+            .incarnation
+            .as_ref()
+            .and_then(|_| self.meta().annotations.as_ref()?.get(ADDRESS_ANNOTATION))
+            .filter(|address| !address.is_empty())
+            .cloned();
         record
     }
 
-    /// Replaces the record and the incarnation annotation (removed when the record has none).
+    /// Replaces the record, the incarnation annotation and the address annotation (each removed
+    /// when the record has none).
     fn set_record(&mut self, record: &LeaderRecord) {
         self.set_bare_record(record);
         let annotations = &mut self.meta_mut().annotations;
+        match &record.address {
+            Some(address) => {
+                annotations
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(ADDRESS_ANNOTATION.to_owned(), address.clone());
+            }
+            None => {
+                if let Some(map) = annotations.as_mut() {
+                    map.remove(ADDRESS_ANNOTATION);
+                }
+            }
+        }
         match incarnation_annotation(record) {
             None => {
                 if let Some(map) = annotations.as_mut() {
@@ -108,6 +128,7 @@ impl LockObject for Lease {
             leader_transitions: spec.lease_transitions.unwrap_or(0),
             incarnation: None,
             fence: None,
+            address: None,
             unreadable: None,
             takeover: None,
         }
@@ -464,6 +485,7 @@ mod tests {
             leader_transitions: 3,
             incarnation: Some("uid/1/ff".into()),
             fence: Some(3),
+            address: None,
             unreadable: None,
             takeover: None,
         }
@@ -566,6 +588,63 @@ mod tests {
                 .annotations
                 .unwrap_or_default()
                 .contains_key(INCARNATION_ANNOTATION)
+        );
+    }
+
+    #[test]
+    fn the_address_is_written_with_the_claim_and_counts_only_for_its_holder() {
+        let advertising = LeaderRecord {
+            address: Some("10.0.0.7:8000".into()),
+            ..record()
+        };
+        for object in [
+            serde_json::to_value(Lease::with_record("lock", "ns", &advertising)).unwrap(),
+            serde_json::to_value(ConfigMap::with_record("lock", "ns", &advertising)).unwrap(),
+            serde_json::to_value(Endpoints::with_record("lock", "ns", &advertising)).unwrap(),
+        ] {
+            assert_eq!(
+                object["metadata"]["annotations"][ADDRESS_ANNOTATION], "10.0.0.7:8000",
+                "{object}"
+            );
+            if let Some(text) = object["metadata"]["annotations"][LEADER_ANNOTATION].as_str() {
+                assert!(
+                    !text.contains("10.0.0.7"),
+                    "not inside client-go's record: {text}"
+                );
+            }
+        }
+        let mut lease = Lease::with_record("lock", "ns", &advertising);
+        assert_eq!(lease.record().address.as_deref(), Some("10.0.0.7:8000"));
+        // client-go takes over and keeps the annotations it does not know: the address was
+        // the previous holder's.
+        let mut foreign = serde_json::to_value(&lease).unwrap();
+        foreign["spec"]["holderIdentity"] = "go-client".into();
+        let foreign: Lease = serde_json::from_value(foreign).unwrap();
+        assert_eq!(
+            foreign.record().address,
+            None,
+            "a left-over address is not the new holder's"
+        );
+        // A holder that advertises nothing (or a release) removes it.
+        lease.set_record(&record());
+        assert!(
+            !lease
+                .metadata
+                .annotations
+                .clone()
+                .unwrap_or_default()
+                .contains_key(ADDRESS_ANNOTATION)
+        );
+        lease.set_record(&advertising);
+        lease.set_record(&advertising.released(Timestamp::UNIX_EPOCH));
+        assert_eq!(lease.record().address, None);
+        assert!(
+            !lease
+                .metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key(ADDRESS_ANNOTATION),
+            "a release takes the address with it"
         );
     }
 }

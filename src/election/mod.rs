@@ -11,7 +11,8 @@
 //! - `state`: the election's state, advanced synchronously: observations, write outcomes, timers.
 //! - `driver`: the thin async shell: I/O, timers, channels; carries out the state's effects.
 //! - `watch`: the watch on the lock, and why it is not kube-runtime's `watch_object`.
-//! - `events`: "became leader" / "stopped leading" Kubernetes Events.
+//! - `events`: "became leader" / "stopped leading" Kubernetes Events (recorded with the `events`
+//!   feature).
 
 pub(crate) mod candidacy;
 pub(crate) mod decide;
@@ -49,25 +50,17 @@ pub(crate) struct Target {
     pub name: String,
 }
 
-/// Runs the election on `target` until `shutdown` completes, then releases (see [`Driver::run`]).
+/// Runs the election on `target` until `shutdown` completes, then releases (see [`Driver::run`]);
+/// records Events with `recorder` when given.
 pub(crate) async fn run(
     client: kube::Client,
     target: &Target,
     settings: Settings,
-    record_events: bool,
+    recorder: Option<events::Recorder>,
     state: StateSender,
     metrics: ElectionMetrics,
     shutdown: impl Future<Output = ()>,
 ) {
-    let recorder = record_events.then(|| {
-        events::Recorder::new(
-            client.clone(),
-            &target.namespace,
-            &settings.identity,
-            metrics.clone(),
-            settings.timing.renew_deadline,
-        )
-    });
     match target.lock_type {
         LockType::Leases => {
             drive::<Lease>(client, target, settings, recorder, state, metrics, shutdown).await

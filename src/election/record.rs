@@ -31,6 +31,13 @@ pub const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
 /// an earlier holder does not count for a new one.
 pub const INCARNATION_ANNOTATION: &str = "kube-elector/holder-incarnation";
 
+/// The annotation, on every kind of lock, in which a holder publishes the address at which the
+/// other replicas reach it (`HOST:PORT`, the leader-forwarding proxy's `--advertise-address`).
+/// It is written in the same conditional write as the claim, and read only while the
+/// [`INCARNATION_ANNOTATION`] belongs to the holder: a client that rewrites the record keeps
+/// annotations it does not know, so an address left behind by an earlier holder must not count.
+pub const ADDRESS_ANNOTATION: &str = "kube-elector.io/leader-address";
+
 /// Who holds the lock, since when, and for how long others must wait.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -56,6 +63,10 @@ pub struct LeaderRecord {
     /// annotations it does not know) cannot make a candidate that starts later forget it.
     #[serde(skip)]
     pub fence: Option<u64>,
+    /// The address the holder advertises for its proxy, from [`ADDRESS_ANNOTATION`]; `None`
+    /// when it advertises none or the annotation is not the holder's.
+    #[serde(skip)]
+    pub address: Option<String>,
     /// The lock's record text when it could not be read as a record: the lock then counts as
     /// held by an unknown holder (see [`super::decide`]).
     #[serde(skip)]
@@ -115,6 +126,7 @@ impl LeaderRecord {
             leader_transitions: self.leader_transitions,
             incarnation: None,
             fence: self.fence,
+            address: None,
             unreadable: None,
             takeover: self.takeover,
         }
@@ -170,6 +182,7 @@ impl LeaderRecord {
             leader_transitions: fields.get("leaderTransitions").and_then(lenient_i32).unwrap_or(0),
             incarnation: None,
             fence: None,
+            address: None,
             unreadable: None,
             takeover: None,
         }
@@ -311,6 +324,7 @@ mod tests {
             leader_transitions: 4,
             incarnation: Some("not in the record".into()),
             fence: Some(9),
+            address: None,
             unreadable: None,
             takeover: None,
         };

@@ -338,6 +338,13 @@ impl<O: Clone> Election<O> {
         self.known.as_ref().and_then(Observed::holder)
     }
 
+    /// The address the holder named by the lock advertises, as last seen.
+    pub fn leader_address(&self) -> Option<&str> {
+        let record = self.known.as_ref()?.record.as_ref()?;
+        record.holder()?;
+        record.address.as_deref()
+    }
+
     /// The message of the last failed step, until an attempt goes through.
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
@@ -919,6 +926,7 @@ mod tests {
             leader_transitions: transitions,
             incarnation: Some(incarnation.into()),
             fence: None,
+            address: None,
             unreadable: None,
             takeover: None,
         }
@@ -1574,6 +1582,7 @@ mod tests {
         let me = Me {
             identity: identity.into(),
             incarnation: format!("{identity}-pod/1/aa"),
+            address: None,
         };
         let mut election = Election::new(me, timing(), FollowMode::Watch, Instant::now());
         election.watch_connected();

@@ -26,6 +26,12 @@
 //! old command's end (its reap) -> the new command's start (read before its fork), next to the
 //! plain sidecar's handover measured in the same run.
 //!
+//! Then, once, **the leader-forwarding proxy** (`harness::proxy_bench`): graceful handovers
+//! under load through three proxies, SIGTERM -> every request reaches the new leader, against a
+//! model of readiness gating (probe period and endpoint propagation stated) on the same
+//! handovers; and the proxy's added latency (p50/p99) and throughput against a direct connection
+//! to the application, on loopback.
+//!
 //! Each stopped or killed process is started again before the next round, so the group keeps its
 //! size. It prints a table to stdout (progress goes to stderr) and writes every sample to
 //! `target/bench/results.json`. It asserts nothing about the figures: a benchmark, not a test.
@@ -89,6 +95,12 @@ struct Args {
     /// same run, to compare a change against.
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// Graceful handovers under load in the proxy section.
+    #[arg(long, default_value_t = 6)]
+    proxy_handovers: usize,
+    /// Sequential requests per path in the proxy section's latency figures.
+    #[arg(long, default_value_t = 2000)]
+    proxy_requests: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -129,6 +141,7 @@ struct Report {
     comparisons: Vec<Comparison>,
     restart_in_pod: RestartInPod,
     exec_handover: ExecHandover,
+    proxy: kube_elector_harness::proxy_bench::ProxyReport,
     total_seconds: f64,
 }
 
@@ -340,6 +353,20 @@ async fn run(args: Args) -> Result<()> {
     let exec_handover = exec_handover(&sim, &binary, &ids[..3.min(ids.len())], &args)
         .await
         .context("exec mode's graceful handover")?;
+    let proxy_spec = Launch {
+        own_process_group: true,
+        within: START_WITHIN,
+        args: timing_args(&args),
+        ..Launch::new(&binary, sim.kubeconfig_dir(), "bench-proxy", "")
+    };
+    let proxy = kube_elector_harness::proxy_bench::run(
+        &proxy_spec,
+        &ids[..3.min(ids.len())],
+        args.proxy_handovers,
+        args.proxy_requests,
+    )
+    .await
+    .context("the leader-forwarding proxy")?;
     sim.shutdown().await;
 
     let comparisons = compare(&cases);
@@ -355,6 +382,7 @@ async fn run(args: Args) -> Result<()> {
         comparisons,
         restart_in_pod,
         exec_handover,
+        proxy,
         total_seconds: begun.elapsed().as_secs_f64(),
     };
     print!("{}", table(&report, &args));
@@ -402,6 +430,7 @@ async fn run(args: Args) -> Result<()> {
             .as_ref()
             .map_or("-".to_owned(), |s| fmt_ms(s.median)),
     );
+    print!("{}", kube_elector_harness::proxy_bench::table(&report.proxy));
     write_json(&args.out, &report)?;
     println!("\nAll samples: {}", args.out.display());
     Ok(())

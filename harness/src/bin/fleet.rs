@@ -18,6 +18,10 @@
 //! | `kill ID`  | SIGKILL, waits for the exit                           | `{"event":"exited",…}`       |
 //! | `start ID` | starts ID again, on its previous address               | `{"event":"started",…}`      |
 //!
+//! With `--proxy` each elector also runs its leader-forwarding proxy in front of its stand-in
+//! application, on a loopback port of its own that it keeps across restarts; the `ready` and
+//! `started` lines then carry each elector's `proxy` address too.
+//!
 //! An `exited` answer carries `id`, `code` (null after a signal) and `signal` (null after an
 //! exit). A command it cannot carry out is answered `{"event":"error","error":…}`.
 //!
@@ -25,6 +29,7 @@
 //! elector (SIGTERM, then SIGKILL after `--grace`) and the simulator, prints
 //! `{"event":"stopped","electors":[{"id":…,"code":…,"signal":…}]}` and exits 0.
 
+use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitCode, ExitStatus};
@@ -79,12 +84,20 @@ struct Args {
     /// so the application health series are exported.
     #[arg(long)]
     stand_in_app: bool,
+    /// Run each elector's proxy in front of its stand-in application: `--proxy-listen` and
+    /// `--advertise-address` a free loopback port, `--proxy-upstream` the application. Needs
+    /// `--stand-in-app`.
+    #[arg(long, requires = "stand_in_app")]
+    proxy: bool,
     /// Further kube-elector flags, after `--` (timings, --follow, ...).
     #[arg(last = true)]
     elector_flags: Vec<String>,
     /// Each elector's stand-in application URL, with `--stand-in-app`.
     #[arg(skip)]
     app_urls: std::collections::HashMap<String, String>,
+    /// Each elector's proxy and upstream addresses, with `--proxy`.
+    #[arg(skip)]
+    proxies: std::collections::HashMap<String, (SocketAddr, SocketAddr)>,
 }
 
 #[tokio::main]
@@ -136,6 +149,10 @@ async fn run(mut args: Args) -> Result<()> {
                 .await
                 .context("starting a stand-in application")?;
             args.app_urls.insert(id.clone(), app.url());
+            if args.proxy {
+                let proxy = free_loopback_addr().context("--proxy: finding a free port")?;
+                args.proxies.insert(id.clone(), (proxy, app.addr()));
+            }
             apps.push(app);
         }
     }
@@ -159,7 +176,7 @@ async fn run(mut args: Args) -> Result<()> {
     say(&json!({
         "event": "ready",
         "sim": {"url": sim.url, "kubeconfig_dir": kubeconfig_dir},
-        "electors": electors.iter().map(started).collect::<Vec<_>>(),
+        "electors": electors.iter().map(|e| started(e, &args)).collect::<Vec<_>>(),
     }));
 
     let mut lines = stdin_lines();
@@ -239,13 +256,15 @@ async fn command(base: &Launch, args: &Args, electors: &mut [Elector], line: &st
                 bail!("{line:?}: {id} is still running; stop it first (term or kill)");
             }
             *elector = Elector::launch(launch_of(base, args, id, Some(elector.addr))).await?;
-            Ok(json!({"event": "started", "id": id, "addr": elector.addr, "pid": elector.pid()}))
+            let mut answer = started(elector, args);
+            answer["event"] = json!("started");
+            Ok(answer)
         }
         _ => bail!("{line:?}: unknown command {verb:?}; use term, kill or start"),
     }
 }
 
-fn launch_of(base: &Launch, args: &Args, id: &str, addr: Option<std::net::SocketAddr>) -> Launch {
+fn launch_of(base: &Launch, args: &Args, id: &str, addr: Option<SocketAddr>) -> Launch {
     let mut launch = base.with_id(id);
     if let Some(addr) = addr {
         launch.http = addr;
@@ -269,12 +288,35 @@ fn launch_of(base: &Launch, args: &Args, id: &str, addr: Option<std::net::Socket
             .map(String::from),
         );
     }
+    if let Some((proxy, upstream)) = args.proxies.get(id) {
+        let (proxy, upstream) = (proxy.to_string(), upstream.to_string());
+        launch.args.extend(
+            [
+                "--proxy-listen",
+                &proxy,
+                "--advertise-address",
+                &proxy,
+                "--proxy-upstream",
+                &upstream,
+            ]
+            .map(String::from),
+        );
+    }
     launch.log_file = Some(args.workdir.join(format!("{id}.log")));
     launch
 }
 
-fn started(elector: &Elector) -> Value {
-    json!({"id": elector.id, "addr": elector.addr, "pid": elector.pid()})
+/// A loopback address no one listens on right now (the port is free when this returns).
+fn free_loopback_addr() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+fn started(elector: &Elector, args: &Args) -> Value {
+    let mut line = json!({"id": elector.id, "addr": elector.addr, "pid": elector.pid()});
+    if let Some((proxy, _)) = args.proxies.get(&elector.id) {
+        line["proxy"] = json!(proxy);
+    }
+    line
 }
 
 fn exited(id: &str, status: ExitStatus) -> Value {
