@@ -23,10 +23,10 @@
 //!
 //! **Learning from the lock.** The winner writes a [`TakeoverNote`] with its record: the delay
 //! it waited, the unit it drew with, and the group size for the next race ([`Crowd::won`]),
-//! read off its own delay (the first of `n` draws about `e^(d/unit) / size = 1 / n`); that
-//! estimate never shrinks on a winner that wrote within a round trip of the opening (the
-//! opening had not reached everyone: slow delivery must not pass for a small group), and by a
-//! factor [`SHRINK_AT_MOST`] at most. Every follower sees that write in its watch, and has
+//! read off its own delay (the first of `n` draws about `e^(d/unit) / size = 1 / n`), counting
+//! only the part of the delay beyond a round trip (within one, the opening had not reached
+//! everyone: slow delivery must not pass for a small group), and shrinking by a factor
+//! [`SHRINK_AT_MOST`] at most. Every follower sees that write in its watch, and has
 //! seen the lock open on its own clock, so it measures the round trip with no request of its
 //! own: `r = (write seen − opening seen) − winner's delay` ([`Crowd::learn`]); the holder
 //! measures it on every renewal too (send to its own watch's echo, [`Crowd::measured`]) and
@@ -60,7 +60,7 @@ pub const UNIT_PER_ROUND_TRIP: f64 = 2.466;
 
 /// The most the size estimate shrinks by in one handover: one winner's delay is a noisy count
 /// (a follower starved of CPU draws its delay late), and an estimate far too small is a herd.
-pub const SHRINK_AT_MOST: f64 = 4.0;
+pub const SHRINK_AT_MOST: f64 = 16.0;
 
 /// How much of the group's unit a follower keeps when its own round trips ask for less: the
 /// unit comes down by a fifth per handover once the round trips are shorter.
@@ -200,8 +200,8 @@ impl Crowd {
     ///
     /// The size: the first of `n` followers draws a delay `d` with `e^(d/unit) / size ≈ 1 / n`,
     /// so `n ≈ size × e^(−d/unit)`; a winner that wrote at once says the group may be larger
-    /// than `size`, which doubles. A winner that wrote within a round trip of the opening never
-    /// shrinks the estimate: the opening had not yet reached everyone, so the race it won was
+    /// than `size`, which doubles. Only the part of `d` beyond a round trip counts: within a
+    /// round trip of the opening, the opening had not yet reached everyone, so the race was
     /// smaller than the group (on a loaded machine, slow delivery looks like a small group). It
     /// shrinks by [`SHRINK_AT_MOST`] at most. The winner computes it, so every follower, and a
     /// process that starts later, takes the same estimate from the lock.
@@ -216,12 +216,10 @@ impl Crowd {
         let estimate = if delay.is_zero() {
             self.size * 2.0
         } else {
-            let drew_before = self.size * (-(delay.as_secs_f64() / unit.as_secs_f64().max(1e-6))).exp();
-            if delay < round_trip {
-                drew_before.max(self.size)
-            } else {
-                drew_before
-            }
+            // Only the part of the delay beyond a round trip counts: a follower the opening
+            // reached late raced fewer of the others, so its delay alone would undercount them.
+            let counted = delay.saturating_sub(round_trip);
+            self.size * (-(counted.as_secs_f64() / unit.as_secs_f64().max(1e-6))).exp()
         };
         let next = self.with_size(estimate.max(self.size / SHRINK_AT_MOST));
         TakeoverNote {
@@ -419,15 +417,22 @@ mod tests {
         let crowd = Crowd::new(&timing);
         let unit = crowd.unit();
         // Twenty followers drawing with an estimate of 256: the first draw comes around
-        // e^(d/unit) = 256 / 20; the estimate comes down towards 20, by a factor 4 at most.
-        let first = unit.mul_f64((256.0_f64 / 20.0).ln());
+        // e^(d/unit) = 256 / 20, and the opening reached them within a round trip (none
+        // measured yet: unit / 2.466), which does not count.
+        let round_trip = unit.div_f64(UNIT_PER_ROUND_TRIP);
+        let first = round_trip + unit.mul_f64((256.0_f64 / 20.0).ln());
         let note = crowd.won(first, false);
         assert_eq!(
             (note.delay, note.unit, note.size),
-            (whole_micros(first), unit, 64)
+            (whole_micros(first), unit, 20)
         );
-        let second = unit.mul_f64((64.0_f64 / 20.0).ln());
-        assert_eq!(crowd.with_size(64.0).won(second, false).size, 20);
+        // Without the round trip taken off, the same delay would say 13: the late opening
+        // would pass for a smaller group.
+        let uncounted = (256.0 * (-first.as_secs_f64() / unit.as_secs_f64()).exp()).round();
+        assert_eq!(uncounted, 13.0);
+        // A delay that says 4 brings the estimate down by a factor 16 at most.
+        let four = round_trip + unit.mul_f64((256.0_f64 / 4.0).ln());
+        assert_eq!(crowd.won(four, false).size, 16);
         // A winner that wrote at once: the group may be larger; the estimate doubles.
         assert_eq!(crowd.won(Duration::ZERO, false).size, 512);
         // A winner within a round trip of the opening (here 2 ms / 2.466) shrinks nothing.
@@ -443,7 +448,7 @@ mod tests {
         for own in [3.0, 1000.0] {
             let mut follower = Crowd::new(&timing).with_size(own);
             follower.learn(&note, Some(Duration::from_millis(3)));
-            assert_eq!(follower.size(), 64.0);
+            assert_eq!(follower.size(), 20.0);
         }
     }
 

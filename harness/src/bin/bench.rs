@@ -204,7 +204,7 @@ const METHOD: Method = Method {
                on CLOCK_MONOTONIC (signal moment read just before kill(2), log stamp taken by the \
                elector when the takeover write succeeded, in the loop step that makes /readyz 200)",
     takeover_writes: "`update leases` requests the other candidates sent from the signal (SIGTERM \
-                      or SIGKILL) until the later of the old leader's exit and a quarter retry \
+                      or SIGKILL) until the later of the old leader's exit and half a retry \
                       period after the new leader's takeover (simulator accounting, counted on \
                       arrival): one wins, the rest get 409; the new leader's first renewal comes \
                       a full retry period after its takeover, outside the window",
@@ -477,7 +477,14 @@ async fn run_case(sim: &Sim, binary: &Path, ids: &[String], mode: Mode, args: &A
             slice_args(args.endpoint_slice),
         ]
         .concat(),
-        ..Launch::new(binary, sim.kubeconfig_dir(), ELECTION, "")
+        // Each case its own lock: a group learns its takeover model from the lock, and a case
+        // must not start from another's.
+        ..Launch::new(
+            binary,
+            sim.kubeconfig_dir(),
+            &format!("{ELECTION}-{}-{}", ids.len(), mode.label()),
+            "",
+        )
     };
     let started = monotonic_now_ns();
     eprintln!("{label} starting {} processes", ids.len());
@@ -844,9 +851,9 @@ struct Crash {
 }
 
 /// The `update leases` requests every candidate but `old` sent since `before`, counted once the
-/// takeover (stamped `became_ns`) is a quarter retry period old and `old` has exited: late
-/// takeover attempts (a drawn delay, a read after a 409) are in, the new leader's first renewal
-/// (a full retry period after its takeover) is not.
+/// takeover (stamped `became_ns`) is half a retry period old and `old` has exited: late
+/// takeover attempts (a drawn delay, at most half a retry period; a read after a 409) are in,
+/// the new leader's first renewal (a full retry period after its takeover) is not.
 async fn takeover_writes(
     sim: &Sim,
     before: &kube_sim::RequestCounts,
@@ -855,7 +862,7 @@ async fn takeover_writes(
     became_ns: u64,
     args: &Args,
 ) -> f64 {
-    let settled_ns = became_ns.saturating_add(u64::try_from((args.retry_period / 4).as_nanos()).unwrap_or(0));
+    let settled_ns = became_ns.saturating_add(u64::try_from((args.retry_period / 2).as_nanos()).unwrap_or(0));
     let now_ns = monotonic_now_ns();
     if settled_ns > now_ns {
         tokio::time::sleep(Duration::from_nanos(settled_ns - now_ns)).await;
@@ -901,7 +908,7 @@ async fn failover(
     let lease_writes: Vec<_> = sim
         .writes_since(cursor)
         .into_iter()
-        .filter(|w| w.resource == "leases" && w.name == ELECTION)
+        .filter(|w| w.resource == "leases" && w.name == spec.election)
         .collect();
     let last_renewal = lease_writes
         .iter()
