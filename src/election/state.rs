@@ -600,6 +600,8 @@ impl<O: Clone> Election<O> {
                     });
                 }
                 self.claim = Some(claim);
+                // Won: a run of lost races ends.
+                self.crowd.tally(false);
             }
         }
         self.absorb(Some(object), Some(record), version.clone(), at);
@@ -615,6 +617,7 @@ impl<O: Clone> Election<O> {
         if self.claim.is_none() && !self.raced {
             // Others wrote at the same moment: the group is larger than this follower thought.
             self.raced = true;
+            self.crowd.tally(self.sent_delay.is_zero());
             self.crowd.lost_race(self.sent_delay);
         }
         if self.claim.is_some() {
@@ -824,6 +827,10 @@ impl<O: Clone> Election<O> {
                         .checked_duration_since(before.at)
                         .and_then(|seen| seen.checked_sub(note.delay));
                     self.crowd.learn(&note, round_trip);
+                    if !self.raced {
+                        // Watched, not lost: a run of losses at once ends.
+                        self.crowd.tally(false);
+                    }
                     if self.raced {
                         // This follower's write lost to it: the group is larger, or the unit
                         // too short, than even the winner's note says.

@@ -51,6 +51,20 @@ pub const CROWD_START: f64 = 256.0;
 /// The smallest group size the estimate shrinks to (below 2, everyone would write at once).
 pub const CROWD_MIN: f64 = 2.0;
 
+/// Below this estimated size every follower writes at once: a group of two or three followers
+/// costs at most that many writes, as without any delay, and takes the lock as fast (whoever
+/// the release reaches first). A winner in such a race does not double the estimate (everyone
+/// wrote at once by design); a follower whose writes lost [`AT_ONCE_LOSSES`] races in a row
+/// doubles its own, so a group that has grown leaves this regime after a few handovers that
+/// cost a write per follower.
+pub const AT_ONCE_BELOW: f64 = 4.0;
+
+/// Races lost in a row, all written at once below [`AT_ONCE_BELOW`], before a follower takes
+/// the group to be larger than its estimate: in a group of two followers each loses half the
+/// races, so a single loss says little (three in a row: one in eight), while in a group that
+/// has grown to many, nearly every follower loses every race.
+pub const AT_ONCE_LOSSES: u32 = 3;
+
 /// The largest group size the estimate grows to.
 pub const CROWD_MAX: f64 = 1024.0;
 
@@ -108,6 +122,8 @@ pub struct Crowd {
     /// This follower's estimate of the round trip: from the moment it sees the lock open until
     /// it sees the winner's write, less the winner's delay.
     round_trip: Option<Duration>,
+    /// Races this follower lost in a row with a write sent at once (see [`AT_ONCE_LOSSES`]).
+    losses_at_once: u32,
 }
 
 impl Crowd {
@@ -119,6 +135,7 @@ impl Crowd {
             min_unit: unit(timing),
             spread: spread(timing),
             round_trip: None,
+            losses_at_once: 0,
         }
     }
 
@@ -152,10 +169,11 @@ impl Crowd {
     }
 
     /// The delay before a takeover attempt, for `u` uniform in `[0, 1)`: zero with probability
-    /// `1 / size`, otherwise `unit × ln(u × size)`; never more than [`Crowd::longest`].
+    /// `1 / size` (always below [`AT_ONCE_BELOW`]), otherwise `unit × ln(u × size)`; never more
+    /// than [`Crowd::longest`].
     pub fn delay(self, u: f64) -> Duration {
         let scaled = u.clamp(0.0, 1.0) * self.size;
-        if scaled <= 1.0 {
+        if scaled <= 1.0 || self.size < AT_ONCE_BELOW {
             return Duration::ZERO;
         }
         self.unit().mul_f64(scaled.ln()).min(self.longest())
@@ -170,12 +188,28 @@ impl Crowd {
     /// wrote within a round trip of it. Written at once, too many write at once: the group is
     /// larger than estimated, and the estimate doubles. Written after a delay, the writes were
     /// too close together for the round trip: the unit doubles (within [`spread`]).
+    ///
+    /// Below [`AT_ONCE_BELOW`], where everyone writes at once, the estimate doubles only once
+    /// [`Crowd::tally`] has counted [`AT_ONCE_LOSSES`] such losses in a row.
     pub fn lost_race(&mut self, delay: Duration) {
+        if delay.is_zero() && self.size < AT_ONCE_BELOW && self.losses_at_once < AT_ONCE_LOSSES {
+            return;
+        }
         if delay.is_zero() {
             *self = self.with_size(self.size * 2.0);
         } else {
             self.unit = (self.unit * 2).min(self.spread);
         }
+    }
+
+    /// Counts one race this follower took part in or watched: `lost_at_once` when its write,
+    /// sent at once, lost; any other outcome ends a run of such losses.
+    pub fn tally(&mut self, lost_at_once: bool) {
+        self.losses_at_once = if lost_at_once {
+            self.losses_at_once.saturating_add(1)
+        } else {
+            0
+        };
     }
 
     /// What a winner that waited `delay` writes into the lock.
@@ -213,7 +247,10 @@ impl Crowd {
         }
         let unit = self.unit();
         let round_trip = self.round_trip.unwrap_or(unit.div_f64(UNIT_PER_ROUND_TRIP));
-        let estimate = if delay.is_zero() {
+        let estimate = if delay.is_zero() && self.size < AT_ONCE_BELOW {
+            // Everyone wrote at once by design: that says nothing of the group's size.
+            self.size
+        } else if delay.is_zero() {
             self.size * 2.0
         } else {
             // Only the part of the delay beyond a round trip counts: a follower the opening
@@ -360,11 +397,43 @@ mod tests {
         );
         assert_eq!(crowd.delay(0.0), Duration::ZERO);
         assert_eq!(crowd.delay(1.0), longest);
-        assert_eq!(
-            crowd.with_size(1.0).delay(0.49),
-            Duration::ZERO,
-            "the smallest estimate is two: half write at once"
-        );
+    }
+
+    #[test]
+    fn a_group_of_two_or_three_writes_at_once_and_leaves_that_when_a_race_is_lost() {
+        let timing = demo();
+        let mut draws = Draws::seeded(11);
+        for size in [1.0, 2.0, 3.0] {
+            let small = Crowd::new(&timing).with_size(size);
+            assert!(
+                (0..1_000).all(|_| small.delay(draws.next()).is_zero()),
+                "an estimate of {size} writes at once"
+            );
+            // Everyone wrote at once: the winner learns nothing of the size from that.
+            assert_eq!(
+                small.won(Duration::ZERO, false).size,
+                small.note(Duration::ZERO).size
+            );
+        }
+        // From four on, delays are drawn, and a win at once doubles the estimate.
+        let four = Crowd::new(&timing).with_size(4.0);
+        assert!((0..1_000).any(|_| !four.delay(draws.next()).is_zero()));
+        assert_eq!(four.won(Duration::ZERO, false).size, 8);
+        // A follower of a small group whose writes lost three races in a row: more write at
+        // once than the estimate says, so its own estimate doubles out of the at-once regime.
+        // Two losses, or a run broken by a race it did not lose, change nothing.
+        let mut lost = Crowd::new(&timing).with_size(2.0);
+        for outcome in [true, true, false, true, true] {
+            lost.tally(outcome);
+            if outcome {
+                lost.lost_race(Duration::ZERO);
+            }
+            assert_eq!(lost.size(), 2.0);
+        }
+        lost.tally(true);
+        lost.lost_race(Duration::ZERO);
+        assert_eq!(lost.size(), 4.0);
+        assert!((0..1_000).any(|_| !lost.delay(draws.next()).is_zero()));
     }
 
     #[test]
