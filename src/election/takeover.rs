@@ -36,6 +36,10 @@
 //! first look at the lock ([`Crowd::adopt`]); before any note exists it starts from
 //! [`CROWD_START`], large so that a big group's first handover is no herd.
 //!
+//! **Small groups.** Below an estimate of [`AT_ONCE_BELOW`] everyone writes at once, as with no
+//! delay: two or three writes cost less than the unit a draw would add whenever no one drew
+//! zero. Such a win teaches nothing; [`AT_ONCE_LOSSES`] losses in a row take a follower out.
+//!
 //! **Safety is untouched.** The delay only postpones a write the follower would have made
 //! anyway; every write stays conditional on the resourceVersion it observed, so two followers
 //! can never both take the lock, whatever their delays.
