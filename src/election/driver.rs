@@ -14,8 +14,8 @@
 //! Followers in [`FollowMode::Watch`] make no requests in steady state: the watch tells them of
 //! every renewal, a release is acted on as it arrives and an expiry when the observed lease
 //! runs out, each after the delay [`super::takeover`] draws (a winner seen in the watch
-//! meanwhile cancels the attempt). When the watch is down they poll every jittered retry period until
-//! it is back. [`FollowMode::Poll`] is client-go's behaviour, kept as a baseline and an option.
+//! meanwhile cancels the attempt). When the watch is down they poll every jittered retry period
+//! until it is back. [`FollowMode::Poll`] is client-go's behaviour, kept as a baseline and an option.
 //!
 //! Shutdown: the claim is withdrawn and published first (`/readyz` answers 503), then the loop
 //! waits for the [release gate](Settings::release_gate) (the leader file removed, the pod label

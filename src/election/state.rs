@@ -262,6 +262,8 @@ pub struct Election<O> {
     takeover_delay: Duration,
     /// A takeover write lost a race since the record was last observed.
     raced: bool,
+    /// A takeover write was sent since the record was last observed (its 409 may still come).
+    takeover_sent: bool,
     /// The delay waited before the last takeover write sent.
     sent_delay: Duration,
     /// What this process writes into the lock with its record while it holds it: the note of
@@ -300,6 +302,7 @@ impl<O: Clone> Election<O> {
             draws,
             takeover_delay: Duration::ZERO,
             raced: false,
+            takeover_sent: false,
             sent_delay: Duration::ZERO,
             note: None,
             echo: None,
@@ -529,6 +532,7 @@ impl<O: Clone> Election<O> {
         if self.claim.is_none() {
             let known = self.known.as_ref().and_then(|k| k.record.as_ref());
             let predecessor = known.filter(|r| r.holder() == Some(self.me.identity.as_str()));
+            self.takeover_sent = true;
             self.sent_delay = match self.follow {
                 FollowMode::Watch if self.watch_up && predecessor.is_none() => self.takeover_delay,
                 FollowMode::Watch | FollowMode::Poll => Duration::ZERO,
@@ -827,14 +831,14 @@ impl<O: Clone> Election<O> {
                         .checked_duration_since(before.at)
                         .and_then(|seen| seen.checked_sub(note.delay));
                     self.crowd.learn(&note, round_trip);
-                    if !self.raced {
-                        // Watched, not lost: a run of losses at once ends.
-                        self.crowd.tally(false);
-                    }
                     if self.raced {
                         // This follower's write lost to it: the group is larger, or the unit
                         // too short, than even the winner's note says.
                         self.crowd.lost_race(self.sent_delay);
+                    } else if !self.takeover_sent {
+                        // Watched without writing: a run of losses at once ends. (A write
+                        // sent for this opening lost, and its 409 is still to come.)
+                        self.crowd.tally(false);
                     }
                 }
                 // A renewal: the holder's unit, measured on its own writes.
@@ -842,6 +846,7 @@ impl<O: Clone> Election<O> {
             }
         }
         self.raced = false;
+        self.takeover_sent = false;
         self.takeover_delay = self.crowd.delay(self.draws.next());
     }
 
@@ -1757,6 +1762,72 @@ mod tests {
             vec![expected.size(); 2],
             "the note, then this follower's loss on top"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_follower_of_a_pair_writes_at_once_and_leaves_that_after_three_races_lost_in_a_row() {
+        for conflict_first in [true, false] {
+            let boot = BootClock::manual();
+            let mut follower = watching_follower("f");
+            let mut sizes = Vec::new();
+            for round in 1..=4_u32 {
+                let opened = held(&format!("w{round}"), "w-pod/1/aa", 5, 0).released(wall());
+                follower.absorb(
+                    Some(format!("o@{round}a")),
+                    Some(opened),
+                    rv(round * 10),
+                    Instant::now(),
+                );
+                if round == 1 {
+                    // The group's note: a pair.
+                    follower.crowd = Crowd::new(&timing()).with_size(2.0);
+                    follower.takeover_delay = follower.crowd.delay(0.99);
+                }
+                assert_eq!(
+                    follower.takeover_delay(),
+                    Duration::ZERO,
+                    "round {round}: at once"
+                );
+                follower.begin_attempt(Instant::now(), 0.0);
+                assert!(matches!(
+                    follower.next_step(boot.read(), wall()),
+                    Step::Update(..)
+                ));
+                let sent = Instant::now();
+                advance(Duration::from_millis(2)).await;
+                let winner = LeaderRecord {
+                    takeover: Some(TakeoverNote {
+                        delay: Duration::ZERO,
+                        unit: Duration::from_millis(2),
+                        size: 2,
+                    }),
+                    ..held(&format!("v{round}"), "v-pod/1/aa", 5, 1)
+                };
+                if conflict_first {
+                    follower.write_conflicted(sent, Instant::now());
+                }
+                follower.absorb(
+                    Some(format!("o@{round}b")),
+                    Some(winner),
+                    rv(round * 10 + 1),
+                    Instant::now(),
+                );
+                if !conflict_first {
+                    follower.write_conflicted(sent, Instant::now());
+                }
+                sizes.push(follower.crowd().size());
+                if round == 3 {
+                    break;
+                }
+            }
+            assert_eq!(
+                sizes,
+                vec![2.0, 2.0, 4.0],
+                "two losses keep the pair at once, the third doubles (conflict first: {conflict_first})"
+            );
+            // Now it draws: its next delay may be more than zero.
+            assert!((0..100).any(|_| !follower.crowd().delay(follower.draws.next()).is_zero()));
+        }
     }
 
     #[tokio::test(start_paused = true)]
