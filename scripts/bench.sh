@@ -3,7 +3,8 @@
 # algorithm (--follow poll), side by side in one run against one simulator, with 3, 50 and 200
 # candidate processes. Builds the release binaries, prints a table to stdout (progress on stderr)
 # and writes every sample to $CARGO_TARGET_DIR/bench/results.json (default target/bench/).
-# Takes about 15 minutes on 2 cores (25 with a baseline). Method and figures: docs/benchmarks.md.
+# Takes about 6 minutes on 2 cores after the release build (7 with a baseline and 4 failovers,
+# plus its build). Method and figures: docs/benchmarks.md.
 #
 #   scripts/bench.sh                                   the defaults: lease 3s, renew 2s, retry 500ms
 #   scripts/bench.sh --sizes 3 --handovers 3 --failovers 2 --window 5s     a quick look
