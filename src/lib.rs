@@ -33,9 +33,10 @@
 //!   I/O, timers and channels. The decisions are tested on a paused clock without a server.
 //! - **Watch-driven followers.** Followers watch the lock instead of polling it: no requests in
 //!   steady state, a release taken over the moment it arrives, an expiry when the observed
-//!   lease runs out, each after a short drawn delay (milliseconds) that a winner seen in the
-//!   watch cancels, so a handover costs about one write whatever the group's size
-//!   ([`FollowMode::Poll`] keeps client-go's behaviour).
+//!   lease runs out, in a group of more than three each after a drawn delay (usually none for
+//!   the first writer, at most half a retry period) that a winner seen in the watch cancels, so
+//!   a handover costs one or two writes whatever the group's size ([`FollowMode::Poll`] keeps
+//!   client-go's behaviour).
 //! - **Expiry on the observer's monotonic clock.** A follower judges a lease expired a lease
 //!   duration after it first saw the current record, never by comparing `renewTime` with its
 //!   wall clock, so clock skew between nodes does not matter.
