@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::takeover::TakeoverNote;
+use super::takeover::{TakeoverNote, micros};
 
 /// The annotation under which ConfigMap and Endpoints locks keep the record.
 pub const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
@@ -245,10 +245,6 @@ pub fn incarnation_annotation(record: &LeaderRecord) -> Option<String> {
         });
     }
     Some(value.to_string())
-}
-
-fn micros(duration: Duration) -> u64 {
-    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The takeover note an [`INCARNATION_ANNOTATION`] value gives `holder` (the empty holder of a

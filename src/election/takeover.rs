@@ -113,10 +113,15 @@ pub struct TakeoverNote {
     pub size: u32,
 }
 
+/// `duration` counted in whole microseconds, as the lock keeps a note's times.
+pub fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// `duration` in whole microseconds, as the lock keeps a note: the record read back must be the
 /// one written.
 pub fn whole_micros(duration: Duration) -> Duration {
-    Duration::from_micros(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX))
+    Duration::from_micros(micros(duration))
 }
 
 /// A follower's model of the race for the lock when it opens: how many candidates take part
@@ -284,11 +289,7 @@ impl Crowd {
         if let Some(sample) = round_trip {
             self.measured(sample);
         }
-        self.unit = note
-            .unit
-            .mul_f64(UNIT_KEPT)
-            .max(self.measured_unit().unwrap_or_default())
-            .clamp(self.min_unit, self.spread);
+        self.take_unit(note.unit.mul_f64(UNIT_KEPT));
     }
 
     /// Takes in a round trip measured by this process: from a takeover it watched, or, holding
@@ -311,8 +312,13 @@ impl Crowd {
     /// Follows the holder's unit from a renewal's note (the holder measures it on every write),
     /// or this follower's own when that is longer.
     pub fn follow(&mut self, note: &TakeoverNote) {
-        self.unit = note
-            .unit
+        self.take_unit(note.unit);
+    }
+
+    /// Draws with `group`'s unit, or this process's own when its round trips ask for more,
+    /// within `[unit(timing), spread]`.
+    fn take_unit(&mut self, group: Duration) {
+        self.unit = group
             .max(self.measured_unit().unwrap_or_default())
             .clamp(self.min_unit, self.spread);
     }
