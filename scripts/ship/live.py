@@ -584,11 +584,22 @@ def cmd_prometheus(a) -> None:
     load.put_back(old)
     # The restart is counted once Prometheus has the restarted elector's series again, as
     # kube-state-metrics would count it with the pod running (the panels join on them).
-    def rejoined(ident):
+    # The per-step restarts panel is checked over the run's 1s steps up to t_end, so the run ends
+    # only once Prometheus holds the new count and a step after its sample (`counted` below).
+    counted_at = [0.0]
+    def rejoined(ident, oom=False):
         wait_for(f"Prometheus to scrape the restarted {ident}",
                  lambda: prom.query(f'elector_build_info{{{sel}, pod="{ident}"}}'), 30, 0.25)
+        fixture.restarts[ident] += 1
+        if oom:
+            fixture.oom[ident] = 1
+        want = fixture.restarts[ident]
+        def counted():
+            r = prom.query(f'timestamp(kube_pod_container_status_restarts_total{{namespace="{ns}", pod="{ident}", '
+                           f'container="elector"}} == {want})')
+            return float(r[0]["value"][1]) if r else None
+        counted_at[0] = wait_for(f"Prometheus to scrape {ident}'s restart count {want}", counted, 30, 0.2)
     rejoined(old.ident)
-    fixture.restarts[old.ident] += 1
 
     # Failover 2: SIGKILL the leader (no release: the others wait out the lease), restart it.
     victim = wait_for("a single leader before SIGKILL", lambda: leader_of(electors), 15)
@@ -623,9 +634,7 @@ def cmd_prometheus(a) -> None:
     fixture.holder = taker.ident
     victim.start()
     load.put_back(victim)
-    rejoined(victim.ident)
-    fixture.restarts[victim.ident] += 1
-    fixture.oom[victim.ident] = 1
+    rejoined(victim.ident, oom=True)
 
     # Steady state: one leader by /readyz, and Prometheus has caught up with it.
     leader = wait_for("a single leader after restarts", lambda: leader_of(electors), 30)
@@ -637,7 +646,8 @@ def cmd_prometheus(a) -> None:
             leader_of(electors) is leader
     wait_for(f"Prometheus to show {leader.ident} as the only leader with 3 targets up", caught_up, 30, 0.25)
     # one more scrape round so every series (and rate windows) include the settled state
-    t_settled = time.time()
+    # (and the last 1s step of the range queries falls after the last restart count's sample)
+    t_settled = max(time.time(), counted_at[0])
     wait_for("two scrapes after settling",
              lambda: float(prom.query(f'timestamp(elector_is_leader{{{sel}, pod="{leader.ident}"}})')[0]["value"][1])
              > t_settled + 1.0, 15, 0.2)
