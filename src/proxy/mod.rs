@@ -280,6 +280,12 @@ impl Drop for Local {
     }
 }
 
+/// Where a request was placed: the routes that send it somewhere.
+enum Placed {
+    Local { token: u64 },
+    Forward { to: String },
+}
+
 /// Why a request could not be placed.
 enum Unplaced {
     QueueFull,
@@ -297,20 +303,16 @@ impl Shared {
         forwarded: bool,
         refused_by: Option<&str>,
         deadline: Instant,
-    ) -> Result<Route, Unplaced> {
+    ) -> Result<Placed, Unplaced> {
         let mut state = self.state.clone();
         let decide = |state: &LeaderState| route(state, Instant::now(), forwarded, refused_by);
         let mut waiting = None;
         loop {
-            {
-                let current = state.borrow_and_update();
-                let placed = decide(&current);
-                if placed != Route::Wait {
-                    return Ok(placed);
-                }
-                if forwarded && (current.shutting_down || !current.candidate) {
-                    return Err(Unplaced::WillNotLead);
-                }
+            match decide(&state.borrow_and_update()) {
+                Route::Local { token } => return Ok(Placed::Local { token }),
+                Route::Forward { to } => return Ok(Placed::Forward { to }),
+                Route::NotLeader => return Err(Unplaced::WillNotLead),
+                Route::Wait => {}
             }
             if waiting.is_none() {
                 let before = self.waiting.fetch_add(1, Ordering::SeqCst);
@@ -383,13 +385,12 @@ impl Shared {
                 }
             };
             let (target, mark, outcome) = match &placed {
-                Route::Local { token } => (self.upstream.as_str(), Mark::Token(*token), Outcome::Local),
-                Route::Forward { to } => (
+                Placed::Local { token } => (self.upstream.as_str(), Mark::Token(*token), Outcome::Local),
+                Placed::Forward { to } => (
                     to.as_str(),
                     Mark::ForwardedBy(&self.settings.identity),
                     Outcome::Forwarded,
                 ),
-                Route::Wait => unreachable!("place() never returns Wait"),
             };
             let send_body = body.take().unwrap_or_else(forward::empty);
             let outgoing = match forward::outgoing(&parts, send_body, target, mark) {
@@ -413,10 +414,11 @@ impl Shared {
                     } else {
                         StatusCode::BAD_GATEWAY
                     };
-                    tracing::debug!(%target, error = %error_chain(&error), "proxy: request failed");
+                    let why = error_chain(&error);
+                    tracing::debug!(%target, error = %why, "proxy: request failed");
                     return self.reject(forward::answer(
                         status,
-                        format!("{target} did not answer: {}\n", error_chain(&error)),
+                        format!("{target} did not answer: {why}\n"),
                     ));
                 }
             };

@@ -5,8 +5,11 @@
 //!   `/readyz`): pass the request to the local application with that fencing token.
 //! - Another process leads and advertises an address, and the request was not forwarded already,
 //!   and that address did not just turn the request away: forward it there (one hop).
+//! - A forwarded request at a process that will not lead again (shutting down, or withdrawn from
+//!   candidacy): turn it away, so the forwarding proxy can place it elsewhere.
 //! - Otherwise (no leader, a leader without an address, this process's own claim lapsed or not
-//!   yet begun, a forwarded request at a non-leader): wait for the state to change.
+//!   yet begun, a forwarded request at a candidate that does not lead now): wait for the state
+//!   to change.
 
 use tokio::time::Instant;
 
@@ -25,6 +28,9 @@ pub enum Route {
         /// The leader's advertised `HOST:PORT`.
         to: String,
     },
+    /// Forwarded here, but this process will not lead again: answer that it is not the leader
+    /// (the request reached no application, so the forwarding proxy may place it again).
+    NotLeader,
     /// No one can take it now: wait for the published state to change.
     Wait,
 }
@@ -37,7 +43,11 @@ pub fn route(state: &LeaderState, now: Instant, forwarded: bool, refused_by: Opt
         return Route::Local { token };
     }
     if forwarded {
-        return Route::Wait;
+        return if state.shutting_down || !state.candidate {
+            Route::NotLeader
+        } else {
+            Route::Wait
+        };
     }
     match (&state.leader, &state.leader_address) {
         (Some(leader), Some(address))
@@ -122,5 +132,31 @@ mod tests {
             Route::Wait,
             "a leader that stepped down, its release not yet written, neither serves nor forwards to itself"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forwarded_request_at_a_process_that_will_not_lead_is_turned_away() {
+        let now = Instant::now();
+        let candidate = follower_of("pod-b", Some("10.0.0.2:8000"));
+        assert_eq!(
+            route(&candidate, now, true, None),
+            Route::Wait,
+            "a candidate may lead soon: the request waits"
+        );
+        let mut withdrawn = candidate.clone();
+        withdrawn.candidate = false;
+        assert_eq!(route(&withdrawn, now, true, None), Route::NotLeader);
+        assert_eq!(
+            route(&withdrawn, now, false, None),
+            Route::Forward {
+                to: "10.0.0.2:8000".into()
+            },
+            "its own clients' requests still go to the leader"
+        );
+        let mut shutting = follower_of("me", Some("10.0.0.1:8000"));
+        shutting.lead(3, jiff::Timestamp::UNIX_EPOCH, now + Duration::from_secs(5), None);
+        assert_eq!(route(&shutting, now, true, None), Route::Local { token: 3 });
+        shutting.shut_down();
+        assert_eq!(route(&shutting, now, true, None), Route::NotLeader);
     }
 }
