@@ -435,19 +435,10 @@ impl Resolved<'_> {
         let Some(listen_address) = config.proxy_listen else {
             let host = self.host;
             let given = [
-                (setting::proxy_upstream.meta.name, config.proxy_upstream.is_some()),
-                (
-                    setting::advertise_address.meta.name,
-                    config.advertise_address.is_some(),
-                ),
-                (
-                    setting::proxy_queue_timeout.meta.name,
-                    (setting::proxy_queue_timeout.default)(host) != Some(config.proxy_queue_timeout),
-                ),
-                (
-                    setting::proxy_queue_limit.meta.name,
-                    (setting::proxy_queue_limit.default)(host) != Some(config.proxy_queue_limit),
-                ),
+                setting::proxy_upstream.given(host, &config.proxy_upstream),
+                setting::advertise_address.given(host, &config.advertise_address),
+                setting::proxy_queue_timeout.given(host, &config.proxy_queue_timeout),
+                setting::proxy_queue_limit.given(host, &config.proxy_queue_limit),
             ];
             return self.refuse_without(listen, given, |name| {
                 format!(
@@ -510,23 +501,15 @@ impl Resolved<'_> {
     /// (it would be ignored; a default written back by `--print-config` is accepted).
     fn check_app_health(&self, config: &Config) -> Result<(), Error> {
         let url = setting::app_health.meta.name;
-        let tuning = [
-            setting::app_health_period.meta.name,
-            setting::app_health_timeout.meta.name,
-            setting::app_health_failure_threshold.meta.name,
-            setting::app_health_success_threshold.meta.name,
-        ];
         let host = self.host;
-        let changed = [
-            (setting::app_health_period.default)(host) != Some(config.app_health_period),
-            (setting::app_health_timeout.default)(host) != Some(config.app_health_timeout),
-            (setting::app_health_failure_threshold.default)(host)
-                != Some(config.app_health_failure_threshold),
-            (setting::app_health_success_threshold.default)(host)
-                != Some(config.app_health_success_threshold),
+        let tuning = [
+            setting::app_health_period.given(host, &config.app_health_period),
+            setting::app_health_timeout.given(host, &config.app_health_timeout),
+            setting::app_health_failure_threshold.given(host, &config.app_health_failure_threshold),
+            setting::app_health_success_threshold.given(host, &config.app_health_success_threshold),
         ];
         if config.app_health.is_none() {
-            return self.refuse_without(url, tuning.into_iter().zip(changed), |name| {
+            return self.refuse_without(url, tuning, |name| {
                 format!(
                     "{name} tunes the application health check, which is off without --app-health: \
                      pass --app-health URL or remove {name}"
@@ -534,7 +517,7 @@ impl Resolved<'_> {
             });
         }
         if config.app_health_timeout > config.app_health_period {
-            let (timeout, period) = (tuning[1], tuning[0]);
+            let (timeout, period) = (tuning[1].0, tuning[0].0);
             return Err(Error::Conflict {
                 first: timeout,
                 first_origin: self.origin(timeout),
@@ -632,14 +615,8 @@ impl Resolved<'_> {
             }
             None => {
                 let given = [
-                    (
-                        setting::endpoint_slice_service.meta.name,
-                        config.endpoint_slice_service.is_some(),
-                    ),
-                    (
-                        setting::endpoint_slice_ports.meta.name,
-                        config.endpoint_slice_ports.is_some(),
-                    ),
+                    setting::endpoint_slice_service.given(self.host, &config.endpoint_slice_service),
+                    setting::endpoint_slice_ports.given(self.host, &config.endpoint_slice_ports),
                 ];
                 self.refuse_without(slice, given, |name| {
                     format!("{name} only shapes the EndpointSlice: pass --endpoint-slice NAME too, or remove {name}")

@@ -51,6 +51,14 @@ pub(super) struct Setting<T> {
     pub default: fn(&Host) -> Option<T>,
 }
 
+impl<T: PartialEq> Setting<T> {
+    /// The setting's name, and whether `value` is other than its default on `host` (a default
+    /// written back by `--print-config` counts as not given).
+    pub fn given(&self, host: &Host, value: &T) -> (&'static str, bool) {
+        (self.meta.name, (self.default)(host).as_ref() != Some(value))
+    }
+}
+
 /// A setting as `--help` and the layers see it.
 #[derive(Clone, Debug)]
 pub(super) struct Info {
