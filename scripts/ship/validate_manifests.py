@@ -95,6 +95,15 @@ def arg_value(args, flag):
 
 
 # --------------------------------------------------------------------------------- invariants
+# The elector's readiness path in each variant, and why.
+READINESS = {
+    "base": ("/readyz", "leadership: the Service routes to the leader alone"),
+    "pod-label": ("/readyz/pod-label", "the leader label's truth: the Service selects the label"),
+    "endpointslice": ("/livez", "its own health, never leadership: the elector's slice routes to the leader"),
+    "proxy": ("/readyz/proxy", "the proxy's health, never leadership: every replica's proxy forwards"),
+}
+
+
 def check_workload(docs, where, mode):
     dep = one(docs, "Deployment", "example-app", where)
     if not dep:
@@ -132,13 +141,15 @@ def check_workload(docs, where, mode):
         fail(f"{w}: --http must listen on port 8080 (the probes and the PodMonitor use it), got {http!r}")
 
     rp = el.get("readinessProbe", {})
+    want_ready, why = READINESS[mode]
+    if get(rp, "httpGet.path") != want_ready:
+        fail(f"{w}: elector readinessProbe.httpGet.path must be {want_ready} in the {mode} variant ({why}), "
+             f"got {get(rp, 'httpGet.path')!r}")
     if mode == "endpointslice":
         check_endpointslice_workload(docs, dep, el, w, where)
     elif mode == "proxy":
         check_proxy_workload(docs, dep, el, w, where)
     else:
-        want_ready = "/readyz" if mode == "base" else "/readyz/pod-label"
-        expect(w, "elector readinessProbe.httpGet.path", get(rp, "httpGet.path"), want_ready)
         for field, want in (("periodSeconds", 1), ("failureThreshold", 1), ("successThreshold", 1)):
             expect(w, f"elector readinessProbe.{field}", rp.get(field), want)
     expect(w, "elector livenessProbe.httpGet.path", get(el, "livenessProbe.httpGet.path"), "/livez")
@@ -245,10 +256,6 @@ def check_workload(docs, where, mode):
 def check_endpointslice_workload(docs, dep, el, w, where):
     """The EndpointSlice variant: readiness is the app's, the elector writes the Service's slice."""
     args = el.get("args", [])
-    ready = get(el, "readinessProbe.httpGet.path")
-    if ready != "/livez":
-        fail(f"{w}: in the EndpointSlice variant the elector's readiness is its own health (/livez), never "
-             f"leadership; got {ready!r}")
     app = container(dep, "app", w)
     if not app.get("readinessProbe"):
         fail(f"{w}: the app container needs its own readinessProbe (every pod's readiness is its health)")
@@ -327,10 +334,6 @@ def host_port(addr):
 def check_proxy_workload(docs, dep, el, w, where):
     """The proxy variant: clients reach the elector's proxy on `http`, the app only on loopback."""
     args = el.get("args", [])
-    ready = get(el, "readinessProbe.httpGet.path")
-    if ready != "/readyz/proxy":
-        fail(f"{w}: in the proxy variant the elector's readiness is the proxy's health (/readyz/proxy), never "
-             f"leadership; got {ready!r}")
     expect(w, "elector readinessProbe.httpGet.port", get(el, "readinessProbe.httpGet.port"), "elector-http")
     listen_host, listen_port = host_port(arg_value(args, "--proxy-listen"))
     up_host, up_port = host_port(arg_value(args, "--proxy-upstream"))
