@@ -629,6 +629,8 @@ impl<K: LockObject> Driver<K> {
         self.election.step_down(StepDown::ShuttingDown, stepped_down);
         self.carry_out();
         self.state.send_modify(LeaderState::shut_down);
+        // The shutdown timeout ran out before the release (the gate stayed shut).
+        let mut out_of_time = false;
         if self.settings.release_on_shutdown && waiting_to_lead {
             tracing::info!(
                 identity = %self.settings.identity,
@@ -637,16 +639,10 @@ impl<K: LockObject> Driver<K> {
         } else if self.settings.release_on_shutdown && (held || self.write_in_flight || self.release_pending)
         {
             let gate = self.settings.release_gate.clone();
-            if !self.settle_and_release(stepped_down, gate, held).await {
-                if let Some(event) = self.last_event.take() {
-                    event.abort();
-                }
-                if let Some((watcher, _)) = follow {
-                    watcher.abort();
-                }
-                return;
-            }
-            if let (Some((_, news)), Some(_)) = (follow.as_mut(), &self.settings.advertise_address) {
+            out_of_time = !self.settle_and_release(stepped_down, gate, held).await;
+            if let (false, Some((_, news)), Some(_)) =
+                (out_of_time, follow.as_mut(), &self.settings.advertise_address)
+            {
                 // Followers take a released lock at once (watching) or within a retry period
                 // (polling); with none left (the last replica) this wait is what exit costs.
                 let until = deadline.min(later(Instant::now(), 2 * self.settings.timing.retry_period));
@@ -657,7 +653,11 @@ impl<K: LockObject> Driver<K> {
             watcher.abort();
         }
         if let Some(event) = self.last_event.take() {
-            let _ = tokio::time::timeout_at(deadline, event).await;
+            if out_of_time {
+                event.abort();
+            } else {
+                let _ = tokio::time::timeout_at(deadline, event).await;
+            }
         }
     }
 
