@@ -79,28 +79,26 @@ pub trait LockObject:
     fn set_record(&mut self, record: &LeaderRecord) {
         self.set_bare_record(record);
         let annotations = &mut self.meta_mut().annotations;
-        match &record.address {
-            Some(address) => {
-                annotations
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(ADDRESS_ANNOTATION.to_owned(), address.clone());
-            }
-            None => {
-                if let Some(map) = annotations.as_mut() {
-                    map.remove(ADDRESS_ANNOTATION);
-                }
-            }
+        set_annotation(annotations, ADDRESS_ANNOTATION, record.address.clone());
+        set_annotation(
+            annotations,
+            INCARNATION_ANNOTATION,
+            incarnation_annotation(record),
+        );
+    }
+}
+
+/// Sets annotation `key` to `value`, or removes it when `value` is `None`.
+fn set_annotation(annotations: &mut Option<BTreeMap<String, String>>, key: &str, value: Option<String>) {
+    match value {
+        Some(value) => {
+            annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(key.to_owned(), value);
         }
-        match incarnation_annotation(record) {
-            None => {
-                if let Some(map) = annotations.as_mut() {
-                    map.remove(INCARNATION_ANNOTATION);
-                }
-            }
-            Some(value) => {
-                annotations
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(INCARNATION_ANNOTATION.to_owned(), value);
+        None => {
+            if let Some(map) = annotations.as_mut() {
+                map.remove(key);
             }
         }
     }
@@ -188,10 +186,11 @@ fn annotation_record(meta: &ObjectMeta) -> LeaderRecord {
 }
 
 fn set_annotation_record(meta: &mut ObjectMeta, record: &LeaderRecord) {
-    let text = record.to_annotation();
-    meta.annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(LEADER_ANNOTATION.to_owned(), text);
+    set_annotation(
+        &mut meta.annotations,
+        LEADER_ANNOTATION,
+        Some(record.to_annotation()),
+    );
 }
 
 /// One read of the lock object.
