@@ -37,8 +37,7 @@ struct Replica {
 
 async fn replica(sim: &kube_sim::Sim, id: &str, extra: &[&str]) -> Replica {
     let app = EchoApp::start(id).await.expect("the stand-in application starts");
-    let port = echo::free_port().expect("a free port");
-    let proxy: SocketAddr = ([127, 0, 0, 1], port).into();
+    let proxy = echo::free_loopback_addr().expect("a free port");
     let mut args = vec![
         "--proxy-listen".to_owned(),
         proxy.to_string(),

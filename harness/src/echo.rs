@@ -234,8 +234,8 @@ pub fn token_regressions(answers: &[Answer]) -> Vec<(Answer, Answer)> {
     regressions
 }
 
-/// A free loopback port (bound, then released), for a proxy's `--proxy-listen`, whose
-/// advertised address must name the real port.
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A loopback address no one listens on right now (bound, then released), for a proxy's
+/// `--proxy-listen`, whose advertised address must name the real port.
+pub fn free_loopback_addr() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
 }

@@ -81,7 +81,7 @@ pub async fn run(spec: &Launch, ids: &[String], handovers: usize, requests: usiz
         let app = EchoApp::start(id)
             .await
             .context("starting a stand-in application")?;
-        let proxy: SocketAddr = ([127, 0, 0, 1], echo::free_port()?).into();
+        let proxy = echo::free_loopback_addr()?;
         let mut launch = spec.with_id(id);
         launch.events = Some(events.clone());
         launch.args.extend(

@@ -150,7 +150,8 @@ async fn run(mut args: Args) -> Result<()> {
                 .context("starting a stand-in application")?;
             args.app_urls.insert(id.clone(), app.url());
             if args.proxy {
-                let proxy = free_loopback_addr().context("--proxy: finding a free port")?;
+                let proxy = kube_elector_harness::echo::free_loopback_addr()
+                    .context("--proxy: finding a free port")?;
                 args.proxies.insert(id.clone(), (proxy, app.addr()));
             }
             apps.push(app);
@@ -304,11 +305,6 @@ fn launch_of(base: &Launch, args: &Args, id: &str, addr: Option<SocketAddr>) -> 
     }
     launch.log_file = Some(args.workdir.join(format!("{id}.log")));
     launch
-}
-
-/// A loopback address no one listens on right now (the port is free when this returns).
-fn free_loopback_addr() -> std::io::Result<SocketAddr> {
-    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
 fn started(elector: &Elector, args: &Args) -> Value {
