@@ -18,7 +18,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::echo::{self, Answer, EchoApp};
@@ -101,9 +101,11 @@ async fn graceful_handovers_under_steady_load_answer_every_request_from_the_toke
     // Steady load: four clients, each through every proxy in turn; one request in four is held
     // 50 ms by the application, so some are in flight at every handover.
     let running = Arc::new(AtomicBool::new(true));
+    let answered = Arc::new(AtomicUsize::new(0));
     let mut load = Vec::new();
     for worker in 0..4usize {
         let (client, proxies, running) = (client.clone(), proxies.clone(), running.clone());
+        let answered = answered.clone();
         load.push(tokio::spawn(async move {
             let mut answers = Vec::new();
             let mut n = worker;
@@ -121,6 +123,7 @@ async fn graceful_handovers_under_steady_load_answer_every_request_from_the_toke
                     answer = echo::get(&client, proxies[n % proxies.len()], path).await;
                 }
                 answers.push(answer);
+                answered.fetch_add(1, Ordering::SeqCst);
                 n += 1;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -141,7 +144,7 @@ async fn graceful_handovers_under_steady_load_answer_every_request_from_the_toke
             None
         })
         .await;
-        tokio::time::sleep(Duration::from_millis(500)).await; // load on the settled leader
+        answered_more(&answered, 40).await; // load on the settled leader
         let leader = &mut replicas[leader_index].elector;
         let status = leader.stop(WITHIN).await.expect("the leader stops");
         assert!(
@@ -158,7 +161,7 @@ async fn graceful_handovers_under_steady_load_answer_every_request_from_the_toke
         let served = wait_served(&client, other).await;
         assert_ne!(served.pod, old, "a new leader serves after {old}'s handover");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    answered_more(&answered, 40).await;
     running.store(false, Ordering::SeqCst);
     let mut answers = Vec::new();
     for worker in load {
@@ -197,6 +200,7 @@ async fn graceful_handovers_under_steady_load_answer_every_request_from_the_toke
     );
     // Every proxy took part: followers forwarded (an answer from a pod other than the proxy's own
     // replica would show it, checked through the metrics).
+    let mut forwarded = 0;
     for replica in &replicas {
         let (_, _, metrics) = replica.elector.get("/metrics").await.expect("metrics");
         assert!(
@@ -204,16 +208,18 @@ async fn graceful_handovers_under_steady_load_answer_every_request_from_the_toke
             "{} exposes the proxy metrics",
             replica.elector.id
         );
+        forwarded += metric(&metrics, "elector_proxy_requests_total", "outcome=\"forwarded\"");
     }
-    let forwarded: u64 = {
-        let mut total = 0;
-        for replica in &replicas {
-            let (_, _, metrics) = replica.elector.get("/metrics").await.expect("metrics");
-            total += metric(&metrics, "elector_proxy_requests_total", "outcome=\"forwarded\"");
-        }
-        total
-    };
     assert!(forwarded > 0, "followers forwarded requests to the leader");
+}
+
+/// Returns once the load has had `more` answers since the call.
+async fn answered_more(answered: &AtomicUsize, more: usize) {
+    let target = answered.load(Ordering::SeqCst) + more;
+    eventually(WITHIN, &format!("{more} more answers under load"), || async {
+        (answered.load(Ordering::SeqCst) >= target).then_some(())
+    })
+    .await;
 }
 
 /// The value of the first sample of `family` whose labels contain `label`.
