@@ -211,16 +211,7 @@ async fn a_release_that_conflicts_is_retried_from_a_fresh_read() {
     // after, before its next renewal can notice. A round where a renewal came in between anyway
     // proves nothing and is repeated.
     for round in 0..5 {
-        let mut lease = api.get("test").await.expect("get the Lease");
-        lease
-            .metadata
-            .labels
-            .get_or_insert_default()
-            .insert("touched".into(), format!("round-{round}"));
-        let touched = api
-            .replace("test", &Default::default(), &lease)
-            .await
-            .expect("the outside write is applied");
+        let touched = touch(&api, &format!("round-{round}")).await;
         let touched_rv = touched.metadata.resource_version.unwrap_or_default();
         let seq = sim.writes().last().map_or(0, |w| w.seq);
         a.signal("TERM");
@@ -273,6 +264,28 @@ async fn a_release_that_conflicts_is_retried_from_a_fresh_read() {
         );
     }
     panic!("in five rounds a renewal always came between the outside write and the shutdown");
+}
+
+/// Sets the label `touched` on the Lease `test` as another client would: read, change, write
+/// conditionally, and again from a fresh read when a renewal got in between (409).
+async fn touch(
+    api: &kube::Api<k8s_openapi::api::coordination::v1::Lease>,
+    value: &str,
+) -> k8s_openapi::api::coordination::v1::Lease {
+    for _ in 0..20 {
+        let mut lease = api.get("test").await.expect("get the Lease");
+        lease
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert("touched".into(), value.to_owned());
+        match api.replace("test", &Default::default(), &lease).await {
+            Ok(touched) => return touched,
+            Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            Err(error) => panic!("the outside write failed: {error}"),
+        }
+    }
+    panic!("the outside write conflicted with a renewal 20 times in a row");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
